@@ -1,0 +1,90 @@
+"""The scanning station's Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from scanner_app.config import PROJECT_ROOT, Settings, load_settings
+from scanner_app.extensions import db, htmx, migrate
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def _secret_key(data_dir: Path) -> str:
+    """A per-station secret kept in the data dir, so logins survive restarts."""
+    from scanner_app.services.storage import atomic_write_bytes
+
+    path = data_dir / "secret_key"
+    if not path.exists():
+        atomic_write_bytes(path, secrets.token_hex(32).encode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers work while a writer commits; busy_timeout makes racing writers wait
+    # instead of failing; foreign_keys makes ON DELETE rules real.
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def create_app(
+    settings: Settings | None = None, overrides: Mapping[str, object] | None = None
+) -> Flask:
+    settings = settings or load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.sessions_dir.mkdir(parents=True, exist_ok=True)
+
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    engine_options = {"pool_pre_ping": True}
+    if settings.database_url.startswith("sqlite"):
+        # The SQLite file is shared by web threads, workers and the button daemon.
+        engine_options = {"connect_args": {"timeout": 30}}
+    app.config.update(
+        SCANNER_SETTINGS=settings,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+        MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
+        SECRET_KEY=_secret_key(settings.data_dir),
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+    )
+    if overrides:
+        app.config.update(overrides)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    htmx.init_app(app)
+
+    from scanner_app.auth import init_auth
+    from scanner_app.errors import register_error_handlers
+    from scanner_app.views import register_blueprints
+
+    register_error_handlers(app)
+    init_auth(app)
+    register_blueprints(app)
+
+    from scanner_app.cli import register_app_commands
+
+    register_app_commands(app)
+
+    if not app.logger.handlers or app.debug:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    return app

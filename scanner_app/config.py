@@ -1,0 +1,161 @@
+"""Settings: config/*.toml files, overridden by SCANNER_* environment variables.
+
+Loaded once per process into a frozen Settings object kept in app.config["SCANNER_SETTINGS"].
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from hal import HalSettings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "config"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the station cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ScanProfile:
+    name: str
+    frames: int
+    settle_seconds: float
+    resolution: tuple[int, int]
+    jpeg_quality: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    redis_url: str | None  # None: the private redis-server in the data dir
+    timezone: ZoneInfo | None  # None: the system's
+    max_upload_mb: int
+    disk_reserve_mb: int
+    profiles: dict[str, ScanProfile]
+    default_profile: str
+    hal: HalSettings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.data_dir / "sessions"
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+
+def _merge(base: dict, override: Mapping) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml_files(config_dir: Path) -> dict:
+    data: dict = {}
+    # hal.toml and scanner.toml hold different tables; local.toml overrides both.
+    for name in ("scanner.toml", "hal.toml", "local.toml"):
+        path = config_dir / name
+        if path.exists():
+            try:
+                data = _merge(data, tomllib.loads(path.read_text(encoding="utf-8")))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file.") from exc
+    return data
+
+
+def _number(env: Mapping[str, str], name: str, kind: type, default: Any) -> Any:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}.") from None
+
+
+def _timezone(name: str) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"SCANNER_TIMEZONE={name!r} is not a known time zone; use a name like 'Europe/Berlin'."
+        ) from None
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, config_dir: Path | None = None
+) -> Settings:
+    """Build Settings from config files and the environment (environment wins)."""
+    env = os.environ if env is None else env
+    data = _read_toml_files(config_dir or CONFIG_DIR)
+    station = data.get("station", {})
+
+    data_dir = Path(env.get("SCANNER_DATA_DIR") or station.get("data_dir") or "~/scanner_data")
+    data_dir = data_dir.expanduser().resolve()
+    database_url = env.get("SCANNER_DATABASE_URL") or station.get("database_url") or ""
+    if not database_url:
+        database_url = f"sqlite:///{data_dir / 'scanner.db'}"
+    redis_url = env.get("SCANNER_REDIS_URL") or station.get("redis_url") or None
+
+    hal_table = dict(data.get("hal", {}))
+    hal_table["driver"] = env.get("SCANNER_HAL") or hal_table.get("driver") or "mock"
+    mock = dict(hal_table.get("mock", {}))
+    mock["capture_seconds"] = _number(
+        env, "SCANNER_MOCK_CAPTURE_SECONDS", float, mock.get("capture_seconds", 0.2)
+    )
+    mock["seconds_per_rev"] = _number(
+        env, "SCANNER_MOCK_SECONDS_PER_REV", float, mock.get("seconds_per_rev", 8.0)
+    )
+    # Lets tests and demos make the mock camera fail inside a running worker.
+    mock.setdefault("fault_file", str(data_dir / "mock-fault"))
+    hal_table["mock"] = mock
+    try:
+        hal = HalSettings.from_mapping(hal_table)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+    profiles = {
+        name: ScanProfile(
+            name=name,
+            frames=int(p.get("frames", 36)),
+            settle_seconds=float(p.get("settle_seconds", 0.3)),
+            resolution=tuple(p.get("resolution", (2028, 1520))),
+            jpeg_quality=int(p.get("jpeg_quality", 92)),
+        )
+        for name, p in data.get("profiles", {}).items()
+    }
+    default_profile = data.get("scans", {}).get("default_profile", "standard")
+    if profiles and default_profile not in profiles:
+        raise ConfigError(f"scans.default_profile {default_profile!r} is not a defined profile.")
+
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        redis_url=redis_url,
+        timezone=_timezone(env.get("SCANNER_TIMEZONE") or station.get("timezone") or ""),
+        max_upload_mb=_number(
+            env, "SCANNER_MAX_UPLOAD_MB", int, int(station.get("max_upload_mb", 512))
+        ),
+        disk_reserve_mb=_number(
+            env, "SCANNER_DISK_RESERVE_MB", int, int(station.get("disk_reserve_mb", 500))
+        ),
+        profiles=profiles,
+        default_profile=default_profile,
+        hal=hal,
+    )

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from scanner_app.extensions import db
+from scanner_app.models._time import iso, utcnow
+
+
+class Capture(db.Model):
+    """One image: a scan frame, an uploaded image or one extracted from an archive."""
+
+    __tablename__ = "captures"
+    __table_args__ = (
+        # A resumed scan can never record the same frame twice.
+        UniqueConstraint("scan_id", "frame_index", name="uq_captures_scan_frame"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        db.ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    scan_id: Mapped[int | None] = mapped_column(
+        db.ForeignKey("scans.id", ondelete="CASCADE"), index=True
+    )
+    upload_id: Mapped[int | None] = mapped_column(
+        db.ForeignKey("uploads.id", ondelete="CASCADE"), index=True
+    )
+    frame_index: Mapped[int | None]
+    path: Mapped[str] = mapped_column(db.Text)  # relative to the session directory
+    angle_deg: Mapped[float | None]
+    valid: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str | None] = mapped_column(db.Text)
+    width: Mapped[int | None]
+    height: Mapped[int | None]
+    taken_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "scan_id": self.scan_id,
+            "upload_id": self.upload_id,
+            "path": self.path,
+            "angle_deg": self.angle_deg,
+            "valid": self.valid,
+            "reason": self.reason,
+            "width": self.width,
+            "height": self.height,
+            "taken_at": iso(self.taken_at),
+        }

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Index, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from scanner_app.extensions import db
+from scanner_app.models._time import iso, utcnow
+
+SCAN_STATUSES = ("queued", "running", "paused", "completed", "failed", "cancelled", "interrupted")
+# A station has one rig: while a scan is in one of these, no other scan may start.
+SCAN_ACTIVE_STATUSES = ("queued", "running", "paused")
+
+
+class Scan(db.Model):
+    __tablename__ = "scans"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'paused', 'completed', 'failed', 'cancelled', "
+            "'interrupted')",
+            name="status",
+        ),
+        CheckConstraint("source IN ('web', 'api', 'button')", name="source"),
+        # One scan at a time, decided by the database like the one auto session per day.
+        Index(
+            "uq_scans_one_active",
+            "station",
+            unique=True,
+            sqlite_where=text("status IN ('queued', 'running', 'paused')"),
+            postgresql_where=text("status IN ('queued', 'running', 'paused')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        db.ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    # Constant 1: the column the "one active scan" index is built on.
+    station: Mapped[int] = mapped_column(default=1, server_default="1")
+    status: Mapped[str] = mapped_column(db.String(12), default="queued")
+    profile: Mapped[str] = mapped_column(db.String(60))
+    frames_planned: Mapped[int]
+    frames_captured: Mapped[int] = mapped_column(default=0, server_default="0")
+    current_angle: Mapped[float | None]
+    error: Mapped[str | None] = mapped_column(db.Text)
+    source: Mapped[str] = mapped_column(db.String(10), default="api")
+    # Asked for by the API, acted on by the job between frames: "pause" | "cancel" | None.
+    control: Mapped[str | None] = mapped_column(db.String(10))
+    rq_job_id: Mapped[str | None] = mapped_column(db.String(64))
+    heartbeat_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "status": self.status,
+            "profile": self.profile,
+            "frames_planned": self.frames_planned,
+            "frames_captured": self.frames_captured,
+            "current_angle": self.current_angle,
+            "error": self.error,
+            "source": self.source,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+        }

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Index, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from scanner_app.extensions import db
+from scanner_app.models._time import iso, utcnow
+
+COUNTERS = ("files_count", "captures_count", "valid_count", "invalid_count", "scans_count")
+
+
+class ScanSession(db.Model):
+    """A session: one directory of captures, scans and uploads (see CONTRACT "On disk")."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        # The one thing that makes "two Today sessions" impossible: the database refuses a
+        # second auto row for a day. The predicate is literal SQL: a bound parameter there
+        # breaks ON CONFLICT once psycopg 3 prepares the statement server-side.
+        Index(
+            "uq_sessions_auto_day",
+            "day",
+            unique=True,
+            sqlite_where=text("kind = 'auto'"),
+            postgresql_where=text("kind = 'auto'"),
+        ),
+        CheckConstraint("kind IN ('auto', 'manual')", name="kind"),
+        CheckConstraint("status IN ('active', 'completed')", name="status"),
+        {"sqlite_autoincrement": True},  # never reuse an id: it names a directory
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(db.String(10))
+    day: Mapped[date] = mapped_column(db.Date)
+    name: Mapped[str] = mapped_column(db.String(120), unique=True)
+    status: Mapped[str] = mapped_column(db.String(10), default="active")
+    files_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    captures_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    valid_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    invalid_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    scans_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "day": self.day.isoformat(),
+            "name": self.name,
+            "status": self.status,
+            **{name: getattr(self, name) for name in COUNTERS},
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+class StationState(db.Model):
+    """Single row (id=1) of station-wide state: which manual session is current."""
+
+    __tablename__ = "station_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    current_session_id: Mapped[int | None] = mapped_column(
+        db.ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True
+    )

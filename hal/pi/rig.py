@@ -1,0 +1,45 @@
+"""Builds the Raspberry Pi rig from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gpiozero.pins import Factory
+
+from hal.interfaces import Rig, StartButton, Turntable
+from hal.pi.button import PiButton
+from hal.pi.camera import PiCamera
+from hal.pi.light import PiLight
+from hal.settings import HalSettings, TurntableSettings
+
+
+def build_turntable(settings: TurntableSettings, pin_factory: Factory | None = None) -> Turntable:
+    if settings.driver == "uln2003":
+        from hal.pi.uln2003 import Uln2003Turntable
+
+        return Uln2003Turntable(settings, pin_factory=pin_factory)
+    from hal.pi.stepper import StepDirTurntable
+
+    return StepDirTurntable(settings, pin_factory=pin_factory)
+
+
+def build_rig(
+    settings: HalSettings,
+    pin_factory: Factory | None = None,
+    picamera2_factory: Callable[..., Any] | None = None,
+) -> Rig:
+    # The camera opens on first use, so a missing camera shows up as a camera error
+    # (with its own advice), not as a failure to build the whole rig.
+    camera = PiCamera(settings.camera, picamera2_factory=picamera2_factory)
+    turntable = build_turntable(settings.turntable, pin_factory)
+    try:
+        light = PiLight(settings.light, pin_factory=pin_factory)
+    except Exception:
+        turntable.close()  # release its pins: nobody else holds a reference to it
+        raise
+    return Rig("pi", camera=camera, turntable=turntable, light=light)
+
+
+def build_button(settings: HalSettings, pin_factory: Factory | None = None) -> StartButton:
+    return PiButton(settings.button, pin_factory=pin_factory)

@@ -1,0 +1,74 @@
+"""Turntable on a STEP/DIR/ENABLE stepper driver board (A4988, DRV8825, TMC2208...)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from gpiozero import DigitalInputDevice, DigitalOutputDevice
+from gpiozero.pins import Factory
+
+from hal.errors import TurntableError
+from hal.pi.gpio import close_all, gpio_errors
+from hal.pi.stepped_turntable import SteppedTurntable
+from hal.settings import TurntableSettings
+
+
+class StepDirTurntable(SteppedTurntable):
+    """One STEP pulse per (micro)step, DIR high = forward (flip with `reverse`).
+
+    ENABLE is active low on all the common boards; the motor is only powered while moving
+    unless `hold_torque` is set. Microstepping itself is chosen by the board's MS pins or
+    jumpers; `microsteps` in the config must match them.
+    """
+
+    def __init__(
+        self,
+        settings: TurntableSettings,
+        pin_factory: Factory | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        pins = settings.pins
+        made: list = []
+        try:
+            with gpio_errors("the stepper driver (STEP/DIR/ENABLE)", TurntableError):
+                self._step_out = DigitalOutputDevice(pins.step, pin_factory=pin_factory)
+                made.append(self._step_out)
+                self._dir_out = DigitalOutputDevice(pins.dir, pin_factory=pin_factory)
+                made.append(self._dir_out)
+                self._enable_out = None
+                if pins.enable is not None:
+                    self._enable_out = DigitalOutputDevice(
+                        pins.enable, active_high=not pins.enable_active_low,
+                        initial_value=False, pin_factory=pin_factory,
+                    )
+                    made.append(self._enable_out)
+            endstop = None
+            if pins.endstop is not None:
+                with gpio_errors("the home switch", TurntableError):
+                    endstop = DigitalInputDevice(
+                        pins.endstop, pull_up=pins.endstop_active_low, pin_factory=pin_factory
+                    )
+                made.append(endstop)
+        except Exception:
+            close_all(*made)
+            raise
+        super().__init__(settings, endstop=endstop, sleep=sleep)
+
+    def _step(self, forward: bool) -> None:
+        self._step_out.on()
+        self._step_out.off()  # two GPIO writes from Python are microseconds apart: enough
+
+    def _set_direction(self, forward: bool) -> None:
+        self._dir_out.value = forward != self.settings.reverse
+
+    def _energise(self) -> None:
+        if self._enable_out is not None:
+            self._enable_out.on()
+
+    def _deenergise(self) -> None:
+        if self._enable_out is not None:
+            self._enable_out.off()
+
+    def _close_pins(self) -> None:
+        close_all(self._step_out, self._dir_out, self._enable_out, self._endstop)

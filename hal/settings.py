@@ -1,0 +1,305 @@
+"""Hardware settings: plain, frozen, picklable dataclasses built from the `[hal]` config table.
+
+`HalSettings.from_mapping()` takes the `[hal]` table of config/hal.toml (after the app applied
+environment overrides, see `apply_env_overrides`). Missing keys keep the dataclass defaults;
+unknown keys and bad values raise ValueError with a sentence naming the key, because a typo
+in a pin number should stop the station at start-up, not half way through a scan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DRIVERS = ("mock", "pi")
+TURNTABLE_DRIVERS = ("step_dir", "uln2003")
+HOME_DIRECTIONS = ("forward", "reverse")
+
+# A GPIO pin as gpiozero takes it: a BCM number (17) or a name ("GPIO17", "BOARD11").
+Pin = int | str | None
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError("expected a number, got true/false")
+    return float(value)
+
+
+def _positive(value: Any) -> float:
+    v = _float(value)
+    if v <= 0:
+        raise ValueError("must be greater than 0")
+    return v
+
+
+def _non_negative(value: Any) -> float:
+    v = _float(value)
+    if v < 0:
+        raise ValueError("must not be negative")
+    return v
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or float(value) != int(value):
+        raise TypeError("expected a whole number")
+    return int(value)
+
+
+def _positive_int(value: Any) -> int:
+    v = _int(value)
+    if v <= 0:
+        raise ValueError("must be greater than 0")
+    return v
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise TypeError("expected true or false")
+
+
+def _str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _pin(value: Any) -> Pin:
+    # TOML has no null, so "" (or -1, or "none") means "not wired".
+    if value is None or isinstance(value, bool):
+        if value is None:
+            return None
+        raise TypeError("expected a BCM pin number")
+    if isinstance(value, int):
+        return None if value < 0 else value
+    text = str(value).strip()
+    if text.lower() in ("", "none", "-1"):
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def _resolution(value: Any) -> tuple[int, int]:
+    if isinstance(value, str):
+        value = value.lower().replace(" ", "").split("x")
+    w, h = (int(v) for v in value)
+    if w < 0 or h < 0:
+        raise ValueError("width and height must not be negative")
+    return (w, h)
+
+
+def _lens_position(value: Any) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+        return None
+    v = _float(value)
+    if v < 0:
+        raise ValueError('must be "auto" or a lens position in dioptres (0 = infinity)')
+    return v
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def conv(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError("must be one of " + ", ".join(repr(a) for a in allowed))
+        return text
+
+    return conv
+
+
+def setting(default: Any, conv: Callable[[Any], Any]) -> Any:
+    """A dataclass field that knows how to read itself from config text."""
+    return field(default=default, metadata={"conv": conv})
+
+
+def section(cls: type) -> Any:
+    return field(default_factory=cls, metadata={"nested": cls})
+
+
+@dataclass(frozen=True)
+class MockSettings:
+    capture_seconds: float = setting(0.2, _non_negative)
+    seconds_per_rev: float = setting(8.0, _non_negative)
+    resolution: tuple[int, int] = setting((1280, 960), _resolution)
+    fault_file: str = setting("", _str)
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    camera_num: int = setting(0, _int)
+    resolution: tuple[int, int] = setting((0, 0), _resolution)  # (0, 0): full sensor size
+    lens_position: float | None = setting(None, _lens_position)  # None: autofocus once
+    jpeg_quality: int = setting(92, _positive_int)
+    metering_frames: int = setting(15, _positive_int)
+    settle_frames: int = setting(4, _int)
+    capture_timeout_s: float = setting(10.0, _positive)
+
+
+@dataclass(frozen=True)
+class TurntablePins:
+    step: Pin = setting(20, _pin)
+    dir: Pin = setting(21, _pin)
+    enable: Pin = setting(16, _pin)
+    enable_active_low: bool = setting(True, _bool)
+    in1: Pin = setting(17, _pin)
+    in2: Pin = setting(18, _pin)
+    in3: Pin = setting(27, _pin)
+    in4: Pin = setting(22, _pin)
+    endstop: Pin = setting(None, _pin)
+    endstop_active_low: bool = setting(True, _bool)
+
+
+@dataclass(frozen=True)
+class TurntableSettings:
+    driver: str = setting("step_dir", _choice(*TURNTABLE_DRIVERS))
+    pins: TurntablePins = section(TurntablePins)
+    steps_per_rev: int = setting(200, _positive_int)
+    microsteps: int = setting(16, _positive_int)
+    gear_ratio: float = setting(1.0, _positive)
+    max_speed_deg_s: float = setting(30.0, _positive)
+    accel_deg_s2: float = setting(60.0, _non_negative)
+    home_direction: str = setting("forward", _choice(*HOME_DIRECTIONS))
+    home_max_deg: float = setting(400.0, _positive)
+    home_speed_deg_s: float = setting(15.0, _positive)
+    hold_torque: bool = setting(False, _bool)
+    reverse: bool = setting(False, _bool)
+
+    def __post_init__(self) -> None:
+        if self.driver == "uln2003" and self.microsteps not in (1, 2):
+            raise ValueError(
+                "Setting 'hal.turntable.microsteps' must be 1 (full steps) or 2 (half steps) "
+                f"with the ULN2003 driver, not {self.microsteps}."
+            )
+
+    @property
+    def steps_per_platter_rev(self) -> float:
+        """Driver steps for one full platter turn (motor steps x microsteps x gearing)."""
+        return self.steps_per_rev * self.microsteps * self.gear_ratio
+
+
+@dataclass(frozen=True)
+class LightSettings:
+    pin: Pin = setting(12, _pin)
+    pwm: bool = setting(True, _bool)
+    brightness: float = setting(1.0, _non_negative)
+    active_high: bool = setting(True, _bool)
+    pwm_frequency: float = setting(1000.0, _positive)
+
+
+@dataclass(frozen=True)
+class ButtonSettings:
+    pin: Pin = setting(26, _pin)
+    pull_up: bool = setting(True, _bool)
+    bounce_time: float = setting(0.05, _non_negative)
+    hold_time: float = setting(2.0, _positive)
+    led_pin: Pin = setting(19, _pin)
+    led_active_high: bool = setting(True, _bool)
+
+
+def _driver(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in DRIVERS:
+        raise ValueError(
+            f"Unknown hardware driver {value!r} (set by SCANNER_HAL or `driver` in the [hal] "
+            "table of config/hal.toml): use 'mock' for the simulated rig or 'pi' for the "
+            "real camera and motors on a Raspberry Pi."
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class HalSettings:
+    driver: str = setting("mock", _driver)
+    mock: MockSettings = section(MockSettings)
+    camera: CameraSettings = section(CameraSettings)
+    turntable: TurntableSettings = section(TurntableSettings)
+    light: LightSettings = section(LightSettings)
+    button: ButtonSettings = section(ButtonSettings)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> HalSettings:
+        """Build settings from the `[hal]` table; missing keys keep their defaults."""
+        return _build(cls, mapping or {}, "hal")
+
+    @classmethod
+    def from_toml_file(
+        cls, path: str | Path, environ: Mapping[str, str] | None = None
+    ) -> HalSettings:
+        """Read the `[hal]` table of a TOML file, then apply SCANNER_* overrides if given."""
+        with open(path, "rb") as f:
+            table = tomllib.load(f).get("hal", {})
+        if environ is not None:
+            table = apply_env_overrides(table, environ)
+        return cls.from_mapping(table)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly copy (tuples become lists), the inverse of from_mapping."""
+        return _jsonable(dataclasses.asdict(self))
+
+
+def _build(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(mapping, Mapping):
+        raise ValueError(f"[{where}] in the configuration must be a table of settings.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in mapping if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, list(fields), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"Unknown setting '{where}.{key}' in the hardware configuration.{hint}")
+    values: dict[str, Any] = {}
+    for name, value in mapping.items():
+        meta = fields[name].metadata
+        if "nested" in meta:
+            values[name] = _build(meta["nested"], value, f"{where}.{name}")
+            continue
+        try:
+            values[name] = meta["conv"](value)
+        except ValueError as exc:
+            if name == "driver" and where == "hal":
+                raise
+            raise ValueError(f"Setting '{where}.{name}' = {value!r} is not valid: {exc}.") from exc
+        except (TypeError, IndexError) as exc:
+            raise ValueError(f"Setting '{where}.{name}' = {value!r} is not valid: {exc}.") from exc
+    return cls(**values)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# Environment variables that override the TOML, so one config file serves the laptop,
+# the CI and the Pi. Values stay strings; from_mapping converts them.
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "SCANNER_HAL": ("driver",),
+    "SCANNER_MOCK_SECONDS_PER_REV": ("mock", "seconds_per_rev"),
+    "SCANNER_MOCK_CAPTURE_SECONDS": ("mock", "capture_seconds"),
+    "SCANNER_MOCK_RESOLUTION": ("mock", "resolution"),
+    "SCANNER_MOCK_FAULT_FILE": ("mock", "fault_file"),
+}
+
+
+def apply_env_overrides(mapping: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Copy of the `[hal]` table with SCANNER_HAL / SCANNER_MOCK_* variables applied."""
+    result: dict[str, Any] = {
+        k: dict(v) if isinstance(v, Mapping) else v for k, v in mapping.items()
+    }
+    for var, keys in ENV_OVERRIDES.items():
+        value = environ.get(var)
+        if value is None or value == "":
+            continue
+        target = result
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+        target[keys[-1]] = value
+    return result

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from flask import current_app
 from sqlalchemy import case, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from scanner_app.errors import NotFound
 from scanner_app.extensions import db
@@ -92,6 +93,21 @@ def _upsert_auto_session(day: date) -> tuple[int, bool, bool]:
     return row.id, created, reactivated
 
 
+def _upsert_auto_session_retrying(day: date, attempts: int = 5) -> tuple[int, bool, bool]:
+    """PostgreSQL arbitrates ON CONFLICT only on the day index. A racing insert of the same
+    day can first trip the *name* unique index (same "Session <day>" name) and raise instead.
+    The racer has committed by then, so a retry finds its row through ON CONFLICT (day)."""
+    for attempt in range(attempts):
+        try:
+            with db.session.begin_nested():
+                return _upsert_auto_session(day)
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            log.info("Session resolver: lost an insert race for %s; retrying", day)
+    raise AssertionError("unreachable")
+
+
 def resolve_session(session_id: int | None = None, *, now: datetime | None = None) -> int:
     """Return the id of the session new work goes to, committing whatever that took.
 
@@ -107,7 +123,7 @@ def resolve_session(session_id: int | None = None, *, now: datetime | None = Non
         resolved, how = manual_id, "current"
         reactivated = _reactivate(manual_id)
     else:
-        resolved, created, reactivated = _upsert_auto_session(station_today(now))
+        resolved, created, reactivated = _upsert_auto_session_retrying(station_today(now))
         how = "today's auto"
     db.session.commit()
 

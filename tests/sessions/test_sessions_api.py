@@ -296,3 +296,15 @@ def test_totals_add_up_session_counters(client, app, data_dir):
     body = client.get("/api/v1/sessions").get_json()
     assert [s["name"] for s in body["sessions"]] == ["B", "A"]  # newest first
     assert body["totals"]["scans_count"] == 2 and body["totals"]["valid_count"] == 2
+
+
+def test_each_resolution_logs_one_clear_line(app, caplog):
+    caplog.set_level("INFO", logger="scanner.sessions")
+    with app.app_context():
+        first = resolve_session()
+        resolve_session()
+    lines = [r.getMessage() for r in caplog.records if r.name == "scanner.sessions"]
+    assert lines == [
+        f"Session resolver: created new today's auto session {first}",
+        f"Session resolver: reused existing today's auto session {first}",
+    ]

@@ -1,0 +1,209 @@
+"""Exports: the per-scan ZIP in exports/ and the session ZIP streamed by the API."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from scanner_app.services import exports
+from scanner_app.services.exports import write_scan_export
+from scanner_app.services.session_resolver import resolve_session
+from scanner_app.services.sessions import create_manual_session
+from scanner_app.services.storage import StorageManager
+from tests.runtime.conftest import jpeg_bytes
+
+
+def _scan_on_disk(store: StorageManager, session_id: int, scan_id: int, frames: int) -> dict:
+    """Frames and metadata as the scan job leaves them, plus a half-written temp frame."""
+    images = store.scan_images_dir(session_id, scan_id)
+    images.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    for index in range(frames):
+        data = jpeg_bytes(seed=index)
+        (images / f"frame-{index:03d}.jpg").write_bytes(data)
+        expected[f"images/scans/{scan_id}/frame-{index:03d}.jpg"] = data
+    (images / f".frame-{frames:03d}.jpg.x1y2.tmp").write_bytes(b"half a frame")
+    metadata = store.scan_metadata_path(session_id, scan_id)
+    metadata.parent.mkdir(parents=True, exist_ok=True)
+    metadata.write_text(json.dumps({"scan": {"id": scan_id}, "frames": list(range(frames))}))
+    expected[f"metadata/scans/{scan_id}.json"] = metadata.read_bytes()
+    return expected
+
+
+def test_scan_export_holds_frames_and_metadata_with_jpegs_stored(sqlite_app, data_dir):
+    with sqlite_app.app_context():
+        session_id = resolve_session(None)
+        store = StorageManager(data_dir)
+        expected = _scan_on_disk(store, session_id, 7, frames=4)
+        _scan_on_disk(store, session_id, 8, frames=2)  # another scan: not in this export
+
+        path = write_scan_export(session_id, 7)
+
+    assert path == store.exports_dir(session_id) / "scan-7.zip"
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+        assert sorted(archive.namelist()) == sorted(expected)
+        for name, data in expected.items():
+            assert archive.read(name) == data
+            info = archive.getinfo(name)
+            wanted = zipfile.ZIP_STORED if name.endswith(".jpg") else zipfile.ZIP_DEFLATED
+            assert info.compress_type == wanted, name
+    # Atomic write: nothing but the finished ZIP is left in exports/.
+    assert [p.name for p in path.parent.iterdir()] == ["scan-7.zip"]
+
+
+def test_scan_export_failing_half_way_leaves_no_file(sqlite_app, data_dir, monkeypatch):
+    with sqlite_app.app_context():
+        session_id = resolve_session(None)
+        store = StorageManager(data_dir)
+        _scan_on_disk(store, session_id, 3, frames=3)
+        calls = {"n": 0}
+        real_write = zipfile.ZipFile.write
+
+        def failing_write(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(28, "No space left on device")
+            return real_write(self, *args, **kwargs)
+
+        monkeypatch.setattr(zipfile.ZipFile, "write", failing_write)
+        with pytest.raises(OSError, match="No space left"):
+            write_scan_export(session_id, 3)
+    assert list(store.exports_dir(session_id).iterdir()) == []
+
+
+def _session_tree(store: StorageManager, session_id: int) -> dict[str, bytes]:
+    root = store.ensure_session_dir(session_id)
+    expected = {"metadata/session.json": (root / "metadata" / "session.json").read_bytes()}
+    expected.update(_scan_on_disk(store, session_id, 11, frames=3))
+    upload = store.upload_dir(session_id, 5)
+    upload.mkdir(parents=True)
+    (upload / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    (upload / "notes.txt").write_text("a text file " * 100)
+    (upload / "archive.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    expected["images/uploads/5/photo.png"] = (upload / "photo.png").read_bytes()
+    expected["images/uploads/5/notes.txt"] = (upload / "notes.txt").read_bytes()
+    expected["images/uploads/5/archive.zip"] = (upload / "archive.zip").read_bytes()
+    exported = store.exports_dir(session_id) / "scan-11.zip"
+    exported.write_bytes(b"PK\x05\x06" + bytes(18))
+    expected["exports/scan-11.zip"] = exported.read_bytes()
+    (store.exports_dir(session_id) / ".scan-12.zip.abcd.tmp").write_bytes(b"half a zip")
+    return expected
+
+
+def test_session_export_streams_a_zip_of_the_whole_session_directory(key_client, sqlite_app,
+                                                                    data_dir):
+    with sqlite_app.app_context():
+        session = create_manual_session("Trial ÄBC/123 — day 1", make_current=True)
+        session_id = session.id
+    expected = _session_tree(StorageManager(data_dir), session_id)
+
+    response = key_client.get(f"/api/v1/sessions/{session_id}/export.zip")
+    assert response.status_code == 200
+    assert response.is_streamed
+    assert response.mimetype == "application/zip"
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="session-{session_id}-trial-abc-123-day-1.zip"'
+    )
+    with zipfile.ZipFile(io.BytesIO(response.get_data())) as archive:
+        assert archive.testzip() is None
+        assert sorted(archive.namelist()) == sorted(expected)  # temp files left out
+        for name, data in expected.items():
+            assert archive.read(name) == data, name
+            info = archive.getinfo(name)
+            stored = name.rsplit(".", 1)[-1] in ("jpg", "png", "zip")
+            assert info.compress_type == (zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+            # Written to a non-seekable stream: sizes follow each entry in a data descriptor.
+            assert info.flag_bits & 0x08, name
+
+
+def test_session_export_is_produced_while_it_is_sent(key_client, sqlite_app, data_dir):
+    """The first chunk arrives before the rest of the ZIP exists: a file created after the
+    first chunk was received is still in the archive."""
+    with sqlite_app.app_context():
+        session_id = resolve_session(None)
+    store = StorageManager(data_dir)
+    frames = store.scan_images_dir(session_id, 1)
+    frames.mkdir(parents=True)
+    big = {f"images/scans/1/big-{i}.jpg": os.urandom(3 * exports.CHUNK_SIZE // 2)
+           for i in range(3)}
+    for name, data in big.items():
+        (store.session_dir(session_id) / name).write_bytes(data)
+
+    response = key_client.get(f"/api/v1/sessions/{session_id}/export.zip")
+    body = iter(response.response)
+    first = next(body)
+    assert 0 < len(first) < sum(map(len, big.values()))
+    late = store.session_dir(session_id) / "metadata" / "late.json"
+    late.write_text('{"written": "after the first chunk was sent"}')
+    rest = b"".join(body)
+    response.close()
+
+    with zipfile.ZipFile(io.BytesIO(first + rest)) as archive:
+        assert archive.read("metadata/late.json") == late.read_bytes()
+        for name, data in big.items():
+            assert archive.read(name) == data
+
+
+def test_chunks_stay_near_the_chunk_size_whatever_the_session_size(tmp_path):
+    root = tmp_path / "session"
+    (root / "images").mkdir(parents=True)
+    for i in range(4):
+        (root / "images" / f"{i}.jpg").write_bytes(os.urandom(2 * 1024 * 1024 + 17))
+    sizes = [len(chunk) for chunk in exports.stream_zip(exports.iter_tree_files(root),
+                                                        chunk_size=256 * 1024)]
+    assert len(sizes) > 20
+    assert max(sizes) < 2 * 256 * 1024 + 4096  # never the whole file, let alone the session
+
+
+def test_export_of_an_unknown_session_is_404_with_the_error_body(key_client):
+    response = key_client.get("/api/v1/sessions/424242/export.zip")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_export_needs_a_login_or_key(sqlite_app):
+    with sqlite_app.app_context():
+        session_id = resolve_session(None)
+    response = sqlite_app.test_client().get(f"/api/v1/sessions/{session_id}/export.zip")
+    assert response.status_code == 401
+
+
+def test_filename_of_a_session_without_ascii_letters(sqlite_app):
+    assert exports.session_export_filename(3, "日本") == "session-3.zip"
+    assert exports.session_export_filename(3, "Session 2026-01-31") == (
+        "session-3-session-2026-01-31.zip"
+    )
+
+
+def test_files_vanishing_during_the_export_are_left_out(tmp_path):
+    root = tmp_path / "s"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    gone = root / "b.txt"
+    files = [(root / "a.txt", "a.txt"), (gone, "b.txt")]
+    data = b"".join(exports.stream_zip(files))
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.namelist() == ["a.txt"]
+
+
+def test_symlinks_in_a_session_are_not_followed(tmp_path):
+    root = tmp_path / "s"
+    root.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for export")
+    (root / "link.txt").symlink_to(secret)
+    (root / "real.txt").write_text("ok")
+    assert [name for _path, name in exports.iter_tree_files(root)] == ["real.txt"]
+
+
+def test_export_path_is_inside_the_session(sqlite_app, data_dir):
+    with sqlite_app.app_context():
+        session_id = resolve_session(None)
+        path = exports.scan_export_path(session_id, 9)
+    assert path == Path(data_dir) / "sessions" / str(session_id) / "exports" / "scan-9.zip"

@@ -1,0 +1,89 @@
+"""A live station for the browser test: `scanner web` and a real `scanner worker` as
+subprocesses, on a temp data dir with SQLite and a Redis database of our own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import station_env
+
+
+def _scanner_command() -> list[str]:
+    script = Path(sys.executable).with_name("scanner")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from scanner_app.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveStation:
+    def __init__(self, data_dir: Path, redis_url: str, **env: str):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("SCANNER_")}
+        self.env = {**base, **station_env(data_dir, SCANNER_REDIS_URL=redis_url, **env)}
+        self.logs = data_dir.parent / "logs"
+        self.logs.mkdir(exist_ok=True)
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        self.processes[name] = subprocess.Popen(
+            [*_scanner_command(), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.data_dir.parent,
+        )
+
+    def log_text(self, name: str) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def start(self, timeout: float = 30) -> None:
+        subprocess.run([*_scanner_command(), "db", "upgrade"], env=self.env, check=True,
+                       capture_output=True, cwd=self.data_dir.parent, timeout=60)
+        self._spawn("web", "web", "--host", "127.0.0.1", "--port", str(self.port))
+        self._spawn("worker", "worker")
+        deadline = time.monotonic() + timeout
+        while True:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"`scanner {name}` exited at start:\n{self.log_text(name)}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the web server did not answer:\n{self.log_text('web')}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def chromium_path() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None

@@ -1,0 +1,82 @@
+"""Fixtures for the upload tests.
+
+`client` (from tests/conftest.py) runs on SQLite and PostgreSQL; `sq_client` runs on SQLite
+only, for checks of files and names that do not depend on the database. Without
+SCANNER_REDIS_URL the station's private Redis socket does not exist, so uploads are processed
+in the request (the documented fallback) and a test can check the outcome right away; the
+tests of the queue path give the app a real Redis and run a real `scanner worker`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from scanner_app.extensions import db
+from scanner_app.models import Capture, ScanSession, Upload
+from scanner_app.models.session import COUNTERS
+from tests.conftest import build_app
+
+
+@pytest.fixture
+def sq_app(data_dir: Path) -> Iterator:
+    app = build_app(data_dir)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def sq_client(sq_app):
+    from scanner_app.services.users import create_api_key
+
+    with sq_app.app_context():
+        key = create_api_key("upload-tests")
+    client = sq_app.test_client()
+    client.environ_base["HTTP_X_API_KEY"] = key
+    return client
+
+
+def counters(app, session_id: int) -> dict[str, int]:
+    with app.app_context():
+        session = db.session.get(ScanSession, session_id)
+        assert session is not None, f"session {session_id} is gone"
+        return {name: getattr(session, name) for name in COUNTERS if name != "scans_count"}
+
+
+def counted(app, session_id: int) -> dict[str, int]:
+    """What the rows say, to compare with the counters (tests may count rows; the app not)."""
+    with app.app_context():
+        captures = db.session.scalars(select(Capture).where(Capture.session_id == session_id))
+        captures = list(captures)
+        files = db.session.scalars(select(Upload).where(
+            Upload.session_id == session_id, Upload.duplicate_of_id.is_(None))).all()
+        return {
+            "files_count": len(files),
+            "captures_count": len(captures),
+            "valid_count": sum(1 for c in captures if c.valid),
+            "invalid_count": sum(1 for c in captures if not c.valid),
+        }
+
+
+def session_ids(app) -> list[int]:
+    with app.app_context():
+        return list(db.session.scalars(select(ScanSession.id).order_by(ScanSession.id)))
+
+
+def captures_of(app, upload_id: int) -> list[dict]:
+    with app.app_context():
+        rows = db.session.scalars(select(Capture).where(Capture.upload_id == upload_id)
+                                  .order_by(Capture.id))
+        return [c.to_dict() for c in rows]
+
+
+def error_of(response) -> tuple[str, str]:
+    body = response.get_json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    message = body["error"]["message"]
+    assert message.endswith("."), message  # a sentence for a person
+    return body["error"]["code"], message

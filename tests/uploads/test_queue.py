@@ -1,0 +1,169 @@
+"""The queued path: a real Redis, a real `scanner worker` process on the uploads queue, and a
+session merged or deleted while its uploads wait in the queue."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq import Queue
+
+from scanner_app.extensions import db
+from scanner_app.models import Capture, Upload
+from scanner_app.services.storage import StorageManager
+from tests.conftest import build_app
+from tests.runtime.procs import cli, process_env
+from tests.uploads.conftest import captures_of, counted, counters, session_ids
+from tests.uploads.helpers import image_bytes, post_files, zip_bytes
+
+
+@pytest.fixture
+def redis_conn(redis_server) -> Redis:
+    conn = Redis.from_url(redis_server)
+    for name in ("uploads", "hardware"):
+        Queue(name, connection=conn).empty()  # the Redis is shared by the whole test run
+    yield conn
+    for name in ("uploads", "hardware"):
+        Queue(name, connection=conn).empty()
+
+
+@pytest.fixture
+def queued_app(data_dir, database_url, redis_server, redis_conn):
+    app = build_app(data_dir, database_url, SCANNER_REDIS_URL=redis_server)
+    app.config["TEST_DATABASE_URL"] = database_url
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def queued_client(queued_app):
+    from scanner_app.services.users import create_api_key
+
+    with queued_app.app_context():
+        key = create_api_key("queue-tests")
+    client = queued_app.test_client()
+    client.environ_base["HTTP_X_API_KEY"] = key
+    return client
+
+
+def run_worker(app, data_dir: Path, redis_url: str) -> str:
+    """`scanner worker --queues uploads --burst`: works the queue empty, then exits."""
+    env = process_env(data_dir, SCANNER_DATABASE_URL=app.config["TEST_DATABASE_URL"],
+                      SCANNER_REDIS_URL=redis_url)
+    done = subprocess.run(cli("worker", "--queues", "uploads", "--burst"), env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def test_uploads_are_queued_on_the_uploads_queue_and_a_worker_processes_them(
+        queued_app, queued_client, data_dir, redis_server, redis_conn):
+    response = post_files(queued_client, [("a.jpg", image_bytes(seed=1)),
+                                          ("b.txt", b"not an image")])
+    assert response.status_code == 201
+    body = response.get_json()
+    assert [u["status"] for u in body["uploads"]] == ["processing", "processing"]
+    assert Queue("uploads", connection=redis_conn).count == 1  # one job for the request
+    assert Queue("hardware", connection=redis_conn).count == 0  # never the rig's queue
+    session_id = body["session_id"]
+    assert counters(queued_app, session_id)["files_count"] == 2  # counted on arrival
+
+    run_worker(queued_app, data_dir, redis_server)
+    for upload in body["uploads"]:
+        answer = queued_client.get(f"/api/v1/uploads/{upload['id']}").get_json()
+        assert answer["status"] == "done"
+    expected = {"files_count": 2, "captures_count": 2, "valid_count": 1, "invalid_count": 1}
+    assert counters(queued_app, session_id) == expected == counted(queued_app, session_id)
+    capture = captures_of(queued_app, body["uploads"][0]["id"])[0]
+    thumb = data_dir / "sessions" / str(session_id) / "metadata" / "thumbnails"
+    assert (thumb / f"{capture['id']}.jpg").exists()
+
+
+def test_a_session_merged_while_its_upload_waits_gets_the_work(
+        queued_app, queued_client, data_dir, redis_server):
+    archive = zip_bytes({f"f/{i}.jpg": image_bytes(seed=i + 1) for i in range(3)})
+    body = post_files(queued_client, [("scan.zip", archive), ("x.jpg", image_bytes(seed=9))])
+    body = body.get_json()
+    source = body["session_id"]
+    target = queued_client.post("/api/v1/sessions",
+                                json={"name": "Target", "make_current": False}).get_json()["id"]
+    merged = queued_client.post(f"/api/v1/sessions/{source}/merge", json={"into": target})
+    assert merged.status_code == 200
+
+    run_worker(queued_app, data_dir, redis_server)
+    assert session_ids(queued_app) == [target]
+    expected = {"files_count": 2, "captures_count": 4, "valid_count": 4, "invalid_count": 0}
+    assert counters(queued_app, target) == expected == counted(queued_app, target)
+    zip_upload = body["uploads"][0]["id"]
+    for capture in captures_of(queued_app, zip_upload):
+        assert capture["session_id"] == target
+        assert (data_dir / "sessions" / str(target) / capture["path"]).is_file()
+        thumb = StorageManager(data_dir).session_dir(target) / "metadata" / "thumbnails"
+        assert (thumb / f"{capture['id']}.jpg").is_file()
+    assert not (data_dir / "sessions" / str(source)).exists()  # never re-created
+
+
+def test_a_session_deleted_while_its_upload_waits_is_left_alone(
+        queued_app, queued_client, data_dir, redis_server):
+    body = post_files(queued_client, [("a.jpg", image_bytes(seed=1))]).get_json()
+    session_id = body["session_id"]
+    assert queued_client.delete(f"/api/v1/sessions/{session_id}").status_code == 204
+
+    run_worker(queued_app, data_dir, redis_server)
+    assert not (data_dir / "sessions" / str(session_id)).exists()
+    assert session_ids(queued_app) == []
+    with queued_app.app_context():
+        assert db.session.query(Upload).count() == 0
+        assert db.session.query(Capture).count() == 0
+
+
+def test_a_run_that_crashed_half_way_is_redone_counting_once(
+        queued_app, queued_client, data_dir, redis_server):
+    from scanner_app.services.upload_recorder import Draft, Recorder
+
+    archive = zip_bytes({f"{i}.jpg": image_bytes(seed=i + 1) for i in range(4)})
+    body = post_files(queued_client, [("a.zip", archive)]).get_json()
+    upload_id, session_id = body["uploads"][0]["id"], body["session_id"]
+    with queued_app.app_context():  # what a worker killed after its first batch leaves
+        recorder = Recorder(upload_id, StorageManager(data_dir))
+        recorder.add(Draft(("a", "0.jpg"), True, width=64, height=48))
+        recorder.flush()
+    assert counters(queued_app, session_id)["captures_count"] == 1
+
+    run_worker(queued_app, data_dir, redis_server)
+    expected = {"files_count": 1, "captures_count": 4, "valid_count": 4, "invalid_count": 0}
+    assert counters(queued_app, session_id) == expected == counted(queued_app, session_id)
+    assert sorted(Path(c["path"]).name for c in captures_of(queued_app, upload_id)) == [
+        "0.jpg", "1.jpg", "2.jpg", "3.jpg"]
+
+
+def test_uploads_whose_job_was_lost_are_queued_again(
+        queued_app, queued_client, data_dir, redis_server, redis_conn):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from scanner_app.models._time import utcnow
+    from scanner_app.services.upload_recovery import recover_stuck_uploads
+
+    body = post_files(queued_client, [("a.jpg", image_bytes(seed=1)),
+                                      ("b.jpg", image_bytes(seed=2))]).get_json()
+    ids = [u["id"] for u in body["uploads"]]
+    settings = queued_app.config["SCANNER_SETTINGS"]
+    with queued_app.app_context():
+        assert recover_stuck_uploads(settings) == []  # too recent to be called stuck
+        db.session.execute(update(Upload).values(created_at=utcnow() - timedelta(minutes=10)))
+        db.session.commit()
+        assert recover_stuck_uploads(settings) == []  # its job is still queued
+        Queue("uploads", connection=redis_conn).empty()  # the job is lost
+        assert recover_stuck_uploads(settings) == ids
+        assert recover_stuck_uploads(settings) == []  # queued once, not twice
+
+    run_worker(queued_app, data_dir, redis_server)
+    expected = {"files_count": 2, "captures_count": 2, "valid_count": 2, "invalid_count": 0}
+    assert counters(queued_app, body["session_id"]) == expected
+    for upload_id in ids:
+        assert queued_client.get(f"/api/v1/uploads/{upload_id}").get_json()["status"] == "done"

@@ -18,5 +18,11 @@ def web(host: str, port: int, threads: int) -> None:
 
     app = current_app._get_current_object()
     click.echo(f"Scanning station web UI on http://{host}:{port}/")
-    serve(app, host=host, port=port, threads=threads, ident="scanner",
-          max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
+    try:
+        serve(app, host=host, port=port, threads=threads, ident="scanner",
+              max_request_body_size=app.config["MAX_CONTENT_LENGTH"])
+    except OSError as exc:
+        raise click.ClickException(
+            f"Cannot serve on {host}:{port} ({exc.strerror or exc}). Is the station already "
+            "running? Stop it, or pick another port with --port."
+        ) from None

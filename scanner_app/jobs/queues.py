@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue
 
 from scanner_app.config import Settings
@@ -18,8 +20,14 @@ ALL_QUEUES = (HARDWARE_QUEUE, UPLOADS_QUEUE)
 
 def redis_connection(settings: Settings) -> Redis:
     """SCANNER_REDIS_URL when set, else the private redis-server's socket in the data dir.
-    Short timeouts: a request must answer 503 quickly when Redis is down, not hang."""
-    options = {"socket_connect_timeout": 2, "socket_timeout": 10, "health_check_interval": 30}
+    Short timeouts and one immediate retry: a request must answer 503 quickly when Redis is
+    down, not sit through redis-py's default back-off (about 5 s)."""
+    options = {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 10,
+        "health_check_interval": 30,
+        "retry": Retry(NoBackoff(), 1),
+    }
     if settings.redis_url:
         return Redis.from_url(settings.redis_url, **options)
     return Redis(unix_socket_path=str(settings.redis_socket), **options)

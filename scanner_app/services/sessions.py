@@ -155,6 +155,17 @@ def update_session(session_id: int, changes: dict) -> ScanSession:
     return session
 
 
+def _lock_sessions(session_ids: list[int]) -> None:
+    """Take the write lock on these session rows before anything else (the order upload
+    processing uses too), so jobs bumping their counters wait for us instead of racing.
+    A no-op UPDATE locks the row on PostgreSQL and takes SQLite's write lock."""
+    for session_id in sorted(session_ids):
+        db.session.execute(
+            update(ScanSession).where(ScanSession.id == session_id)
+            .values(updated_at=ScanSession.updated_at)
+        )
+
+
 def _active_scan_id(session_ids: list[int]) -> int | None:
     return db.session.scalar(
         select(Scan.id).where(Scan.session_id.in_(session_ids),
@@ -165,7 +176,9 @@ def _active_scan_id(session_ids: list[int]) -> int | None:
 def delete_session(session_id: int) -> None:
     """Delete the row and its directory, or neither."""
     get_session(session_id)
+    _lock_sessions([session_id])
     if _active_scan_id([session_id]) is not None:
+        db.session.rollback()
         raise Conflict("A scan of this session is still queued, running or paused. "
                        "Cancel it first, then delete the session.", code="scan_running")
     store = storage()
@@ -199,7 +212,9 @@ def _plan_moves(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     """Which entries move where. Scan and upload folders are named by globally unique ids,
     so they never clash; other files (exports) get a prefix when a name is taken."""
     moves: list[tuple[Path, Path]] = []
-    for container in ("images/scans", "images/uploads", "metadata/scans", "exports"):
+    for container in (
+        "images/scans", "images/uploads", "metadata/scans", "metadata/thumbnails", "exports"
+    ):
         folder = src / container
         if not folder.is_dir():
             continue
@@ -219,9 +234,11 @@ def merge_sessions(source_id: int, target_id: int) -> ScanSession:
     if source_id == target_id:
         raise BadRequest("A session cannot be merged into itself; pick another target.",
                          code="merge_into_self")
-    source = get_session(source_id)
+    get_session(source_id)
     target = get_session(target_id)
+    _lock_sessions([source_id, target_id])
     if _active_scan_id([source_id, target_id]) is not None:
+        db.session.rollback()
         raise Conflict("A scan of one of these sessions is still queued, running or paused. "
                        "Wait for it or cancel it, then merge.", code="scan_running")
     store = storage()
@@ -232,9 +249,12 @@ def merge_sessions(source_id: int, target_id: int) -> ScanSession:
         db.session.execute(
             update(model).where(model.session_id == source_id).values(session_id=target_id)
         )
+    # Summed in SQL under the row locks: no increment made meanwhile is lost.
+    source_row = select(ScanSession).where(ScanSession.id == source_id).subquery()
     db.session.execute(
         update(ScanSession).where(ScanSession.id == target_id).values(
-            **{c: getattr(ScanSession, c) + getattr(source, c) for c in COUNTERS}
+            **{c: getattr(ScanSession, c) + select(getattr(source_row.c, c)).scalar_subquery()
+               for c in COUNTERS}
         )
     )
     db.session.execute(

@@ -16,7 +16,7 @@ from typing import Any
 
 # Made up front, so later moves (merge) never need to create a folder they could leave behind.
 SESSION_SUBDIRS = (
-    "metadata/scans", "images/scans", "images/uploads", "exports",
+    "metadata/scans", "metadata/thumbnails", "images/scans", "images/uploads", "exports",
 )
 
 

@@ -61,7 +61,13 @@ class Scan(db.Model):
             "profile": self.profile,
             "frames_planned": self.frames_planned,
             "frames_captured": self.frames_captured,
+            # Progress without a query; the API adds eta_seconds (services.scans.scan_json).
+            "percent": (
+                round(100.0 * (self.frames_captured or 0) / self.frames_planned, 1)
+                if self.frames_planned else 0.0
+            ),
             "current_angle": self.current_angle,
+            "control": self.control,
             "error": self.error,
             "source": self.source,
             "created_at": iso(self.created_at),

@@ -1,0 +1,31 @@
+"""`scanner worker`: the RQ worker that runs scans (and owns the rig) and upload jobs."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from scanner_app.jobs.queues import ALL_QUEUES
+
+
+@click.command("worker", help="Run the job worker: scans (hardware queue) and uploads.")
+@click.option("--queues", "-q", default=",".join(ALL_QUEUES), show_default=True,
+              help="Comma-separated queues to listen on, highest priority first.")
+@click.option("--burst", is_flag=True, help="Quit once the queues are empty.")
+@click.option("--name", default=None, help="Worker name shown in the RQ dashboard.")
+@with_appcontext
+def worker(queues: str, burst: bool, name: str | None) -> None:
+    from scanner_app.jobs.worker import WorkerCannotStart, run_worker
+
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = [q for q in names if q not in ALL_QUEUES]
+    if not names or unknown:
+        raise click.BadParameter(
+            f"use one or more of {', '.join(ALL_QUEUES)}, separated by commas",
+            param_hint="--queues",
+        )
+    try:
+        run_worker(current_app._get_current_object(), names, burst=burst, name=name)
+    except WorkerCannotStart as exc:
+        raise click.ClickException(str(exc)) from None

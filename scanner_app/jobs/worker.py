@@ -1,0 +1,164 @@
+"""The station's RQ worker: RQ's forking Worker, plus what scans need.
+
+- Every job runs in the work-horse inside a fresh app context, after the horse has dropped
+  the database connections it inherited from the worker (sharing a connection across fork()
+  corrupts it, PostgreSQL's in particular).
+- Recovery: stale scans are reconciled at startup and every MAINTENANCE_SECONDS while idle,
+  and a scan whose work-horse dies is marked interrupted at once.
+- A warm shutdown (SIGTERM/SIGINT, e.g. Ctrl-C of `scanner run`) asks a running scan to
+  stop before its next frame, as `interrupted`, instead of waiting for the whole scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from collections.abc import Sequence
+
+from flask import Flask
+from redis import Redis
+from rq import Worker
+from rq.job import Job
+from rq.queue import Queue
+from sqlalchemy.exc import SQLAlchemyError
+
+from scanner_app.extensions import db
+
+log = logging.getLogger("scanner.worker")
+
+SCAN_JOB = "scanner_app.jobs.scan_job.run_scan"
+WORKER_TTL_SECONDS = 35  # also bounds how long the idle worker blocks on Redis
+MAINTENANCE_SECONDS = 15
+
+
+def _reconcile(app: Flask) -> list[int]:
+    from scanner_app.services.scans import reconcile_stale_scans
+
+    with app.app_context():  # its own session, closed again before any fork
+        return reconcile_stale_scans()
+
+
+class StationWorker(Worker):
+    def __init__(self, *args, app: Flask, **kwargs):
+        self.app = app
+        kwargs.setdefault("worker_ttl", WORKER_TTL_SECONDS)
+        kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
+        super().__init__(*args, **kwargs)
+
+    def fork_work_horse(self, job: Job, queue: Queue):
+        # Close the worker's idle connections first, so the horse inherits none: a SQLite
+        # connection must never be carried across fork(), not even to be closed.
+        with self.app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+        super().fork_work_horse(job, queue)
+
+    # --- in the work-horse (after fork) ------------------------------------------------
+    def main_work_horse(self, job: Job, queue: Queue):
+        with self.app.app_context():
+            for engine in db.engines.values():
+                engine.dispose(close=False)  # the parent keeps using its connections
+        self.app.app_context().push()  # never popped: main_work_horse ends in os._exit
+        super().main_work_horse(job, queue)
+
+    def setup_work_horse_signals(self):
+        from scanner_app.jobs.scan_job import STOP_REQUESTED
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # SIGTERM from the worker's warm shutdown: a scan stops between frames.
+        signal.signal(signal.SIGTERM, lambda *_: STOP_REQUESTED.set())
+
+    # --- in the worker -----------------------------------------------------------------
+    def handle_warm_shutdown_request(self):
+        super().handle_warm_shutdown_request()
+        if self.horse_pid:
+            try:
+                os.kill(self.horse_pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if job.func_name != SCAN_JOB or not job.args:
+            return
+        how = (f"was killed by signal {os.WTERMSIG(ret_val)}" if ret_val and
+               os.WIFSIGNALED(ret_val) else "ended unexpectedly")
+        try:
+            from scanner_app.services.scans import mark_interrupted
+
+            with self.app.app_context():
+                mark_interrupted(int(job.args[0]), job.id,
+                                 f"The worker process running the scan {how}.")
+        except Exception:  # noqa: BLE001 - reconcile catches it later
+            log.exception("Could not mark scan %s interrupted", job.args[0])
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        try:
+            _reconcile(self.app)
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("Reconciling stale scans failed")
+
+
+class WorkerCannotStart(Exception):
+    """The worker cannot run; the message says why and what to do."""
+
+
+class QueueUnreachable(WorkerCannotStart):
+    """Redis does not answer; the message says where it was looked for and what to do."""
+
+
+def describe_redis(connection: Redis) -> str:
+    """Where the worker looks for Redis, without any password."""
+    kwargs = connection.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"unix socket {kwargs['path']}"
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')} (db {kwargs.get('db', 0)})"
+
+
+def run_worker(
+    app: Flask,
+    queues: Sequence[str],
+    *,
+    burst: bool = False,
+    name: str | None = None,
+    connection: Redis | None = None,
+) -> None:
+    """Run until stopped (or, with burst, until the queues are empty).
+    Raises WorkerCannotStart (QueueUnreachable when Redis does not answer)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from scanner_app.jobs.queues import redis_connection
+
+    # Scan progress, failures and recoveries belong in the worker's log (RQ only sets up
+    # its own loggers).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    settings = app.config["SCANNER_SETTINGS"]
+    connection = connection or redis_connection(settings)
+    try:
+        connection.ping()
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise QueueUnreachable(
+            f"The job queue (Redis) at {describe_redis(connection)} is not reachable ({exc}). "
+            "Start the whole station with 'scanner run', or start Redis and check "
+            "SCANNER_REDIS_URL."
+        ) from None
+    try:
+        recovered = _reconcile(app)
+    except SQLAlchemyError as exc:
+        raise WorkerCannotStart(
+            f"The worker cannot use the database ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0]}). Run 'scanner db upgrade' and check "
+            "SCANNER_DATABASE_URL."
+        ) from None
+    if recovered:
+        log.warning("Scans %s were left running by a stopped worker and are now interrupted; "
+                    "resume them to continue.", recovered)
+    worker = StationWorker(
+        list(queues), connection=connection, app=app,
+        name=name or f"scanner-{socket.gethostname()}-{os.getpid()}",
+    )
+    worker.work(burst=burst, logging_level="INFO")

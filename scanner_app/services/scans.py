@@ -1,0 +1,569 @@
+"""Scans: the one way to start, pause, resume and cancel a scan, its progress, and crash
+recovery (reconcile_stale_scans).
+
+Who changes what: the API (this module) inserts scans and sets `control`; the job
+(jobs/scan_job.py) owns the running <-> paused transitions and the final status; reconcile
+marks scans whose job died as `interrupted`. Every transition is a conditional UPDATE, so two
+processes racing for the same scan never both win.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import statistics
+import time
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from scanner_app.config import ScanProfile, Settings
+from scanner_app.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from scanner_app.extensions import db
+from scanner_app.jobs.queues import HARDWARE_QUEUE, queue, redis_connection
+from scanner_app.models import SCAN_ACTIVE_STATUSES, Capture, Scan
+from scanner_app.models._time import utcnow
+from scanner_app.services.counters import bump_session_counters
+from scanner_app.services.disk import check_scan_space
+from scanner_app.services.session_resolver import resolve_session
+from scanner_app.services.sessions import get_session
+
+log = logging.getLogger("scanner.scans")
+
+SOURCES = ("web", "api", "button")
+MAX_FRAMES = 720  # half a degree apart; more is a typo, not a scan
+SCAN_JOB = "scanner_app.jobs.scan_job.run_scan"
+# Pauses count towards RQ's job timeout, so it is long; a job that reaches it ends as
+# `interrupted` and can be resumed.
+JOB_TIMEOUT_SECONDS = 24 * 3600
+
+# Liveness. The job writes heartbeat_at at every frame and every HEARTBEAT_SECONDS from a
+# thread. Younger than ALIVE_SECONDS: alive, nothing to check. Older than STALE_SECONDS: the
+# job is gone, whatever RQ says. In between, RQ's view decides (the job's process on this
+# machine is gone, or RQ says the job ended).
+HEARTBEAT_SECONDS = 3.0
+ALIVE_SECONDS = 8.0
+STALE_SECONDS = 25.0
+# A queued scan's job may legitimately not exist for a moment around enqueueing.
+QUEUED_GRACE_SECONDS = 30.0
+_ENDED_JOB_STATES = ("finished", "failed", "stopped", "canceled")
+
+QUEUE_UNAVAILABLE = (
+    "The job queue (Redis) is not reachable, so the scan was not started. "
+    "Start the station with 'scanner run' or check SCANNER_REDIS_URL."
+)
+QUEUE_UNAVAILABLE_RESUME = (
+    "The job queue (Redis) is not reachable, so the scan was not resumed. "
+    "Start the station with 'scanner run' or check SCANNER_REDIS_URL."
+)
+
+
+def _settings() -> Settings:
+    return current_app.config["SCANNER_SETTINGS"]
+
+
+# --- profiles and validation -----------------------------------------------------------
+
+def profile_for(name: str | None, settings: Settings | None = None) -> ScanProfile:
+    """The named profile (default profile for None); BadRequest naming the choices."""
+    settings = settings or _settings()
+    name = settings.default_profile if name is None else name
+    if not isinstance(name, str) or name not in settings.profiles:
+        choices = ", ".join(sorted(settings.profiles)) or "(none configured)"
+        raise BadRequest(
+            f"There is no scan profile {name!r}. Choose one of: {choices}.",
+            code="invalid_profile",
+        )
+    return settings.profiles[name]
+
+
+def job_profile(name: str, settings: Settings) -> ScanProfile:
+    """For a job: the scan's profile, or defaults if it left the config since it started."""
+    if name in settings.profiles:
+        return settings.profiles[name]
+    if settings.default_profile in settings.profiles:
+        return settings.profiles[settings.default_profile]
+    return ScanProfile(name, 36, 0.3, (2028, 1520), 92)
+
+
+def _frames(frames: object, profile: ScanProfile) -> int:
+    if frames is None:
+        return profile.frames
+    if isinstance(frames, bool) or not isinstance(frames, int):
+        raise BadRequest(f"'frames' must be a whole number from 1 to {MAX_FRAMES}.",
+                         code="invalid_frames")
+    if not 1 <= frames <= MAX_FRAMES:
+        raise BadRequest(
+            f"A scan takes 1 to {MAX_FRAMES} frames, not {frames}. The {profile.name!r} "
+            f"profile takes {profile.frames}.",
+            code="invalid_frames",
+        )
+    return frames
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def get_scan(scan_id: int) -> Scan:
+    scan = db.session.get(Scan, scan_id)
+    if scan is None:
+        raise NotFound(f"There is no scan {scan_id}. Pick one from the session's scan list.")
+    if scan.status in SCAN_ACTIVE_STATUSES and not _recently_alive(scan):
+        # Lazy recovery: whoever looks at a scan whose worker died sees it interrupted.
+        if reconcile_stale_scans([scan.id]):
+            db.session.refresh(scan)
+    return scan
+
+
+def active_scan() -> Scan | None:
+    """The scan that is queued, running or paused (at most one), after recovering a dead one."""
+    scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES)))
+    if scan is not None and not _recently_alive(scan) and reconcile_stale_scans([scan.id]):
+        scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES)))
+    return scan
+
+
+def list_scans(session_id: int) -> list[Scan]:
+    """A session's scans, newest first."""
+    get_session(session_id)
+    return list(db.session.scalars(
+        select(Scan).where(Scan.session_id == session_id)
+        .order_by(Scan.created_at.desc(), Scan.id.desc())
+    ))
+
+
+def _seconds_per_frame(scan: Scan) -> float | None:
+    """Measured time per frame: median gap between the latest frames (a pause in between
+    does not distort it), or start-to-first-frame when there is only one."""
+    times = list(db.session.scalars(
+        select(Capture.taken_at).where(Capture.scan_id == scan.id, Capture.taken_at.is_not(None))
+        .order_by(Capture.taken_at.desc()).limit(8)
+    ))
+    if len(times) >= 2:
+        gaps = [(a - b).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+        return max(0.0, statistics.median(gaps))
+    if len(times) == 1 and scan.started_at is not None:
+        return max(0.0, (times[0] - scan.started_at).total_seconds())
+    return None
+
+
+def scan_progress(scan: Scan) -> dict:
+    """frames_captured, frames_planned, percent, current_angle, eta_seconds (None while
+    unknown: queued, paused, or no frame measured yet)."""
+    planned = scan.frames_planned or 0
+    captured = scan.frames_captured or 0
+    eta: int | None = None
+    if scan.status == "completed":
+        eta = 0
+    elif scan.status == "running" and captured < planned:
+        per_frame = _seconds_per_frame(scan)
+        if per_frame is not None:
+            eta = round(per_frame * (planned - captured))
+    return {
+        "frames_captured": captured,
+        "frames_planned": planned,
+        "percent": round(100.0 * captured / planned, 1) if planned else 0.0,
+        "current_angle": scan.current_angle,
+        "eta_seconds": eta,
+    }
+
+
+def scan_json(scan: Scan) -> dict:
+    """The Scan object of the API: the row plus its progress."""
+    return {**scan.to_dict(), **scan_progress(scan)}
+
+
+# --- starting --------------------------------------------------------------------------
+
+def _active_conflict(scan: Scan | None) -> Conflict:
+    if scan is None:
+        return Conflict("Another scan was started at the same moment. Wait for it to finish "
+                        "or cancel it, then try again.", code="scan_active")
+    if scan.status == "paused":
+        what = f"Scan {scan.id} is paused. Resume or cancel it before starting another scan."
+    elif scan.status == "queued":
+        what = (f"Scan {scan.id} is queued and about to start. Wait for it to finish or "
+                "cancel it before starting another scan.")
+    else:
+        what = (f"Scan {scan.id} is still running ({scan.frames_captured} of "
+                f"{scan.frames_planned} frames taken). Wait for it to finish or cancel it "
+                "before starting another scan.")
+    return Conflict(what, code="scan_active")
+
+
+def _ping(connection: Redis, message: str) -> None:
+    try:
+        connection.ping()
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        log.warning("Redis is not reachable: %s", exc)
+        raise ServiceUnavailable(message, code="queue_unavailable") from None
+
+
+def _enqueue(scan: Scan, connection: Redis, settings: Settings) -> None:
+    queue(settings, HARDWARE_QUEUE, connection).enqueue(
+        SCAN_JOB,
+        scan.id,
+        job_id=scan.rq_job_id,
+        job_timeout=JOB_TIMEOUT_SECONDS,
+        result_ttl=7 * 24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"Scan {scan.id}: {scan.frames_planned} frames, session {scan.session_id}",
+    )
+
+
+def start_scan(
+    requested_session_id: int | None,
+    *,
+    profile: str | None = None,
+    frames: int | None = None,
+    source: str = "api",
+) -> Scan:
+    """Validate, refuse while another scan is active or the disk is too full, resolve the
+    session (once), insert the scan and enqueue its job. The web, the API and the button
+    all start scans here."""
+    settings = _settings()
+    if source not in SOURCES:
+        raise BadRequest(f"Unknown scan source {source!r}; use one of {', '.join(SOURCES)}.")
+    chosen = profile_for(profile, settings)
+    planned = _frames(frames, chosen)
+    if (current := active_scan()) is not None:
+        raise _active_conflict(current)
+    check_scan_space(settings, chosen, planned)
+    connection = redis_connection(settings)
+    _ping(connection, QUEUE_UNAVAILABLE)  # before the resolver: a refusal leaves nothing behind
+
+    session_id = resolve_session(requested_session_id)
+    scan = Scan(session_id=session_id, status="queued", profile=chosen.name,
+                frames_planned=planned, frames_captured=0, source=source,
+                heartbeat_at=utcnow())
+    db.session.add(scan)
+    try:
+        db.session.flush()  # the partial unique index uq_scans_one_active is the real guard
+        scan.rq_job_id = f"scan-{scan.id}"
+        bump_session_counters(session_id, scans_count=1)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise _active_conflict(active_scan()) from None
+
+    try:
+        _enqueue(scan, connection, settings)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        # Nothing may stay 'queued' without a job: remove the row and undo the counter.
+        log.warning("Could not enqueue scan %s: %s", scan.id, exc)
+        scan_id = scan.id
+        db.session.rollback()
+        db.session.execute(delete(Scan).where(Scan.id == scan_id))
+        bump_session_counters(session_id, scans_count=-1)
+        db.session.commit()
+        raise ServiceUnavailable(QUEUE_UNAVAILABLE, code="queue_unavailable") from None
+    log.info("Scan %s queued: %s frames (%s) in session %s, from %s",
+             scan.id, planned, chosen.name, session_id, source)
+    return scan
+
+
+# --- control ---------------------------------------------------------------------------
+
+def _set(scan: Scan, where: list, **values) -> bool:
+    """Conditional UPDATE of one scan; True when it matched (then committed)."""
+    result = db.session.execute(
+        update(Scan).where(Scan.id == scan.id, *where).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    db.session.refresh(scan)
+    return result.rowcount == 1
+
+
+def _changed_meanwhile(scan: Scan) -> Conflict:
+    return Conflict(f"Scan {scan.id} changed while your request was handled; it is now "
+                    f"{scan.status}. Look at it again and retry.", code="scan_changed")
+
+
+def pause_scan(scan_id: int) -> Scan:
+    """Ask the job to pause before its next frame (a queued scan pauses as it starts)."""
+    scan = get_scan(scan_id)
+    if scan.status == "paused" or scan.control == "pause":
+        raise Conflict(f"Scan {scan.id} is already paused or pausing. Resume or cancel it.",
+                       code="invalid_transition")
+    if scan.control == "cancel":
+        raise Conflict(f"Scan {scan.id} is being cancelled and cannot be paused.",
+                       code="invalid_transition")
+    if scan.status not in ("queued", "running"):
+        raise Conflict(f"Scan {scan.id} is {scan.status}; only a queued or running scan can "
+                       "be paused.", code="invalid_transition")
+    if not _set(scan, [Scan.status.in_(("queued", "running")), Scan.control.is_(None)],
+                control="pause"):
+        raise _changed_meanwhile(scan)
+    log.info("Scan %s: pause requested", scan.id)
+    return scan
+
+
+def resume_scan(scan_id: int) -> Scan:
+    """Continue a paused scan, or re-enqueue an interrupted one from its next frame."""
+    scan = get_scan(scan_id)
+    if scan.status == "interrupted":
+        return _requeue(scan)
+    if scan.control == "pause" and scan.status in SCAN_ACTIVE_STATUSES:
+        # The job notices between frames and goes back to running.
+        if not _set(scan, [Scan.control == "pause"], control=None):
+            raise _changed_meanwhile(scan)
+        log.info("Scan %s: resume requested", scan.id)
+        return scan
+    if scan.status in SCAN_ACTIVE_STATUSES:
+        raise Conflict(f"Scan {scan.id} is {scan.status}, not paused; there is nothing to "
+                       "resume.", code="invalid_transition")
+    raise Conflict(f"Scan {scan.id} is {scan.status} and cannot be resumed; start a new scan "
+                   "instead.", code="invalid_transition")
+
+
+def _requeue(scan: Scan) -> Scan:
+    settings = _settings()
+    if (current := active_scan()) is not None:
+        raise _active_conflict(current)
+    remaining = max(0, scan.frames_planned - scan.frames_captured)
+    check_scan_space(settings, job_profile(scan.profile, settings), remaining)
+    connection = redis_connection(settings)
+    _ping(connection, QUEUE_UNAVAILABLE_RESUME)
+
+    previous = {"error": scan.error, "rq_job_id": scan.rq_job_id}
+    job_id = f"scan-{scan.id}-resume-{int(time.time() * 1000)}"
+    try:
+        matched = _set(scan, [Scan.status == "interrupted"], status="queued", control=None,
+                       error=None, finished_at=None, rq_job_id=job_id, heartbeat_at=utcnow())
+    except IntegrityError:
+        db.session.rollback()
+        raise _active_conflict(active_scan()) from None
+    if not matched:
+        raise _changed_meanwhile(scan)
+    try:
+        _enqueue(scan, connection, settings)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning("Could not enqueue resumed scan %s: %s", scan.id, exc)
+        _set(scan, [Scan.status == "queued", Scan.rq_job_id == job_id],
+             status="interrupted", **previous)
+        raise ServiceUnavailable(QUEUE_UNAVAILABLE_RESUME, code="queue_unavailable") from None
+    log.info("Scan %s: resumed from frame %s of %s", scan.id, scan.frames_captured + 1,
+             scan.frames_planned)
+    return scan
+
+
+def cancel_scan(scan_id: int) -> Scan:
+    """A queued or interrupted scan is cancelled at once; a running or paused one stops
+    before its next frame. Frames already taken are kept."""
+    scan = get_scan(scan_id)
+    if scan.status in ("queued", "interrupted"):
+        status = scan.status
+        if _set(scan, [Scan.status == status], status="cancelled", control=None,
+                finished_at=utcnow()):
+            if status == "queued":
+                _cancel_job(scan.rq_job_id)
+            log.info("Scan %s cancelled while %s", scan.id, status)
+            return scan
+        # It started meanwhile: cancel it like a running one.
+    if scan.status in ("running", "paused"):
+        if not _set(scan, [Scan.status.in_(("running", "paused"))], control="cancel"):
+            raise _changed_meanwhile(scan)
+        log.info("Scan %s: cancel requested", scan.id)
+        return scan
+    raise Conflict(f"Scan {scan.id} is already {scan.status}; there is nothing to cancel.",
+                   code="invalid_transition")
+
+
+def _cancel_job(job_id: str | None) -> None:
+    """Best effort: the job also checks the scan's status when it starts."""
+    if not job_id:
+        return
+    try:
+        from rq.job import Job
+
+        Job.fetch(job_id, connection=redis_connection(_settings())).cancel()
+    except Exception as exc:  # noqa: BLE001 - a job we cannot cancel exits on its own
+        log.info("Could not cancel RQ job %s (%s); it will see the scan is cancelled", job_id,
+                 exc)
+
+
+# --- crash recovery --------------------------------------------------------------------
+
+def _last_sign_of_life(scan: Scan) -> datetime:
+    return scan.heartbeat_at or scan.started_at or scan.created_at
+
+
+def _recently_alive(scan: Scan, now: datetime | None = None) -> bool:
+    age = ((now or utcnow()) - _last_sign_of_life(scan)).total_seconds()
+    return age < ALIVE_SECONDS
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` is a live (not zombie) process on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+class _RqView:
+    """What RQ knows about a scan's job, as one of:
+    None        Redis cannot be asked (judge by heartbeats alone)
+    "missing"   no such job (Redis lost it)
+    "ended"     RQ says it finished, failed or was stopped
+    "dead"      it was started by a process on this machine that no longer exists
+    "here"      it runs in a live process on this machine
+    "started"   started somewhere we cannot check (another machine, or no pid yet)
+    "waiting"   still in the queue
+    """
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._connection: Redis | None = None
+        self._down = False
+        self.started_at: dict[str, datetime | None] = {}
+
+    def state(self, job_id: str | None) -> str | None:
+        if not job_id or self._down:
+            return None
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        try:
+            if self._connection is None:
+                self._connection = redis_connection(self._settings)
+            try:
+                job = Job.fetch(job_id, connection=self._connection)
+            except NoSuchJobError:
+                return "missing"
+            status = job.get_status(refresh=False)
+            status = str(getattr(status, "value", status))
+        except (RedisError, OSError) as exc:
+            log.info("Cannot ask Redis about job %s (%s); judging by heartbeats only", job_id,
+                     exc)
+            self._down = True
+            return None
+        if status in _ENDED_JOB_STATES:
+            return "ended"
+        if status != "started":
+            return "waiting"
+        started = job.started_at
+        self.started_at[job_id] = (started.replace(tzinfo=None) if started and started.tzinfo
+                                   else started)
+        meta = job.meta or {}
+        pid, host = meta.get("pid"), meta.get("host")
+        if isinstance(pid, int) and host == socket.gethostname():
+            return "here" if process_alive(pid) else "dead"
+        return "started"
+
+
+def _interrupted_message(scan: Scan, why: str) -> str:
+    taken = scan.frames_captured
+    return (f"{why} The {taken} frame{'s' if taken != 1 else ''} taken so far "
+            f"{'are' if taken != 1 else 'is'} kept; resume the scan to continue from frame "
+            f"{min(taken + 1, scan.frames_planned)} of {scan.frames_planned}.")
+
+
+def _why_stale(scan: Scan, now: datetime, rq: _RqView) -> str | None:
+    """A sentence saying why the scan's job is gone, or None while it may be alive."""
+    age = (now - _last_sign_of_life(scan)).total_seconds()
+    if scan.status in ("running", "paused"):
+        if age < ALIVE_SECONDS:
+            return None
+        state = rq.state(scan.rq_job_id)
+        if state == "here":
+            return None  # slow (a database lock?), not dead: its process is still there
+        if state in ("dead", "ended") or age >= STALE_SECONDS:
+            return (f"The worker running this scan stopped (no sign of life for "
+                    f"{int(age)} seconds).")
+        return None
+    # queued: the job may not have been picked up yet; only a lost or dead job counts.
+    if age < QUEUED_GRACE_SECONDS:
+        return None
+    state = rq.state(scan.rq_job_id)
+    if state == "missing":
+        return "The scan's job was lost from the queue (was Redis restarted?)."
+    started = rq.started_at.get(scan.rq_job_id or "")
+    if state in ("dead", "ended") or (
+            state == "started" and started is not None
+            and (now - started).total_seconds() >= STALE_SECONDS):
+        return "The worker that picked up this scan stopped before it began."
+    return None
+
+
+def reconcile_stale_scans(scan_ids: list[int] | None = None) -> list[int]:
+    """Mark active scans whose job or worker is gone as `interrupted`; returns their ids.
+
+    Safe to call from any process at any time: the UPDATE only matches while the scan
+    still has the heartbeat it was judged by, so a job that just showed a sign of life wins.
+    """
+    query = select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES))
+    if scan_ids is not None:
+        query = query.where(Scan.id.in_(scan_ids))
+    scans = list(db.session.scalars(query))
+    if not scans:
+        return []
+    now = utcnow()
+    rq = _RqView(_settings())
+    marked: list[int] = []
+    for scan in scans:
+        why = _why_stale(scan, now, rq)
+        if why is None:
+            continue
+        same_heartbeat = (Scan.heartbeat_at.is_(None) if scan.heartbeat_at is None
+                          else Scan.heartbeat_at == scan.heartbeat_at)
+        result = db.session.execute(
+            update(Scan)
+            .where(Scan.id == scan.id, Scan.status == scan.status, same_heartbeat)
+            .values(status="interrupted", control=None,
+                    error=_interrupted_message(scan, why))
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            marked.append(scan.id)
+            log.warning("Scan %s marked interrupted: %s", scan.id, why)
+    db.session.commit()
+    for scan in scans:
+        if scan.id in marked:
+            db.session.refresh(scan)
+    return marked
+
+
+def mark_interrupted(scan_id: int, job_id: str | None, why: str) -> bool:
+    """For the worker when it sees its work-horse die: interrupt the scan that job ran."""
+    scan = db.session.get(Scan, scan_id)
+    if scan is None or scan.status not in SCAN_ACTIVE_STATUSES:
+        return False
+    where = [Scan.status.in_(SCAN_ACTIVE_STATUSES)]
+    if job_id:
+        where.append(Scan.rq_job_id == job_id)
+    if _set(scan, where, status="interrupted", control=None,
+            error=_interrupted_message(scan, why)):
+        log.warning("Scan %s marked interrupted: %s", scan_id, why)
+        return True
+    return False
+
+
+def reconcile_at_startup(app: Flask) -> None:
+    """Called by create_app: recover scans left 'running' by a dead worker. Silent on a
+    database without tables yet (before `scanner db upgrade`) or one that is unreachable."""
+    try:
+        with app.app_context():
+            if not sa.inspect(db.engine).has_table(Scan.__tablename__):
+                return
+            reconcile_stale_scans()
+    except Exception as exc:  # noqa: BLE001 - startup must not fail because of this
+        log.warning("Could not check for interrupted scans at startup: %s", exc)

@@ -89,7 +89,4 @@ def create_app(
         # CLI processes (web, worker, button) log the station's INFO lines, e.g. the
         # resolver's "reused/created session N"; a host that configured logging keeps its own.
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from scanner_app.services.scans import reconcile_at_startup  # scans of dead workers
-
-    reconcile_at_startup(app)
     return app

@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from hal.check import run_hal_check
+from scanner_app.jobs.hardware_lock import HardwareBusy, hardware_lock
 
 hal_cli = click.Group("hal", help="Check the camera, turntable and light.")
 
@@ -15,6 +16,12 @@ hal_cli = click.Group("hal", help="Check the camera, turntable and light.")
 @with_appcontext
 def check() -> None:
     """Home the turntable, turn it a quarter, take one photo and switch the light on/off."""
-    hal_settings = current_app.config["SCANNER_SETTINGS"].hal
-    if not run_hal_check(hal_settings, out=click.echo):
+    settings = current_app.config["SCANNER_SETTINGS"]
+    try:
+        # One owner per device: never drive the rig while a scan's worker holds it.
+        with hardware_lock(settings.data_dir, 0):
+            ok = run_hal_check(settings.hal, out=click.echo)
+    except HardwareBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    if not ok:
         raise SystemExit(1)

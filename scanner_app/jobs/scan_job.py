@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -34,8 +32,10 @@ from scanner_app.jobs.hardware_lock import HardwareBusy, hardware_lock
 from scanner_app.models import Capture, Scan, ScanSession
 from scanner_app.models._time import iso, utcnow
 from scanner_app.services.counters import bump_session_counters
+from scanner_app.services.exports import write_scan_export
 from scanner_app.services.scans import HEARTBEAT_SECONDS, job_profile
 from scanner_app.services.storage import StorageManager, atomic_write_json
+from scanner_app.services.thumbnails import make_thumbnail, thumbnail_path
 
 log = logging.getLogger("scanner.scan_job")
 
@@ -457,34 +457,15 @@ class ScanRun:
         atomic_write_json(self.metadata_path, data)
 
     def _thumbnail(self, capture: Capture, path: Path) -> None:
-        make = _optional("scanner_app.services.thumbnails", "make_thumbnail")
-        if make is None:
-            return
-        dest = self.store.session_dir(self.session_id) / "metadata" / "thumbnails" / (
-            f"{capture.id}.jpg")
         try:
-            make(path, dest)
+            make_thumbnail(path, thumbnail_path(self.store, self.session_id, capture.id))
         except Exception as exc:  # noqa: BLE001 - a missing thumbnail is not a failed scan
             log.warning("Scan %s: no thumbnail for %s: %s", self.scan_id, path.name, exc)
 
     def _export(self) -> None:
-        write = _optional("scanner_app.services.exports", "write_scan_export")
-        if write is None:
-            return
         try:
-            write(self.session_id, self.scan_id)
+            write_scan_export(self.session_id, self.scan_id)
         except Exception:  # noqa: BLE001 - the scan is complete; the ZIP can be made later
             log.exception("Scan %s: writing its export ZIP failed", self.scan_id)
         finally:
             db.session.rollback()
-
-
-def _optional(module: str, name: str):
-    """A function another part of the station may provide; None while it does not exist."""
-    try:
-        if importlib.util.find_spec(module) is None:
-            return None
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError as exc:
-        log.warning("Could not import %s: %s", module, exc)
-        return None

@@ -3,8 +3,10 @@
 - Every job runs in the work-horse inside a fresh app context, after the horse has dropped
   the database connections it inherited from the worker (sharing a connection across fork()
   corrupts it, PostgreSQL's in particular).
-- Recovery: stale scans are reconciled at startup and every MAINTENANCE_SECONDS while idle,
-  and a scan whose work-horse dies is marked interrupted at once.
+- Recovery: stale scans are reconciled and uploads left 'processing' without a job are queued
+  again, at startup and every MAINTENANCE_SECONDS while idle; a scan whose work-horse dies is
+  marked interrupted at once, and the uploads of a killed uploads job are marked failed
+  (their files kept).
 - A warm shutdown (SIGTERM/SIGINT, e.g. Ctrl-C of `scanner run`) asks a running scan to
   stop before its next frame, as `interrupted`, instead of waiting for the whole scan.
 """
@@ -29,8 +31,20 @@ from scanner_app.extensions import db
 log = logging.getLogger("scanner.worker")
 
 SCAN_JOB = "scanner_app.jobs.scan_job.run_scan"
+UPLOAD_JOB = "scanner_app.jobs.upload_job.process_uploads"
 WORKER_TTL_SECONDS = 35  # also bounds how long the idle worker blocks on Redis
 MAINTENANCE_SECONDS = 15
+
+
+def _recover_uploads(app: Flask) -> None:
+    from scanner_app.services.upload_recovery import recover_stuck_uploads
+
+    with app.app_context():
+        try:
+            recover_stuck_uploads(app.config["SCANNER_SETTINGS"])
+        except Exception:  # noqa: BLE001 - the next round tries again
+            db.session.rollback()
+            log.exception("Re-queueing uploads left without a job failed")
 
 
 def _reconcile(app: Flask) -> list[int]:
@@ -81,6 +95,12 @@ class StationWorker(Worker):
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if job.func_name == UPLOAD_JOB and job.args:
+            from scanner_app.jobs.upload_job import KILLED_SENTENCE, mark_failed
+
+            with self.app.app_context():
+                mark_failed(list(job.args[0]), KILLED_SENTENCE)
+            return
         if job.func_name != SCAN_JOB or not job.args:
             return
         how = (f"was killed by signal {os.WTERMSIG(ret_val)}" if ret_val and
@@ -100,6 +120,7 @@ class StationWorker(Worker):
             _reconcile(self.app)
         except Exception:  # noqa: BLE001 - the next round tries again
             log.exception("Reconciling stale scans failed")
+        _recover_uploads(self.app)
 
 
 class WorkerCannotStart(Exception):
@@ -154,6 +175,7 @@ def run_worker(
             f"{str(exc).splitlines()[0]}). Run 'scanner db upgrade' and check "
             "SCANNER_DATABASE_URL."
         ) from None
+    _recover_uploads(app)
     if recovered:
         log.warning("Scans %s were left running by a stopped worker and are now interrupted; "
                     "resume them to continue.", recovered)

@@ -558,7 +558,9 @@ def mark_interrupted(scan_id: int, job_id: str | None, why: str) -> bool:
 
 
 def reconcile_at_startup(app: Flask) -> None:
-    """Called by create_app: recover scans left 'running' by a dead worker. Silent on a
+    """Called where the web server starts (the worker reconciles on its own): recover scans
+    left 'running' by a dead worker. Not in create_app, so a CLI command such as `scanner
+    doctor` sees the station as it was. Silent on a
     database without tables yet (before `scanner db upgrade`) or one that is unreachable."""
     try:
         with app.app_context():

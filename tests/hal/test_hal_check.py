@@ -65,21 +65,33 @@ def test_pi_rig_without_gpio(monkeypatch) -> None:
     assert "SCANNER_HAL=mock" in lines[1]
 
 
-def cli_app(settings: HalSettings) -> Flask:
+def cli_app(settings: HalSettings, data_dir: Path) -> Flask:
     app = Flask("hal-check-test")
-    app.config["SCANNER_SETTINGS"] = SimpleNamespace(hal=settings)
+    app.config["SCANNER_SETTINGS"] = SimpleNamespace(hal=settings, data_dir=data_dir)
     return app
 
 
 def test_cli_exit_codes(tmp_path: Path) -> None:
-    good = cli_app(HalSettings.from_mapping({"mock": FAST}))
+    good = cli_app(HalSettings.from_mapping({"mock": FAST}), tmp_path)
     result = good.test_cli_runner().invoke(hal_cli, ["check"])
     assert result.exit_code == 0, result.output
     assert "All 6 checks passed" in result.output
 
     fault = tmp_path / "fault"
     fault.write_text("timeout")
-    bad = cli_app(HalSettings.from_mapping({"mock": {**FAST, "fault_file": str(fault)}}))
+    bad = cli_app(HalSettings.from_mapping({"mock": {**FAST, "fault_file": str(fault)}}),
+                  tmp_path)
     result = bad.test_cli_runner().invoke(hal_cli, ["check"])
     assert result.exit_code == 1
     assert "✘ Camera took a photo: The camera took too long" in result.output
+
+
+def test_cli_refuses_while_a_scan_holds_the_rig(tmp_path: Path) -> None:
+    from scanner_app.jobs.hardware_lock import hardware_lock
+
+    app = cli_app(HalSettings.from_mapping({"mock": FAST}), tmp_path)
+    with hardware_lock(tmp_path, 0):  # what a running scan's worker holds
+        result = app.test_cli_runner().invoke(hal_cli, ["check"])
+    assert result.exit_code == 1
+    assert "Turntable homed" not in result.output  # the rig was not touched
+    assert "Error:" in result.output and "Traceback" not in result.output

@@ -15,7 +15,7 @@ from scanner_app import create_app
 from scanner_app.extensions import db
 from scanner_app.models import Scan
 from scanner_app.models._time import utcnow
-from scanner_app.services.scans import reconcile_stale_scans
+from scanner_app.services.scans import reconcile_at_startup, reconcile_stale_scans
 from scanner_app.services.session_resolver import resolve_session
 from tests.scans.conftest import free_port
 
@@ -131,7 +131,9 @@ def test_recently_queued_scan_is_never_touched(make_station):
 def test_web_startup_and_api_reads_recover_a_dead_scan(make_station):
     station = make_station()
     scan_id = add_scan(station, "running", heartbeat_age=90)
-    create_app(station.app.config["SCANNER_SETTINGS"])  # what `scanner web` does
+    app = create_app(station.app.config["SCANNER_SETTINGS"])  # what `scanner web` does
+    assert status_of(station, scan_id)[0] == "running"  # building an app alone changes nothing
+    reconcile_at_startup(app)
     assert status_of(station, scan_id)[0] == "interrupted"
 
     with station.app.app_context():

@@ -167,3 +167,38 @@ def test_uploads_whose_job_was_lost_are_queued_again(
     assert counters(queued_app, body["session_id"]) == expected
     for upload_id in ids:
         assert queued_client.get(f"/api/v1/uploads/{upload_id}").get_json()["status"] == "done"
+
+
+def test_worker_marks_uploads_of_a_killed_work_horse_failed_and_requeues_lost_ones(
+        queued_app, queued_client, redis_conn):
+    """The worker's own hooks: a killed uploads job fails its uploads (files kept), and its
+    maintenance round queues again uploads whose job was lost."""
+    import signal
+    from datetime import timedelta
+
+    from rq.job import Job
+    from sqlalchemy import update
+
+    from scanner_app.jobs.upload_job import KILLED_SENTENCE
+    from scanner_app.jobs.worker import StationWorker
+    from scanner_app.models._time import utcnow
+
+    first = post_files(queued_client, [("a.jpg", image_bytes(seed=3))]).get_json()
+    second = post_files(queued_client, [("b.jpg", image_bytes(seed=4))]).get_json()
+    killed_id, lost_id = first["uploads"][0]["id"], second["uploads"][0]["id"]
+    worker = StationWorker(["uploads"], connection=redis_conn, app=queued_app)
+    killed_job = next(job for job in Queue("uploads", connection=redis_conn).jobs
+                      if job.args[0] == [killed_id])
+    worker.handle_work_horse_killed(killed_job, 12345, signal.SIGKILL, None)
+    answer = queued_client.get(f"/api/v1/uploads/{killed_id}").get_json()
+    answer = answer.get("upload", answer)
+    assert (answer["status"], answer["error"]) == ("failed", KILLED_SENTENCE)
+
+    Queue("uploads", connection=redis_conn).empty()  # the other upload's job is lost
+    with queued_app.app_context():
+        db.session.execute(update(Upload).values(created_at=utcnow() - timedelta(minutes=10)))
+        db.session.commit()
+    worker.run_maintenance_tasks()
+    requeued = [Job.fetch(job_id, connection=redis_conn).args[0]
+                for job_id in Queue("uploads", connection=redis_conn).job_ids]
+    assert requeued == [[lost_id]]  # the failed one is not 'processing', so not requeued

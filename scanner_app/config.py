@@ -159,3 +159,10 @@ def load_settings(
         default_profile=default_profile,
         hal=hal,
     )
+
+
+def current_settings() -> Settings:
+    """The Settings of the running app (inside an app context)."""
+    from flask import current_app
+
+    return current_app.config["SCANNER_SETTINGS"]

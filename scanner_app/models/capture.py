@@ -16,6 +16,8 @@ class Capture(db.Model):
     __table_args__ = (
         # A resumed scan can never record the same frame twice.
         UniqueConstraint("scan_id", "frame_index", name="uq_captures_scan_frame"),
+        # Ids name folders and jobs: never reuse one (SQLite would, after a delete).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -30,6 +30,8 @@ class Scan(db.Model):
             sqlite_where=text("status IN ('queued', 'running', 'paused')"),
             postgresql_where=text("status IN ('queued', 'running', 'paused')"),
         ),
+        # Ids name folders and RQ jobs (scan-<id>): never reuse one.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

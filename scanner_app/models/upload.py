@@ -15,6 +15,8 @@ class Upload(db.Model):
     __tablename__ = "uploads"
     __table_args__ = (
         CheckConstraint("status IN ('processing', 'done', 'failed')", name="status"),
+        # Ids name folders and jobs: never reuse one (SQLite would, after a delete).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

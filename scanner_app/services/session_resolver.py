@@ -20,7 +20,7 @@ from scanner_app.errors import NotFound
 from scanner_app.extensions import db
 from scanner_app.models import ScanSession, StationState
 from scanner_app.models._time import utcnow
-from scanner_app.services.storage import StorageManager
+from scanner_app.services.storage import current_storage
 
 log = logging.getLogger("scanner.sessions")
 
@@ -37,10 +37,6 @@ def station_today(now: datetime | None = None) -> date:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return now.astimezone(current_app.config["SCANNER_SETTINGS"].timezone).date()
-
-
-def storage() -> StorageManager:
-    return StorageManager(current_app.config["SCANNER_SETTINGS"].data_dir)
 
 
 def current_manual_session_id() -> int | None:
@@ -127,7 +123,7 @@ def resolve_session(session_id: int | None = None, *, now: datetime | None = Non
         how = "today's auto"
     db.session.commit()
 
-    store = storage()
+    store = current_storage()
     record_missing = not (store.session_dir(resolved) / "metadata" / "session.json").exists()
     if created or reactivated or record_missing:
         session = db.session.get(ScanSession, resolved)

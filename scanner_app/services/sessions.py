@@ -22,12 +22,8 @@ from scanner_app.models import (
     Upload,
 )
 from scanner_app.models.session import COUNTERS
-from scanner_app.services.session_resolver import (
-    current_manual_session_id,
-    station_today,
-    storage,
-)
-from scanner_app.services.storage import fsync_dir
+from scanner_app.services.session_resolver import current_manual_session_id, station_today
+from scanner_app.services.storage import current_storage, fsync_dir
 
 log = logging.getLogger("scanner.sessions")
 
@@ -90,7 +86,7 @@ def _commit_or_name_conflict(name: str) -> None:
 
 def _write_record(session: ScanSession) -> None:
     db.session.refresh(session)
-    storage().write_session_record(session.to_dict())
+    current_storage().write_session_record(session.to_dict())
 
 
 def set_current_session(session_id: int | None) -> None:
@@ -181,9 +177,9 @@ def delete_session(session_id: int) -> None:
         db.session.rollback()
         raise Conflict("A scan of this session is still queued, running or paused. "
                        "Cancel it first, then delete the session.", code="scan_running")
-    store = storage()
+    store = current_storage()
     root = store.session_dir(session_id)
-    aside = root.with_name(f".deleting-{session_id}")
+    aside = None
     db.session.execute(delete(Capture).where(Capture.session_id == session_id))
     db.session.execute(delete(Upload).where(Upload.session_id == session_id))
     db.session.execute(delete(Scan).where(Scan.session_id == session_id))
@@ -192,18 +188,16 @@ def delete_session(session_id: int) -> None:
         .values(current_session_id=None)
     )
     db.session.execute(delete(ScanSession).where(ScanSession.id == session_id))
-    moved = False
     try:
         if root.exists():
-            os.replace(root, aside)  # atomic; undone below if the commit fails
-            moved = True
+            aside = store.move_session_dir_aside(session_id)  # undone below if commit fails
         db.session.commit()
     except BaseException:
         db.session.rollback()
-        if moved:
+        if aside is not None:
             os.replace(aside, root)
         raise
-    if moved:
+    if aside is not None:
         store.remove_session_dir_path(aside)
     log.info("Deleted session %s and its directory", session_id)
 
@@ -241,7 +235,7 @@ def merge_sessions(source_id: int, target_id: int) -> ScanSession:
         db.session.rollback()
         raise Conflict("A scan of one of these sessions is still queued, running or paused. "
                        "Wait for it or cancel it, then merge.", code="scan_running")
-    store = storage()
+    store = current_storage()
     src_dir, dst_dir = store.ensure_session_dir(source_id), store.ensure_session_dir(target_id)
     moves = _plan_moves(src_dir, dst_dir)
 

@@ -9,10 +9,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
+
+# One atomic writer for the whole station (temp file beside the target, fsync, rename, fsync
+# the directory). It never creates folders: a late write must not bring back the directory
+# of a session that was deleted or merged meanwhile.
+from hal.atomic import atomic_write_bytes, fsync_dir
+
+__all__ = ["StorageManager", "atomic_write_bytes", "atomic_write_json", "current_storage",
+           "fsync_dir"]
 
 # Made up front, so later moves (merge) never need to create a folder they could leave behind.
 SESSION_SUBDIRS = (
@@ -20,38 +27,15 @@ SESSION_SUBDIRS = (
 )
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in `path` durable."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the rename is still atomic
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n")
+
+
+def current_storage() -> StorageManager:
+    """The storage manager of the running app (its configured data dir)."""
+    from flask import current_app
+
+    return StorageManager(current_app.config["SCANNER_SETTINGS"].data_dir)
 
 
 class StorageManager:
@@ -75,6 +59,17 @@ class StorageManager:
     def exports_dir(self, session_id: int) -> Path:
         return self.session_dir(session_id) / "exports"
 
+    def scan_export_path(self, session_id: int, scan_id: int) -> Path:
+        return self.exports_dir(session_id) / f"scan-{int(scan_id)}.zip"
+
+    def thumbnail_path(self, session_id: int, capture_id: int) -> Path:
+        return self.session_dir(session_id) / "metadata" / "thumbnails" / f"{int(capture_id)}.jpg"
+
+    def incoming_dir(self) -> Path:
+        """Where upload bodies stream in before they move into a session (same filesystem,
+        so the move is an atomic rename)."""
+        return self.data_dir / "incoming"
+
     # --- session directories -----------------------------------------------------------
     def ensure_session_dir(self, session_id: int) -> Path:
         """Create the session directory and its sub-folders; safe to call any number of times
@@ -94,9 +89,15 @@ class StorageManager:
         root = self.session_dir(session_id)
         if not root.exists():
             return
-        trash = self.sessions_root / f".deleted-{int(session_id)}-{uuid.uuid4().hex[:8]}"
-        os.replace(root, trash)
+        trash = self.move_session_dir_aside(session_id)
         self.remove_session_dir_path(trash)
+
+    def move_session_dir_aside(self, session_id: int) -> Path:
+        """Rename the directory out of its id's way (atomic) to a unique name, so a crash can
+        never block a later delete; returns the new path. Undo with os.replace(aside, root)."""
+        aside = self.sessions_root / f".deleted-{int(session_id)}-{uuid.uuid4().hex[:8]}"
+        os.replace(self.session_dir(session_id), aside)
+        return aside
 
     def remove_session_dir_path(self, aside: Path) -> None:
         """Delete a directory already renamed out of the way of its session id."""

@@ -11,7 +11,7 @@ from werkzeug.security import safe_join
 
 from scanner_app.errors import NotFound
 from scanner_app.services import sessions
-from scanner_app.services.session_resolver import storage
+from scanner_app.services.storage import current_storage
 
 bp = Blueprint("files", __name__, url_prefix="/sessions/<int:session_id>")
 
@@ -20,7 +20,7 @@ _NO_FILE = "That file is not in this session. It may have been moved by a merge 
 
 def _session_dir(session_id: int):
     sessions.get_session(session_id)  # 404 with a sentence for an unknown session
-    return storage().session_dir(session_id)
+    return current_storage().session_dir(session_id)
 
 
 def _inside(root: Path, relpath: str) -> Path:

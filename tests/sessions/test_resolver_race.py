@@ -25,8 +25,8 @@ from scanner_app.services.session_resolver import (
     auto_session_name,
     resolve_session,
     station_today,
-    storage,
 )
+from scanner_app.services.storage import current_storage
 from tests.conftest import build_app, station_env
 
 PROCESSES = 16
@@ -53,7 +53,7 @@ def naive_resolve(now: datetime) -> int:
                           status="active")
     db.session.add(session)
     db.session.commit()
-    storage().ensure_session_dir(session.id)
+    current_storage().ensure_session_dir(session.id)
     return session.id
 
 

@@ -16,7 +16,7 @@ from scanner_app.extensions import db
 from scanner_app.models import Capture, Scan, ScanSession, Upload, User
 from scanner_app.models._time import utcnow
 from scanner_app.services import sessions as session_service
-from scanner_app.services.session_resolver import storage
+from scanner_app.services.storage import current_storage
 from tests.conftest import build_app
 
 PASSWORD = "correct horse battery"
@@ -89,7 +89,7 @@ def add_capture(app, session_id: int, relpath: str, *, valid: bool = True, data:
                 reason: str | None = None) -> int:
     """A capture row plus its file (and thumbnail) inside the session directory."""
     with app.app_context():
-        root = storage().ensure_session_dir(session_id)
+        root = current_storage().ensure_session_dir(session_id)
         path = root / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data if data is not None else jpeg_bytes())

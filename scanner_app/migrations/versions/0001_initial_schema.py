@@ -98,6 +98,7 @@ def upgrade():
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scans")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("scans", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_scans_session_id"), ["session_id"], unique=False)
@@ -152,6 +153,7 @@ def upgrade():
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_uploads")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("uploads", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_uploads_session_id"), ["session_id"], unique=False)
@@ -189,6 +191,7 @@ def upgrade():
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_captures")),
         sa.UniqueConstraint("scan_id", "frame_index", name="uq_captures_scan_frame"),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("captures", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_captures_scan_id"), ["scan_id"], unique=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from flask import Flask, g, redirect, request, session, url_for
 from sqlalchemy import select, update
@@ -17,6 +18,10 @@ from scanner_app.errors import error_response
 from scanner_app.extensions import db
 from scanner_app.models import ApiKey, User
 from scanner_app.models._time import utcnow
+
+# How stale last_used_at may get: writing it on every request would make each progress poll
+# a database write, queued behind long write transactions on SQLite.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 # Endpoints anyone may reach: the login and first-run pages, static files, the health check.
 PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static", "health.healthz"}
@@ -32,9 +37,12 @@ def new_api_key() -> str:
 
 def user_for_api_key(key: str) -> ApiKey | None:
     api_key = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
-    if api_key is not None:
+    now = utcnow()
+    if api_key is not None and (
+        api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION
+    ):
         db.session.execute(update(ApiKey).where(ApiKey.id == api_key.id)
-                           .values(last_used_at=utcnow()))
+                           .values(last_used_at=now))
         db.session.commit()
     return api_key
 

@@ -6,7 +6,7 @@ them (and Werkzeug's HTTP errors) into that body for the API, or an error page f
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -39,7 +39,8 @@ class ServiceUnavailable(StationError):
     status, code = 503, "unavailable"
 
 
-# Sentences for Werkzeug's own errors (routing, body size, methods).
+# Codes and sentences for Werkzeug's own errors (routing, body size, methods).
+_HTTP_CODES = {413: "too_large"}
 _HTTP_MESSAGES = {
     404: "There is nothing at this address. Check the link or go back to the start page.",
     405: "This address does not accept that kind of request.",
@@ -49,7 +50,8 @@ _HTTP_MESSAGES = {
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or (
+    # /healthz answers machines (monitors, systemd), so its errors are JSON too.
+    return request.path.startswith("/api/") or request.path == "/healthz" or (
         request.accept_mimetypes.best == "application/json"
     )
 
@@ -57,10 +59,10 @@ def wants_json() -> bool:
 def error_response(status: int, code: str, message: str):
     if wants_json():
         return jsonify({"error": {"code": code, "message": message}}), status
-    template = "errors/partials/_error.html" if request.headers.get("HX-Request") else (
-        "errors/page.html"
-    )
-    return render_template(template, status=status, code=code, message=message), status
+    from scanner_app.web.render import render
+
+    return render("errors", "page", partial="error", status=status, code=code,
+                  message=message), status
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -71,7 +73,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         status = exc.code or 500
-        slug = (exc.name or "error").lower().replace(" ", "_")
+        slug = _HTTP_CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
         message = _HTTP_MESSAGES.get(status) or exc.description or exc.name
         return error_response(status, slug, message)
 

@@ -129,7 +129,8 @@ def update_session(session_id: int, changes: dict) -> ScanSession:
     session = get_session(session_id)
     unknown = set(changes) - {"name", "status"}
     if unknown:
-        raise BadRequest(f"Only 'name' and 'status' can be changed, not {sorted(unknown)}.")
+        raise BadRequest("Only 'name' and 'status' can be changed; leave out "
+                         + ", ".join(f"'{key}'" for key in sorted(unknown)) + ".")
     if "name" in changes:
         name = changes["name"]
         if session.kind == "auto" and name == session.name:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, request, session, url_for
 
 from scanner_app.errors import StationError
 from scanner_app.services import users
+from scanner_app.web.render import render
 
 bp = Blueprint("auth", __name__)
 
@@ -28,7 +29,7 @@ def login():
             session["user_id"] = user.id
             return redirect(_safe_next())
         error = "That name and password do not match. Try again."
-    return render_template("auth/login.html", error=error, next=_safe_next()), (
+    return render("auth", "login", error=error, next=_safe_next()), (
         401 if error else 200
     )
 
@@ -51,7 +52,7 @@ def setup():
             session.clear()
             session["user_id"] = user.id
             return redirect(url_for("pages.index"))
-    return render_template("auth/setup.html", error=error), (400 if error else 200)
+    return render("auth", "setup", error=error), (400 if error else 200)
 
 
 @bp.post("/logout")

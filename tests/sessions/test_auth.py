@@ -54,3 +54,29 @@ def test_first_visitor_creates_admin_then_logs_in(app):
     ok = browser.post("/login", data={"name": "ada", "password": "correct horse",
                                       "next": "//evil.example/"})
     assert ok.headers["Location"] == "/"
+
+
+def test_health_check_says_so_when_the_database_is_unreachable(data_dir):
+    from scanner_app import create_app
+    from scanner_app.config import load_settings
+    from tests.conftest import station_env
+
+    missing = data_dir / "no-such-folder" / "scanner.db"
+    app = create_app(load_settings(env=station_env(
+        data_dir, SCANNER_DATABASE_URL=f"sqlite:///{missing}")))
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "database_unreachable"
+
+
+def test_api_key_use_is_recorded_but_not_on_every_request(app, client):
+    from scanner_app.extensions import db
+    from scanner_app.models import ApiKey
+
+    client.get("/api/v1/sessions")
+    with app.app_context():
+        first = db.session.scalars(db.select(ApiKey)).one().last_used_at
+    assert first is not None
+    client.get("/api/v1/sessions")
+    with app.app_context():
+        assert db.session.scalars(db.select(ApiKey)).one().last_used_at == first

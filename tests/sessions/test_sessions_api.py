@@ -308,3 +308,18 @@ def test_each_resolution_logs_one_clear_line(app, caplog):
         f"Session resolver: created new today's auto session {first}",
         f"Session resolver: reused existing today's auto session {first}",
     ]
+
+
+def test_body_over_the_size_limit_is_413_with_the_error_body(data_dir):
+    from tests.conftest import build_app
+
+    from scanner_app.services.users import create_api_key
+
+    app = build_app(data_dir, None, SCANNER_MAX_UPLOAD_MB="1")
+    with app.app_context():
+        key = create_api_key("limits")
+    response = app.test_client().post("/api/v1/sessions", data=b"x" * (1024 * 1024 + 1),
+                                      content_type="application/json",
+                                      headers={"X-Api-Key": key})
+    assert response.status_code == 413
+    assert error_code(response) == "too_large"

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hal import HalSettings
+from hal.settings import apply_env_overrides
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
@@ -113,18 +114,12 @@ def load_settings(
         database_url = f"sqlite:///{data_dir / 'scanner.db'}"
     redis_url = env.get("SCANNER_REDIS_URL") or station.get("redis_url") or None
 
-    hal_table = dict(data.get("hal", {}))
-    hal_table["driver"] = env.get("SCANNER_HAL") or hal_table.get("driver") or "mock"
-    mock = dict(hal_table.get("mock", {}))
-    mock["capture_seconds"] = _number(
-        env, "SCANNER_MOCK_CAPTURE_SECONDS", float, mock.get("capture_seconds", 0.2)
-    )
-    mock["seconds_per_rev"] = _number(
-        env, "SCANNER_MOCK_SECONDS_PER_REV", float, mock.get("seconds_per_rev", 8.0)
-    )
+    # SCANNER_HAL and SCANNER_MOCK_* (hal's own list) override the [hal] table.
+    hal_table = apply_env_overrides(data.get("hal", {}), env)
+    hal_table.setdefault("driver", "mock")
+    mock = hal_table.setdefault("mock", {})
     # Lets tests and demos make the mock camera fail inside a running worker.
     mock.setdefault("fault_file", str(data_dir / "mock-fault"))
-    hal_table["mock"] = mock
     try:
         hal = HalSettings.from_mapping(hal_table)
     except ValueError as exc:

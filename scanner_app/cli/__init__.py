@@ -9,8 +9,12 @@ from flask_migrate.cli import db as db_cli
 
 def _create_app():
     from scanner_app import create_app
+    from scanner_app.config import ConfigError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:  # a sentence for the person, not a traceback
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 from hal.errors import HardwareError
-from hal.factory import load_rig, rig_is_mock
+from hal.factory import load_button, load_rig, rig_is_mock
 from hal.interfaces import Rig
 from hal.settings import HalSettings
 
@@ -42,7 +42,8 @@ def _seconds(t: float) -> str:
 
 
 def run_hal_check(settings: HalSettings, out: Callable[[str], None] = print) -> bool:
-    """Home, turn a quarter, light on, lock exposure, take a photo, light off.
+    """Home, turn a quarter, light on, lock exposure, take a photo, light off, then the
+    button and its status LED.
 
     Prints one line per step and a summary; returns True when every step worked.
     """
@@ -79,6 +80,7 @@ def run_hal_check(settings: HalSettings, out: Callable[[str], None] = print) -> 
         for problem in rig.close_errors:
             failed.append("Shutdown")
             out(f"{FAILED} Shutdown: {problem}")
+    step("Button and status LED", lambda: _check_button(settings))
 
     total = passed + len(failed)
     if not failed:
@@ -126,3 +128,22 @@ def _run_steps(rig: Rig, tmp: Path, step: Callable[[str, Callable[[], str | None
     step("Exposure metered and locked", lock)
     step("Camera took a photo", photo)
     step("Light switched off", light_off)
+
+
+def _check_button(settings: HalSettings) -> str:
+    """Open the button, blink its LED through the states, report whether it is held now."""
+    try:
+        button = load_button(settings)
+    except Exception as exc:
+        # On a Pi the running button daemon owns these pins (one owner per device).
+        raise HardwareError(f"{explain(exc)} If 'scanner button' or 'scanner run' is running, "
+                            "it owns the button: stop it to check the button.") from exc
+    try:
+        for state in ("busy", "error", "idle"):
+            button.set_status(state)
+        held = button.is_pressed
+    finally:
+        button.close()
+    if held:
+        return "LED switched; the button reads as pressed right now: check its wiring"
+    return "LED switched on, blinking and off; the button reads as released"

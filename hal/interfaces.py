@@ -208,6 +208,11 @@ class StartButton(Device):
     @abstractmethod
     def status(self) -> str: ...
 
+    @property
+    @abstractmethod
+    def is_pressed(self) -> bool:
+        """Whether the button is down right now (for `scanner hal check`)."""
+
 
 def check_status(state: str) -> str:
     if state not in STATUSES:

@@ -36,6 +36,10 @@ class MockButton(StartButton):
         """What the status LED is doing: "off", "on" or "blinking"."""
         return {"idle": "off", "busy": "on", "error": "blinking"}[self._status]
 
+    @property
+    def is_pressed(self) -> bool:
+        return False  # press() and hold() are momentary: nothing keeps the mock button down
+
     def close(self) -> None:
         self._status = "idle"
         self.closed = True

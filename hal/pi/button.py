@@ -83,6 +83,10 @@ class PiButton(StartButton):
     def status(self) -> str:
         return self._status
 
+    @property
+    def is_pressed(self) -> bool:
+        return bool(self._button.is_pressed)
+
     def close(self) -> None:
         if self._led is not None:
             with contextlib.suppress(Exception):

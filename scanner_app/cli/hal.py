@@ -9,13 +9,14 @@ from flask.cli import with_appcontext
 from hal.check import run_hal_check
 from scanner_app.jobs.hardware_lock import HardwareBusy, hardware_lock
 
-hal_cli = click.Group("hal", help="Check the camera, turntable and light.")
+hal_cli = click.Group("hal", help="Check the camera, turntable, light and button.")
 
 
 @hal_cli.command("check")
 @with_appcontext
 def check() -> None:
-    """Home the turntable, turn it a quarter, take one photo and switch the light on/off."""
+    """Home the turntable, turn it a quarter, take one photo, switch the light on/off and
+    blink the button's status LED."""
     settings = current_app.config["SCANNER_SETTINGS"]
     try:
         # One owner per device: never drive the rig while a scan's worker holds it.

@@ -26,11 +26,12 @@ def test_everything_works_on_the_mock_rig() -> None:
     assert ok
     assert "simulated" in lines[0]
     steps = lines[1:-1]
-    assert len(steps) == 6 and all(line.startswith("✔ ") for line in steps)
+    assert len(steps) == 7 and all(line.startswith("✔ ") for line in steps)
     assert steps[0].startswith("✔ Turntable homed (")
     assert "now at 90.0°" in steps[1]
     assert "320×240" in steps[4]
-    assert lines[-1] == "All 6 checks passed: the scanner hardware is ready."
+    assert steps[6].startswith("✔ Button and status LED (")
+    assert lines[-1] == "All 7 checks passed: the scanner hardware is ready."
 
 
 def test_unplugged_camera_is_reported_in_plain_words(tmp_path: Path) -> None:
@@ -40,8 +41,8 @@ def test_unplugged_camera_is_reported_in_plain_words(tmp_path: Path) -> None:
     assert not ok
     assert "✘ Camera took a photo: The camera is not answering: check the ribbon cable" \
         in "\n".join(lines)
-    assert sum(line.startswith("✔") for line in lines) == 5
-    assert lines[-1].startswith("1 of 6 checks failed (Camera took a photo)")
+    assert sum(line.startswith("✔") for line in lines) == 6
+    assert lines[-1].startswith("1 of 7 checks failed (Camera took a photo)")
 
 
 def test_pi_rig_without_picamera2(pwm_factory, monkeypatch) -> None:
@@ -54,7 +55,8 @@ def test_pi_rig_without_picamera2(pwm_factory, monkeypatch) -> None:
     assert "✔ Turntable turned a quarter turn" in text
     assert "✔ Light switched on" in text and "look: is the ring light on?" in text
     assert "✘ Exposure metered and locked: The Python camera library (picamera2)" in text
-    assert "2 of 6 checks failed" in lines[-1]
+    assert "✔ Button and status LED" in text  # on gpiozero's MockFactory pins
+    assert "2 of 7 checks failed" in lines[-1]
 
 
 def test_pi_rig_without_gpio(monkeypatch) -> None:
@@ -75,7 +77,7 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     good = cli_app(HalSettings.from_mapping({"mock": FAST}), tmp_path)
     result = good.test_cli_runner().invoke(hal_cli, ["check"])
     assert result.exit_code == 0, result.output
-    assert "All 6 checks passed" in result.output
+    assert "All 7 checks passed" in result.output
 
     fault = tmp_path / "fault"
     fault.write_text("timeout")

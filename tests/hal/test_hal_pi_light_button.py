@@ -151,3 +151,14 @@ def test_status_led(mock_factory):
         button.set_status("sleepy")
     button.close()
     PiButton(ButtonSettings()).close()  # pins were released
+
+
+def test_is_pressed_follows_the_pin(mock_factory):
+    button, _, _ = make_button()
+    pin = mock_factory.pin(BUTTON)
+    assert button.is_pressed is False
+    pin.drive_low()  # pull-up: pressed connects the pin to ground
+    assert button.is_pressed is True
+    pin.drive_high()
+    assert button.is_pressed is False
+    button.close()

@@ -44,7 +44,10 @@ def main() -> None:
 
 
 def register_app_commands(app) -> None:
-    """Used by the app factory so `flask --app wsgi <command>` sees the same commands."""
+    """Used by the app factory so `flask --app wsgi <command>` sees the same commands.
+    Flask keeps `run` for its development server there, so the station's all-in-one
+    `run` is also offered as `flask --app wsgi station`."""
     for name, command in cli.commands.items():
         if name not in app.cli.commands:
             app.cli.add_command(command, name)
+    app.cli.add_command(cli.commands["run"], "station")

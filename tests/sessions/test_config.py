@@ -70,3 +70,18 @@ def test_cli_reports_a_bad_setting_as_a_sentence(tmp_path: Path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "is not a known time zone" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_flask_cli_offers_the_station_commands(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    from scanner_app.config import PROJECT_ROOT
+
+    env = {**os.environ, "SCANNER_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", str(PROJECT_ROOT / "wsgi.py"),
+                           "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for command in ("apikey", "db", "doctor", "hal", "station", "user", "web", "worker"):
+        assert f"  {command} " in done.stdout, command

@@ -311,9 +311,8 @@ def test_each_resolution_logs_one_clear_line(app, caplog):
 
 
 def test_body_over_the_size_limit_is_413_with_the_error_body(data_dir):
-    from tests.conftest import build_app
-
     from scanner_app.services.users import create_api_key
+    from tests.conftest import build_app
 
     app = build_app(data_dir, None, SCANNER_MAX_UPLOAD_MB="1")
     with app.app_context():

@@ -21,14 +21,13 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 
 from scanner_app.config import Settings
 from scanner_app.extensions import db
 from scanner_app.models import SCAN_ACTIVE_STATUSES, Capture, Scan, ScanSession, Upload
 from scanner_app.models._time import utcnow
 from scanner_app.models.session import COUNTERS
-from scanner_app.services.counters import bump_session_counters
 from scanner_app.services.storage import StorageManager
 
 MB = 1024 * 1024
@@ -258,6 +257,22 @@ def counted_from_rows() -> dict[int, dict[str, int]]:
     return counts
 
 
+def recount_session(session_id: int) -> None:
+    """Set a session's counters from its rows in one statement: whatever is committed
+    meanwhile is counted exactly once (a read-then-add repair would count it twice)."""
+    def count(model, *where):
+        return (select(func.count()).select_from(model)
+                .where(model.session_id == session_id, *where).scalar_subquery())
+
+    db.session.execute(update(ScanSession).where(ScanSession.id == session_id).values(
+        captures_count=count(Capture),
+        valid_count=count(Capture, Capture.valid.is_(True)),
+        invalid_count=count(Capture, Capture.valid.is_(False)),
+        files_count=count(Upload, Upload.duplicate_of_id.is_(None)),
+        scans_count=count(Scan),
+    ))
+
+
 def check_counters(report: Report, sessions: dict[int, ScanSession]) -> None:
     counted = counted_from_rows()
     busy = _active_session_ids()
@@ -278,7 +293,7 @@ def check_counters(report: Report, sessions: dict[int, ScanSession]) -> None:
                                             "this session is still in progress; run the doctor "
                                             "again when it is done.")
         else:
-            bump_session_counters(session.id, **deltas)
+            recount_session(session.id)
             fixed_any = True
             report.add("problem", message + " They were recounted.", repaired=True)
     if fixed_any:

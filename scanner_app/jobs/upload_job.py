@@ -31,57 +31,92 @@ def job_app_context() -> Iterator[Flask]:
         yield _worker_app
 
 
-def failure_sentence(exc: BaseException) -> str:
-    detail = str(exc).strip() or type(exc).__name__
-    return (f"Processing stopped with an error ({detail}). The file is kept in the session "
-            "folder; upload it again, and report it if this keeps happening.")
-
-
+# What a person reads on a failed upload. The exception itself (its text names files, paths
+# and library internals) goes to the log, with its traceback, never into Upload.error.
+FAILED_SENTENCE = ("Processing this file stopped with an error on the station. The file is kept "
+                   "in the session folder; upload it again, and report it (the details are in "
+                   "the station's log) if this keeps happening.")
 TIMEOUT_SENTENCE = ("Processing took longer than the station allows and was stopped. The "
                     "file is kept in the session folder; send fewer or smaller files at once.")
 KILLED_SENTENCE = ("The worker processing this upload stopped unexpectedly (for example, out "
                    "of memory). The file is kept in the session folder; try a smaller file.")
 
 
-def mark_failed(upload_ids: list[int], sentence: str) -> None:
+def mark_failed(upload_ids: list[int], sentence: str, token: str | None = None,
+                job_id: str | None = None) -> None:
     """Mark uploads still 'processing' as failed with `sentence` (their files are kept).
-    Also for the worker, when the process running an uploads job was killed:
-    mark_failed(job.args[0], KILLED_SENTENCE) inside an app context."""
+
+    With `token`: only the uploads that run holds. Otherwise (the worker, when the process
+    running an uploads job was killed: mark_failed(job.args[0], KILLED_SENTENCE,
+    job_id=job.id) inside an app context) every one of them, except those another live run
+    holds right now: any other run when `job_id` is given, else a web request processing
+    them itself."""
     from scanner_app.extensions import db
     from scanner_app.services.upload_recorder import finish
 
     for upload_id in upload_ids:
         try:
-            finish(upload_id, "failed", sentence)
+            if token is None and _held_by_another_run(upload_id, job_id):
+                db.session.rollback()
+                continue
+            finish(upload_id, "failed", sentence, token)
         except Exception:  # noqa: BLE001 - e.g. the database itself is down
             db.session.rollback()
             log.exception("Could not mark upload %s as failed", upload_id)
 
 
+def _held_by_another_run(upload_id: int, job_id: str | None) -> bool:
+    from scanner_app.services.upload_claims import REQUEST_PREFIX, job_token_prefix, live_holder
+
+    holder = live_holder(upload_id)
+    if holder is None:
+        return False
+    if job_id:
+        return not holder.startswith(job_token_prefix(job_id))
+    return holder.startswith(REQUEST_PREFIX)
+
+
+def _claim_token() -> str:
+    """This run's token: names the RQ job when there is one."""
+    from rq import get_current_job
+
+    from scanner_app.services.upload_claims import new_token
+
+    job = get_current_job()
+    return new_token(job.id if job is not None else None)
+
+
 def process_uploads(upload_ids: list[int]) -> dict[str, int]:
-    """RQ entry point. Returns how many uploads ended done / failed."""
+    """RQ entry point (also called in the web request when the queue is down). Claims the
+    uploads first: those another run holds, or that are finished already, are skipped.
+    Returns how many uploads ended done / failed / skipped."""
     from rq.timeouts import JobTimeoutException
 
+    from scanner_app.config import current_settings
     from scanner_app.extensions import db
+    from scanner_app.services.upload_claims import Claim
     from scanner_app.services.upload_processing import process_upload
     from scanner_app.services.uploads import forget_upload_objects
 
-    summary = {"done": 0, "failed": 0}
-    with job_app_context() as app:
-        settings = app.config["SCANNER_SETTINGS"]
+    summary = {"done": 0, "failed": 0, "skipped": 0}
+    with job_app_context():
+        settings = current_settings()
+        claim = Claim.take(upload_ids, _claim_token())
         for position, upload_id in enumerate(upload_ids):
             try:
-                process_upload(upload_id, settings)
-                summary["done"] += 1
+                summary[process_upload(upload_id, settings, claim)] += 1
             except JobTimeoutException:
                 db.session.rollback()
-                mark_failed(upload_ids[position:], TIMEOUT_SENTENCE)
+                mark_failed(upload_ids[position:], TIMEOUT_SENTENCE, claim.token)
                 raise  # RQ ends the job; the files stay where they are
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the rest
+            except Exception:  # noqa: BLE001 - one bad file must not stop the rest
                 log.exception("Processing upload %s failed", upload_id)
                 db.session.rollback()
-                mark_failed([upload_id], failure_sentence(exc))
+                mark_failed([upload_id], FAILED_SENTENCE, claim.token)
                 summary["failed"] += 1
             finally:
                 forget_upload_objects()  # nothing is kept between uploads
+    if summary["skipped"]:
+        log.info("Uploads: %d skipped (finished, gone, or processed by another run)",
+                 summary["skipped"])
     return summary

@@ -36,6 +36,10 @@ class Upload(db.Model):
     )
     error: Mapped[str | None] = mapped_column(db.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Which processing run holds the upload, and when it last said so (a lease it renews as
+    # it goes): two runs never process one upload at once (services/upload_claims.py).
+    claim_token: Mapped[str | None] = mapped_column(db.String(64))
+    claimed_at: Mapped[datetime | None] = mapped_column()
 
     def to_dict(self) -> dict:
         return {

@@ -16,7 +16,8 @@ THUMBNAIL_QUALITY = 80
 
 
 def thumbnail_path(storage: StorageManager, session_id: int, capture_id: int) -> Path:
-    return storage.session_dir(session_id) / "metadata" / "thumbnails" / f"{int(capture_id)}.jpg"
+    """Kept for callers that import it (scan_job.py); the path is StorageManager's."""
+    return storage.thumbnail_path(session_id, capture_id)
 
 
 _WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
@@ -41,7 +42,8 @@ def _to_jpeg_mode(img: Image.Image) -> Image.Image:
 
 def make_thumbnail(src: Path, dest: Path, size: int = THUMBNAIL_SIZE) -> None:
     """Write a JPEG at most `size` pixels on its longer side to `dest`, atomically.
-    Raises OSError (or a Pillow error) when `src` cannot be read."""
+    Raises OSError (or a Pillow error) when `src` cannot be read, and FileNotFoundError when
+    the folder above dest's own is gone (e.g. its session was deleted meanwhile)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(src) as img:
@@ -55,4 +57,6 @@ def make_thumbnail(src: Path, dest: Path, size: int = THUMBNAIL_SIZE) -> None:
             img = _to_jpeg_mode(img)
             buffer = io.BytesIO()
             img.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
+    # Only the last folder is made: a session directory deleted meanwhile stays deleted.
+    dest.parent.mkdir(exist_ok=True)
     atomic_write_bytes(dest, buffer.getvalue())

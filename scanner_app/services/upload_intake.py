@@ -22,6 +22,7 @@ from typing import BinaryIO
 from flask import Request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+from werkzeug.wsgi import get_input_stream
 
 from scanner_app.errors import BadRequest, StationError
 from scanner_app.services.disk import DiskSpaceError, free_bytes
@@ -33,10 +34,6 @@ MAX_FILES = 1000
 CHUNK_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 8 * 1024  # session_id and the like, held in memory
 MAX_PART_HEADER_BYTES = 4 * CHUNK_BYTES  # decoder buffer bound (headers, boundary search)
-
-
-def incoming_root(data_dir: Path) -> Path:
-    return Path(data_dir) / "incoming"
 
 
 def too_large(max_bytes: int) -> StationError:
@@ -69,9 +66,9 @@ class StagedRequest:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-class _Sink:
-    """Where the data of the current part goes: a staged file, a small in-memory field, or
-    nowhere (file parts under another field name are read past and dropped)."""
+class _PartWriter:
+    """Where the data of the current multipart part goes: a staged file, a small in-memory
+    field, or nowhere (file parts under another field name are read past and dropped)."""
 
     def __init__(self, kind: str, staged: StagedFile | None = None):
         self.kind = kind
@@ -170,11 +167,12 @@ def stream_multipart(req: Request, staging_root: Path, max_bytes: int,
 
 def _decode(req: Request, boundary: bytes, staged: StagedRequest, max_bytes: int) -> None:
     decoder = MultipartDecoder(boundary, max_form_memory_size=MAX_PART_HEADER_BYTES)
-    # Werkzeug's stream stops at Content-Length, and at max_content_length for chunked bodies
-    # from servers that terminate the input (waitress); the count below covers other servers.
-    stream = req.stream
+    # Werkzeug's own limited stream refuses any read once the limit is reached, even when the
+    # body ends exactly there; the contract refuses only larger bodies. So the stream may go
+    # one byte past the limit and the count below decides.
+    stream = get_input_stream(req.environ, max_content_length=max_bytes + 1)
     received = 0
-    sink: _Sink | None = None
+    writer: _PartWriter | None = None
     part_name = ""
     finished = False
     try:
@@ -191,49 +189,49 @@ def _decode(req: Request, boundary: bytes, staged: StagedRequest, max_bytes: int
                     break
                 if isinstance(event, File):
                     part_name = event.name
-                    sink = _open_file_sink(staged, event) if event.name == FILES_FIELD else (
-                        _Sink("discard"))
+                    writer = _open_file_writer(staged, event) if event.name == FILES_FIELD else (
+                        _PartWriter("discard"))
                 elif isinstance(event, Field):
                     part_name = event.name
-                    sink = _Sink("field")
+                    writer = _PartWriter("field")
                 elif isinstance(event, Data):
-                    sink.write(event.data)
+                    writer.write(event.data)
                     if not event.more_data:
-                        _close_sink(staged, sink, part_name)
-                        sink = None
+                        _close_writer(staged, writer, part_name)
+                        writer = None
                 event = decoder.next_event()
             if not chunk and not finished:
                 raise ClientDisconnected()
     finally:
-        if sink is not None:
-            sink.abandon()
+        if writer is not None:
+            writer.abandon()
 
 
-def _open_file_sink(staged: StagedRequest, event: File) -> _Sink:
+def _open_file_writer(staged: StagedRequest, event: File) -> _PartWriter:
     if len(staged.files) >= MAX_FILES:
         raise BadRequest(f"Send at most {MAX_FILES} files in one request; split the rest "
                          "into further uploads.", code="too_many_files")
     path = staged.directory / f"{len(staged.files):05d}"
-    return _Sink("file", StagedFile(filename=event.filename, path=path))
+    return _PartWriter("file", StagedFile(filename=event.filename, path=path))
 
 
-def _close_sink(staged: StagedRequest, sink: _Sink, part_name: str) -> None:
-    if sink.kind == "field":
-        staged.fields[part_name] = sink.field_bytes.decode("utf-8", errors="replace")
+def _close_writer(staged: StagedRequest, writer: _PartWriter, part_name: str) -> None:
+    if writer.kind == "field":
+        staged.fields[part_name] = writer.field_bytes.decode("utf-8", errors="replace")
         return
-    if sink.kind == "discard":
+    if writer.kind == "discard":
         return
-    sink.finish()
+    writer.finish()
     # A browser form with no file chosen sends one empty part with an empty file name.
-    if not sink.staged.filename and sink.staged.size == 0:
-        sink.staged.path.unlink(missing_ok=True)
+    if not writer.staged.filename and writer.staged.size == 0:
+        writer.staged.path.unlink(missing_ok=True)
         return
-    staged.files.append(sink.staged)
+    staged.files.append(writer.staged)
 
 
-def remove_stale_staging(data_dir: Path, older_than_seconds: float = 24 * 3600) -> int:
-    """Remove staging folders left by a crash mid-request. Returns how many were removed."""
-    root = incoming_root(data_dir)
+def remove_stale_staging(root: Path, older_than_seconds: float = 24 * 3600) -> int:
+    """Remove staging folders left by a crash mid-request from `root` (the storage's
+    incoming_dir()). Returns how many were removed."""
     if not root.is_dir():
         return 0
     cutoff = time.time() - older_than_seconds

@@ -37,6 +37,7 @@ from scanner_app.services.image_check import (
     sniff_image_format,
 )
 from scanner_app.services.storage import StorageManager
+from scanner_app.services.upload_claims import Claim, ClaimLost
 from scanner_app.services.upload_folder import UploadFolder
 from scanner_app.services.upload_names import split_extension
 from scanner_app.services.upload_recorder import (
@@ -98,11 +99,13 @@ def _size(handle: BinaryIO) -> int:
 
 
 class UploadProcessor:
-    def __init__(self, upload: Upload, settings: Settings, storage: StorageManager):
+    def __init__(self, upload: Upload, settings: Settings, storage: StorageManager,
+                 claim: Claim):
         self.upload_id = upload.id
         self.stored_name = upload.stored_name or "file"
         self.settings = settings
-        self.recorder = Recorder(upload.id, storage)
+        self.claim = claim
+        self.recorder = Recorder(upload.id, storage, claim)
         self.notes: list[str] = []
 
     def run(self, folder: UploadFolder) -> str | None:
@@ -146,11 +149,13 @@ class UploadProcessor:
                 self.recorder.add(Draft(archive_parts, False, str(exc)))
                 return
             root = extraction_folder_name(self.stored_name)
+            self.claim.renew(self.upload_id)  # still ours? Then nobody else writes here
             folder.remove([root])  # a re-run after a crash starts from an empty folder
             budget = sum(m.info.file_size for m in plan.members)
             skipped = list(plan.skipped)
             images = others = 0
             for member in plan.members:
+                self.claim.checkpoint(self.upload_id)
                 try:
                     used, out = folder.create([root, *member.parts])
                 except OSError as exc:  # e.g. a file and a folder of the same name
@@ -205,25 +210,36 @@ class UploadProcessor:
             return image_draft(parts, handle, self.settings)
 
 
-def process_upload(upload_id: int, settings: Settings) -> None:
-    """Process one upload to 'done' (or leave it for the caller to mark 'failed' when this
-    raises). Quietly does nothing for an upload that is gone or already finished."""
+def process_upload(upload_id: int, settings: Settings, claim: Claim) -> str:
+    """Process one upload that `claim` holds to 'done' (or leave it for the caller to mark
+    'failed' when this raises). Returns "done", or "skipped" when there was nothing for this
+    run to do: the upload is gone, finished, or held by another run (which it then leaves
+    alone, counters included)."""
     upload = db.session.get(Upload, upload_id)
-    if upload is None or upload.status != "processing":
-        return
+    if upload is None or upload.status != "processing" or not claim.holds(upload_id):
+        return "skipped"
     storage = StorageManager(settings.data_dir)
     try:
         if upload.captures_count:
-            reset_partial(upload_id, storage)
+            reset_partial(upload_id, storage, claim)
         folder = _open_folder(upload_id, storage)
         with folder:
-            note = UploadProcessor(upload, settings, storage).run(folder)
+            note = UploadProcessor(upload, settings, storage, claim).run(folder)
     except UploadGone:
         db.session.rollback()
         log.info("Upload %s was deleted with its session while being processed", upload_id)
-        return
-    finish(upload_id, "done", note)
+        return "skipped"
+    except ClaimLost:
+        db.session.rollback()
+        log.warning("Upload %s was taken over by another run; this run left it alone",
+                    upload_id)
+        return "skipped"
+    if not finish(upload_id, "done", note, claim.token):
+        log.warning("Upload %s was taken over by another run before it was finished",
+                    upload_id)
+        return "skipped"
     log.info("Upload %s processed", upload_id)
+    return "done"
 
 
 def _open_folder(upload_id: int, storage: StorageManager) -> UploadFolder:

@@ -1,10 +1,13 @@
 """Writing an upload's captures and counters, a batch at a time (so the counters grow while a
-big archive is processed), safely against a session being merged or deleted meanwhile.
+big archive is processed), safely against a session being merged or deleted meanwhile, and
+against a second run processing the same upload.
 
 Each batch is one transaction that locks rows in the order merge and delete do: first the
 session row, then the upload row. The session id is re-read from the Upload row on every
 batch (a merge moves uploads to another session), and a batch whose upload or session is gone
-stops the processing quietly: the work was deleted with its session.
+stops the processing quietly: the work was deleted with its session. The upload row is only
+written where this run's claim token still stands (upload_claims.py), in the same statement
+that renews the lease: a run that lost its claim raises ClaimLost and counts nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from scanner_app.models import Capture, ScanSession, Upload
 from scanner_app.models._time import utcnow
 from scanner_app.services.counters import bump_session_counters
 from scanner_app.services.storage import StorageManager
-from scanner_app.services.thumbnails import make_thumbnail, thumbnail_path
+from scanner_app.services.thumbnails import make_thumbnail
+from scanner_app.services.upload_claims import Claim, ClaimLost
 
 log = logging.getLogger("scanner.uploads")
 
@@ -44,13 +48,32 @@ class Draft:
     taken_at: datetime | None = None
 
 
-def _relative_path(upload_id: int, parts: tuple[str, ...]) -> str:
-    return "/".join(("images", "uploads", str(upload_id), *parts))
+def capture_path(storage: StorageManager, session_id: int, upload_id: int,
+                 parts: tuple[str, ...]) -> str:
+    """A capture's path as stored: relative to its session directory, with '/'."""
+    path = storage.upload_dir(session_id, upload_id).joinpath(*parts)
+    return path.relative_to(storage.session_dir(session_id)).as_posix()
 
 
-def locked_session_id(upload_id: int, **upload_values) -> int:
-    """Begin a write that holds the upload's session row and then the upload row; returns
-    where the upload lives now. Raises UploadGone when it was deleted (or finished)."""
+def _why_not_held(upload_id: int, claim: Claim) -> None:
+    """After a write found no row to lock: raise why (gone, or taken by another run), or
+    return when the upload merely moved to another session meanwhile (look again)."""
+    db.session.rollback()  # read what others committed, not this transaction's view
+    row = db.session.execute(select(Upload.status, Upload.claim_token)
+                             .where(Upload.id == upload_id)).first()
+    db.session.rollback()
+    if row is None:
+        raise UploadGone(upload_id)
+    if row.status != "processing" or row.claim_token != claim.token:
+        claim.lost(upload_id)
+        raise ClaimLost(upload_id)
+
+
+def locked_session_id(upload_id: int, claim: Claim, **upload_values) -> int:
+    """Begin a write that holds the upload's session row and then the upload row (only while
+    `claim` still holds it; its lease is renewed in the same statement); returns where the
+    upload lives now. Raises UploadGone when it was deleted, ClaimLost when another run holds
+    or finished it."""
     for _ in range(ATTEMPTS):
         session_id = db.session.scalar(select(Upload.session_id).where(Upload.id == upload_id))
         if session_id is None:
@@ -60,21 +83,23 @@ def locked_session_id(upload_id: int, **upload_values) -> int:
             update(ScanSession).where(ScanSession.id == session_id).values(updated_at=utcnow())
         ).rowcount
         if held == 1:
-            values = upload_values or {"status": Upload.status}
             held = db.session.execute(
                 update(Upload).where(Upload.id == upload_id, Upload.session_id == session_id,
-                                     Upload.status == "processing").values(**values)
+                                     Upload.status == "processing",
+                                     Upload.claim_token == claim.token)
+                .values(claimed_at=utcnow(), **upload_values)
             ).rowcount
             if held == 1:
                 return session_id
-        db.session.rollback()  # merged or deleted between the read and the lock: look again
+        _why_not_held(upload_id, claim)  # merged between the read and the lock: look again
     raise UploadGone(upload_id)
 
 
 class Recorder:
-    def __init__(self, upload_id: int, storage: StorageManager):
+    def __init__(self, upload_id: int, storage: StorageManager, claim: Claim):
         self.upload_id = upload_id
         self.storage = storage
+        self.claim = claim
         self.pending: list[Draft] = []
         self.recorded = 0
         self.valid = 0
@@ -83,6 +108,8 @@ class Recorder:
         self.pending.append(draft)
         if len(self.pending) >= BATCH_SIZE:
             self.flush()
+        else:
+            self.claim.checkpoint(self.upload_id)
 
     def flush(self) -> None:
         if not self.pending:
@@ -91,15 +118,16 @@ class Recorder:
         count = len(drafts)
         valid = sum(1 for d in drafts if d.valid)
         session_id = locked_session_id(
-            self.upload_id,
+            self.upload_id, self.claim,
             captures_count=Upload.captures_count + count,
             valid_count=Upload.valid_count + valid,
             invalid_count=Upload.invalid_count + (count - valid),
         )
         captures = [
             Capture(session_id=session_id, upload_id=self.upload_id,
-                    path=_relative_path(self.upload_id, d.parts), valid=d.valid,
-                    reason=d.reason, width=d.width, height=d.height, taken_at=d.taken_at)
+                    path=capture_path(self.storage, session_id, self.upload_id, d.parts),
+                    valid=d.valid, reason=d.reason, width=d.width, height=d.height,
+                    taken_at=d.taken_at)
             for d in drafts
         ]
         db.session.add_all(captures)
@@ -120,15 +148,16 @@ class Recorder:
         for capture_id, draft in items:
             try:
                 make_thumbnail(folder.joinpath(*draft.parts),
-                               thumbnail_path(self.storage, session_id, capture_id))
+                               self.storage.thumbnail_path(session_id, capture_id))
             except Exception:  # noqa: BLE001 - a missing thumbnail is not a lost image
                 log.warning("No thumbnail for capture %s", capture_id, exc_info=True)
 
 
-def reset_partial(upload_id: int, storage: StorageManager) -> None:
-    """Undo the captures and counts of a processing run that crashed half-way, so a second
-    run counts every image exactly once."""
-    session_id = locked_session_id(upload_id)
+def reset_partial(upload_id: int, storage: StorageManager, claim: Claim) -> None:
+    """Undo the captures and counts of a processing run that stopped half-way (crashed, or
+    lost its claim), so this run, which now holds the claim, counts every image exactly
+    once."""
+    session_id = locked_session_id(upload_id, claim)
     upload = db.session.get(Upload, upload_id)
     db.session.refresh(upload)
     capture_ids = list(db.session.scalars(select(Capture.id).where(
@@ -140,15 +169,20 @@ def reset_partial(upload_id: int, storage: StorageManager) -> None:
     upload.captures_count = upload.valid_count = upload.invalid_count = 0
     db.session.commit()
     for capture_id in capture_ids:
-        thumbnail_path(storage, session_id, capture_id).unlink(missing_ok=True)
+        storage.thumbnail_path(session_id, capture_id).unlink(missing_ok=True)
     log.info("Upload %s: reset %d captures of an interrupted run", upload_id, len(capture_ids))
 
 
-def finish(upload_id: int, status: str, note: str | None) -> bool:
-    """processing -> done/failed, with the note or error sentence. False if it was gone."""
+def finish(upload_id: int, status: str, note: str | None, token: str | None = None) -> bool:
+    """processing -> done/failed, with the note or error sentence, releasing the claim.
+    With `token`, only while that run holds the upload. False if nothing changed (gone,
+    already finished, or held by another run)."""
+    condition = [Upload.id == upload_id, Upload.status == "processing"]
+    if token is not None:
+        condition.append(Upload.claim_token == token)
     changed = db.session.execute(
-        update(Upload).where(Upload.id == upload_id, Upload.status == "processing")
-        .values(status=status, error=note)
+        update(Upload).where(*condition)
+        .values(status=status, error=note, claim_token=None, claimed_at=None)
     ).rowcount
     db.session.commit()
     return changed == 1

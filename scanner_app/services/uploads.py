@@ -15,7 +15,9 @@
 5. queue one processing job for the request on the uploads queue (jobs/upload_job.py).
 
 If Redis cannot be reached, the files are already safe on disk and in the database; they are
-then processed right here in the request instead (slower answer, nothing lost or stuck).
+then processed right here in the request instead (slower answer, nothing lost or stuck). A
+Redis error after the job was in fact queued makes two runs for the same uploads: each
+upload is claimed by exactly one of them (upload_claims.py), so none is processed twice.
 """
 
 from __future__ import annotations
@@ -28,19 +30,18 @@ from flask import Request, current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from scanner_app.config import Settings
+from scanner_app.config import Settings, current_settings
 from scanner_app.errors import BadRequest, NotFound
 from scanner_app.extensions import db
 from scanner_app.models import ScanSession, Upload
 from scanner_app.models._time import utcnow
 from scanner_app.services.counters import bump_session_counters
 from scanner_app.services.session_resolver import resolve_session
-from scanner_app.services.storage import StorageManager, fsync_dir
+from scanner_app.services.storage import current_storage, fsync_dir
 from scanner_app.services.upload_intake import (
     FILES_FIELD,
     StagedFile,
     StagedRequest,
-    incoming_root,
     remove_stale_staging,
     stream_multipart,
 )
@@ -49,14 +50,6 @@ from scanner_app.services.upload_names import clean_filename
 log = logging.getLogger("scanner.uploads")
 
 JOB_TIMEOUT_SECONDS = 6 * 3600  # a request of 500 large photos on a Pi takes a while
-
-
-def _settings() -> Settings:
-    return current_app.config["SCANNER_SETTINGS"]
-
-
-def _storage() -> StorageManager:
-    return StorageManager(_settings().data_dir)
 
 
 def get_upload(upload_id: int) -> Upload:
@@ -91,11 +84,11 @@ def _session_id_field(staged: StagedRequest) -> int | None:
 _swept: set[Path] = set()
 
 
-def _sweep_stale_staging(data_dir: Path) -> None:
+def _sweep_stale_staging(staging_root: Path) -> None:
     """Once per process and data dir: remove staging folders a crash mid-request left."""
-    if data_dir not in _swept:
-        _swept.add(data_dir)
-        removed = remove_stale_staging(data_dir)
+    if staging_root not in _swept:
+        _swept.add(staging_root)
+        removed = remove_stale_staging(staging_root)
         if removed:
             log.info("Removed %d staging folder(s) left by interrupted requests", removed)
 
@@ -104,10 +97,11 @@ def accept_upload_request(req: Request) -> tuple[int, list[Upload]]:
     """Take the files of a multipart request into a session. Returns (session id, uploads in
     the order sent). Raises 413 / 400 / 404 (and 507 when the disk is full) StationErrors with
     nothing left behind."""
-    settings = _settings()
+    settings = current_settings()
     max_bytes = current_app.config.get("MAX_CONTENT_LENGTH") or settings.max_upload_mb * 2**20
-    _sweep_stale_staging(settings.data_dir)
-    staged = stream_multipart(req, incoming_root(settings.data_dir), max_bytes,
+    staging_root = current_storage().incoming_dir()
+    _sweep_stale_staging(staging_root)
+    staged = stream_multipart(req, staging_root, max_bytes,
                               settings.disk_reserve_mb * 1024 * 1024)
     try:
         if not staged.files:
@@ -149,8 +143,12 @@ def _lock_session(session_id: int) -> None:
     )
     if result.rowcount != 1:
         db.session.rollback()
-        raise NotFound(f"Session {session_id} was deleted while the files arrived, so they "
-                       "were not kept. Pick another session and send them again.")
+        raise _deleted_meanwhile(session_id)
+
+
+def _deleted_meanwhile(session_id: int) -> NotFound:
+    return NotFound(f"Session {session_id} was deleted while the files arrived, so they "
+                    "were not kept. Pick another session and send them again.")
 
 
 def _original_id(session_id: int, sha256: str) -> int | None:
@@ -167,8 +165,9 @@ def _record(session_id: int, files: list[StagedFile]) -> tuple[list[int], list[i
     """Rows, then files into place, then one commit. Returns (ids of all rows in the order
     sent, ids to process). On failure the moved files go back to the staging folder (removed
     by the caller) and nothing is counted."""
-    store = _storage()
+    store = current_storage()
     moved: list[tuple[Path, Path]] = []
+    made_dirs = False
     ids: list[int] = []
     to_process: list[int] = []
     try:
@@ -194,8 +193,13 @@ def _record(session_id: int, files: list[StagedFile]) -> tuple[list[int], list[i
             db.session.add(upload)
             db.session.flush()  # its id names its folder; later files of this request see it
             upload_id, stored_name = upload.id, upload.stored_name
+            if not made_dirs:
+                # Under the session row lock, after a row naming the session was written:
+                # the session exists, so making its folders cannot bring back a deleted one.
+                store.ensure_session_dir(session_id)
+                made_dirs = True
             target_dir = store.upload_dir(session_id, upload_id)
-            target_dir.mkdir(parents=True, exist_ok=True)
+            target_dir.mkdir(exist_ok=True)
             target = target_dir / stored_name
             os.rename(item.path, target)
             moved.append((target, item.path))
@@ -210,8 +214,7 @@ def _record(session_id: int, files: list[StagedFile]) -> tuple[list[int], list[i
     except IntegrityError:
         # A foreign key: the session went away between resolving it and writing the rows.
         _undo(moved)
-        raise NotFound(f"Session {session_id} was deleted while the files arrived, so they "
-                       "were not kept. Pick another session and send them again.") from None
+        raise _deleted_meanwhile(session_id) from None
     except BaseException:
         _undo(moved)
         raise
@@ -231,7 +234,9 @@ def _undo(moved: list[tuple[Path, Path]]) -> None:
 
 
 def _start_processing(settings: Settings, upload_ids: list[int]) -> None:
-    """Queue the processing job; process inline when the queue cannot be reached."""
+    """Queue the processing job; process inline when the queue cannot be reached. Should the
+    job have been queued after all (a timeout after Redis took it), the job and this request
+    share the work through their claims: whichever claims an upload first processes it."""
     if not upload_ids:
         return
     from redis.backoff import NoBackoff

@@ -9,16 +9,20 @@ tests of the queue path give the app a real Redis and run a real `scanner worker
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis import Redis
+from rq import Queue
 from sqlalchemy import select
 
 from scanner_app.extensions import db
 from scanner_app.models import Capture, ScanSession, Upload
 from scanner_app.models.session import COUNTERS
 from tests.conftest import build_app
+from tests.runtime.procs import cli, process_env
 
 
 @pytest.fixture
@@ -38,6 +42,52 @@ def sq_client(sq_app):
     client = sq_app.test_client()
     client.environ_base["HTTP_X_API_KEY"] = key
     return client
+
+
+@pytest.fixture
+def redis_conn(redis_server) -> Iterator[Redis]:
+    conn = Redis.from_url(redis_server)
+    for name in ("uploads", "hardware"):
+        Queue(name, connection=conn).empty()  # the Redis is shared by the whole test run
+    yield conn
+    for name in ("uploads", "hardware"):
+        Queue(name, connection=conn).empty()
+
+
+@pytest.fixture
+def queued_app(data_dir, database_url, redis_server, redis_conn):
+    """An app with a real Redis: uploads are queued, and a real worker processes them."""
+    app = build_app(data_dir, database_url, SCANNER_REDIS_URL=redis_server)
+    app.config["TEST_DATABASE_URL"] = database_url
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def queued_client(queued_app):
+    from scanner_app.services.users import create_api_key
+
+    with queued_app.app_context():
+        key = create_api_key("queue-tests")
+    client = queued_app.test_client()
+    client.environ_base["HTTP_X_API_KEY"] = key
+    return client
+
+
+def worker_command(app, data_dir: Path, redis_url: str) -> tuple[list[str], dict[str, str]]:
+    """`scanner worker --queues uploads --burst` (works the queue empty, then exits)."""
+    env = process_env(data_dir, SCANNER_DATABASE_URL=app.config["TEST_DATABASE_URL"],
+                      SCANNER_REDIS_URL=redis_url)
+    return cli("worker", "--queues", "uploads", "--burst"), env
+
+
+def run_worker(app, data_dir: Path, redis_url: str) -> str:
+    """Run a real burst worker on the uploads queue to its end; returns its output."""
+    command, env = worker_command(app, data_dir, redis_url)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
 
 
 def counters(app, session_id: int) -> dict[str, int]:

@@ -136,7 +136,11 @@ def test_declared_size_over_the_cap_is_refused_whole(sq_app, sq_client, data_dir
     capture = captures_of(sq_app, only_upload(body)["id"])
     assert len(capture) == 1 and capture[0]["valid"] is False
     assert "would unpack to 3072 MB; at most 2048 MB are extracted" in capture[0]["reason"]
+    assert only_upload(body)["status"] == "done"
     assert sorted(p.name for p in upload_root(data_dir, body).iterdir()) == ["bomb.zip"]
+    expected = {"files_count": 1, "captures_count": 1, "valid_count": 0, "invalid_count": 1}
+    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
+                                                                        body["session_id"])
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
@@ -149,7 +153,9 @@ def test_compression_ratio_bomb_is_refused_whole(sq_app, sq_client, data_dir, tm
     assert len(capture) == 1 and capture[0]["valid"] is False
     assert "how ZIP bombs look" in capture[0]["reason"]
     assert sorted(p.name for p in upload_root(data_dir, body).iterdir()) == ["ratio.zip"]
-    assert counters(sq_app, body["session_id"])["invalid_count"] == 1
+    expected = {"files_count": 1, "captures_count": 1, "valid_count": 0, "invalid_count": 1}
+    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
+                                                                        body["session_id"])
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
@@ -172,7 +178,8 @@ def test_nested_archives_are_kept_not_extracted_and_counted_invalid(sq_app, sq_c
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_damaged_and_imageless_archives(sq_app, sq_client, data_dir):
+def test_damaged_and_imageless_archives(sq_app, sq_client, data_dir, tmp_path):
+    before = snapshot(tmp_path)
     good = zip_bytes({"a.jpg": image_bytes(seed=1), "b.jpg": image_bytes(seed=2)})
     # Flip bytes inside the first entry's compressed data: its CRC no longer matches.
     corrupt = bytearray(good)
@@ -197,23 +204,39 @@ def test_damaged_and_imageless_archives(sq_app, sq_client, data_dir):
                                   "were kept but not counted.")
     assert captures_of(sq_app, seven["id"])[0]["reason"] == (
         "It is a 7-Zip archive; only ZIP archives are extracted.")
-    assert counters(sq_app, body["session_id"]) == counted(sq_app, body["session_id"])
+    # crc.zip: a.jpg invalid, b.jpg valid; cut.zip and old.7z: one invalid capture each;
+    # docs.zip: no images, nothing counted.
+    expected = {"files_count": 4, "captures_count": 4, "valid_count": 1, "invalid_count": 3}
+    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
+                                                                        body["session_id"])
+    assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_clashing_cleaned_names_get_a_counter(sq_app, sq_client, data_dir):
+def test_clashing_cleaned_names_get_a_counter(sq_app, sq_client, data_dir, tmp_path):
+    before = snapshot(tmp_path)
     archive = zip_with_raw_names([("pic.jpg", image_bytes(seed=1)),
                                   ("pic\x01.jpg", image_bytes(seed=2)),
                                   ("x", b"a file"), ("x/inside.jpg", image_bytes(seed=3))])
-    body = post_files(sq_client, [("clash.zip", archive)]).get_json()
+    response = post_files(sq_client, [("clash.zip", archive)])
+    assert response.status_code == 201
+    body = response.get_json()
     upload = only_upload(body)
     names = sorted(Path(c["path"]).name for c in captures_of(sq_app, upload["id"]))
     assert names == ["pic-2.jpg", "pic.jpg"]
     assert "'x/inside.jpg' (it could not be written" in upload["error"]
+    extracted = upload_root(data_dir, body) / "clash"
+    assert (extracted / "pic.jpg").read_bytes() == image_bytes(seed=1)
+    assert (extracted / "pic-2.jpg").read_bytes() == image_bytes(seed=2)
+    expected = {"files_count": 1, "captures_count": 2, "valid_count": 2, "invalid_count": 0}
+    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
+                                                                        body["session_id"])
+    assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_oversized_index_is_refused_before_it_is_read(sq_app, sq_client, data_dir):
+def test_oversized_index_is_refused_before_it_is_read(sq_app, sq_client, data_dir, tmp_path):
     import struct
 
+    before = snapshot(tmp_path)
     data = bytearray(zip_bytes({"a.jpg": image_bytes()}))
     end = data.rfind(b"PK\x05\x06")
     struct.pack_into("<I", data, end + 12, 20 * 1024 * 1024)  # index "size": 20 MB
@@ -222,3 +245,7 @@ def test_oversized_index_is_refused_before_it_is_read(sq_app, sq_client, data_di
     assert len(capture) == 1 and capture[0]["valid"] is False
     assert "table of contents is 20 MB" in capture[0]["reason"]
     assert sorted(p.name for p in upload_root(data_dir, body).iterdir()) == ["index.zip"]
+    expected = {"files_count": 1, "captures_count": 1, "valid_count": 0, "invalid_count": 1}
+    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
+                                                                        body["session_id"])
+    assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])

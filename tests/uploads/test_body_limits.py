@@ -163,10 +163,6 @@ def test_too_many_files_is_400_and_leaves_nothing(small_app, data_dir, tmp_path,
     assert_written_only_inside(tmp_path, before, data_dir, None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "upload_intake reads Werkzeug's max-limited request.stream, which raises 413 on any read "
-    "at the limit even when the body ends there; fix: read get_input_stream(req.environ, "
-    "max_content_length=max_bytes + 1) and let the intake's own count decide"))
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_body_of_exactly_the_limit_is_taken(small_app, data_dir, chunked):
     image = image_bytes()

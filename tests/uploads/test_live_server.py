@@ -286,10 +286,6 @@ def test_live_one_byte_over_the_limit_is_413(data_dir, redis_server, clean_queue
         stop_station(station)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "upload_intake reads Werkzeug's max-limited request.stream, which raises 413 on any read "
-    "at the limit even when the body ends there; fix: read get_input_stream(req.environ, "
-    "max_content_length=max_bytes + 1) and let the intake's own count decide"))
 def test_live_body_exactly_at_the_limit_is_taken(data_dir, redis_server, clean_queues,
                                                  tmp_path):
     """SCANNER_MAX_UPLOAD_MB=1: a request body of exactly 1 MiB is taken ("larger request

@@ -3,60 +3,15 @@ session merged or deleted while its uploads wait in the queue."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-import pytest
-from redis import Redis
 from rq import Queue
 
 from scanner_app.extensions import db
 from scanner_app.models import Capture, Upload
 from scanner_app.services.storage import StorageManager
-from tests.conftest import build_app
-from tests.runtime.procs import cli, process_env
-from tests.uploads.conftest import captures_of, counted, counters, session_ids
+from tests.uploads.conftest import captures_of, counted, counters, run_worker, session_ids
 from tests.uploads.helpers import image_bytes, post_files, zip_bytes
-
-
-@pytest.fixture
-def redis_conn(redis_server) -> Redis:
-    conn = Redis.from_url(redis_server)
-    for name in ("uploads", "hardware"):
-        Queue(name, connection=conn).empty()  # the Redis is shared by the whole test run
-    yield conn
-    for name in ("uploads", "hardware"):
-        Queue(name, connection=conn).empty()
-
-
-@pytest.fixture
-def queued_app(data_dir, database_url, redis_server, redis_conn):
-    app = build_app(data_dir, database_url, SCANNER_REDIS_URL=redis_server)
-    app.config["TEST_DATABASE_URL"] = database_url
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture
-def queued_client(queued_app):
-    from scanner_app.services.users import create_api_key
-
-    with queued_app.app_context():
-        key = create_api_key("queue-tests")
-    client = queued_app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = key
-    return client
-
-
-def run_worker(app, data_dir: Path, redis_url: str) -> str:
-    """`scanner worker --queues uploads --burst`: works the queue empty, then exits."""
-    env = process_env(data_dir, SCANNER_DATABASE_URL=app.config["TEST_DATABASE_URL"],
-                      SCANNER_REDIS_URL=redis_url)
-    done = subprocess.run(cli("worker", "--queues", "uploads", "--burst"), env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout + done.stderr
 
 
 def test_uploads_are_queued_on_the_uploads_queue_and_a_worker_processes_them(
@@ -122,15 +77,27 @@ def test_a_session_deleted_while_its_upload_waits_is_left_alone(
 
 def test_a_run_that_crashed_half_way_is_redone_counting_once(
         queued_app, queued_client, data_dir, redis_server):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from scanner_app.models._time import utcnow
+    from scanner_app.services.upload_claims import LEASE, Claim, new_token
     from scanner_app.services.upload_recorder import Draft, Recorder
 
     archive = zip_bytes({f"{i}.jpg": image_bytes(seed=i + 1) for i in range(4)})
     body = post_files(queued_client, [("a.zip", archive)]).get_json()
     upload_id, session_id = body["uploads"][0]["id"], body["session_id"]
     with queued_app.app_context():  # what a worker killed after its first batch leaves
-        recorder = Recorder(upload_id, StorageManager(data_dir))
+        claim = Claim.take([upload_id], new_token("killed-job"))
+        assert claim.holds(upload_id)
+        recorder = Recorder(upload_id, StorageManager(data_dir), claim)
         recorder.add(Draft(("a", "0.jpg"), True, width=64, height=48))
         recorder.flush()
+        # ... and its claim, no longer renewed by anyone, runs out.
+        db.session.execute(update(Upload).values(
+            claimed_at=utcnow() - LEASE - timedelta(seconds=1)))
+        db.session.commit()
     assert counters(queued_app, session_id)["captures_count"] == 1
 
     run_worker(queued_app, data_dir, redis_server)

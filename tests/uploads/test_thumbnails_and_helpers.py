@@ -54,8 +54,23 @@ def test_unreadable_source_raises_and_writes_nothing(tmp_path):
 
 def test_thumbnail_path_is_in_the_session_metadata(tmp_path):
     store = StorageManager(tmp_path)
-    assert thumbnail_path(store, 3, 42) == tmp_path / "sessions" / "3" / "metadata" / \
-        "thumbnails" / "42.jpg"
+    expected = tmp_path / "sessions" / "3" / "metadata" / "thumbnails" / "42.jpg"
+    assert store.thumbnail_path(3, 42) == expected
+    assert thumbnail_path(store, 3, 42) == expected  # the wrapper scan_job.py imports
+
+
+def test_a_thumbnail_never_brings_back_a_deleted_session_directory(tmp_path):
+    store = StorageManager(tmp_path)
+    src = save(tmp_path / "src.png", Image.new("RGB", (40, 30)), "PNG")
+    store.ensure_session_dir(5)
+    (store.session_dir(5) / "metadata" / "thumbnails").rmdir()  # an older session layout
+    make_thumbnail(src, store.thumbnail_path(5, 1))  # its own folder is made
+    assert store.thumbnail_path(5, 1).is_file()
+
+    store.remove_session_dir(5)  # deleted meanwhile
+    with pytest.raises(FileNotFoundError):
+        make_thumbnail(src, store.thumbnail_path(5, 2))
+    assert not store.session_dir(5).exists()
 
 
 def test_list_and_get_uploads(sq_app, sq_client):

@@ -2,7 +2,9 @@
 each kind of bad file, with the answer, the counters and the files on disk checked.
 
 These run without a queue (no Redis in the app's settings), so processing happens in the
-request, the documented fallback; test_queue.py covers the queued path with a real worker.
+request, the documented fallback; test_queue.py covers the queued path with a real worker,
+test_bad_input_paths.py runs a representative batch of bad input through both paths, and
+test_claims.py the two paths running at once.
 """
 
 from __future__ import annotations
@@ -204,17 +206,36 @@ def test_one_bad_file_does_not_reject_the_good_ones(sq_app, sq_client, data_dir,
     assert_written_only_inside(tmp_path, before, data_dir, session_id)
 
 
-def test_a_file_that_lies_about_its_type_is_judged_by_content(sq_app, sq_client):
+def test_a_file_that_lies_about_its_type_is_judged_by_content(sq_app, sq_client, data_dir,
+                                                              tmp_path):
+    before = snapshot(tmp_path)
     files = [("holiday.jpg", image_bytes("PNG", (50, 40))),
              ("scan.png", image_bytes("JPEG", (30, 20))),
-             ("noext", image_bytes("TIFF", (10, 10)))]
-    body = post_files(sq_client, files).get_json()
-    by_name = {u["filename"]: captures_of(sq_app, u["id"])[0] for u in body["uploads"]}
+             ("noext", image_bytes("TIFF", (10, 10))),
+             ("photo.tif", b"%PDF-1.4 a document, named as a photo\n"),
+             ("movie.png", b"\x00\x00\x00\x18ftypmp42" + bytes(64))]
+    response = post_files(sq_client, files)
+    assert response.status_code == 201
+    body = response.get_json()
+    session_id = body["session_id"]
+    assert [u["status"] for u in body["uploads"]] == ["done"] * 5
+    by_name = {u["filename"]: captures_of(sq_app, u["id"]) for u in body["uploads"]}
+    assert all(len(found) == 1 for found in by_name.values()), by_name
+    by_name = {name: found[0] for name, found in by_name.items()}
     assert by_name["holiday.jpg"]["valid"] and by_name["holiday.jpg"]["width"] == 50
     assert by_name["holiday.jpg"]["reason"] == "Named .jpg but holds a PNG image."
     assert by_name["scan.png"]["valid"]
     assert by_name["scan.png"]["reason"] == "Named .png but holds a JPEG image."
     assert by_name["noext"]["valid"] and by_name["noext"]["reason"] is None
+    for liar, ext in (("photo.tif", ".tif"), ("movie.png", ".png")):  # no image inside at all
+        assert (by_name[liar]["valid"], by_name[liar]["reason"]) == (
+            False, f"It is named {ext} but is not a JPEG, PNG or TIFF image.")
+    # Each kept as sent, under its own name, in its own upload's folder.
+    for upload, (name, content) in zip(body["uploads"], files, strict=True):
+        assert (upload_dir(data_dir, session_id, upload["id"]) / name).read_bytes() == content
+    expected = {"files_count": 5, "captures_count": 5, "valid_count": 3, "invalid_count": 2}
+    assert counters(sq_app, session_id) == expected == counted(sq_app, session_id)
+    assert_written_only_inside(tmp_path, before, data_dir, session_id)
 
 
 @pytest.mark.parametrize("name,stored", [
@@ -351,7 +372,10 @@ def test_disk_without_room_is_507_and_leaves_nothing(data_dir, tmp_path):
 
 
 def test_processing_that_crashes_marks_the_upload_failed_and_keeps_the_file(
-        sq_app, sq_client, data_dir, monkeypatch):
+        sq_app, sq_client, data_dir, monkeypatch, caplog):
+    import logging
+
+    from scanner_app.jobs.upload_job import FAILED_SENTENCE
     from scanner_app.services import upload_processing
 
     real = upload_processing.image_draft
@@ -362,11 +386,20 @@ def test_processing_that_crashes_marks_the_upload_failed_and_keeps_the_file(
         return real(parts, handle, settings)
 
     monkeypatch.setattr(upload_processing, "image_draft", explode)
+    caplog.set_level(logging.ERROR, logger="scanner.uploads")
     body = post_files(sq_client, [("boom.jpg", image_bytes(seed=1)),
                                   ("fine.jpg", image_bytes(seed=2))]).get_json()
     boom, fine = body["uploads"]
     assert boom["status"] == "failed"
-    assert "simulated decoder crash" in boom["error"] and boom["error"].endswith(".")
+    # A person reads a fixed sentence, never the exception's text ...
+    assert boom["error"] == FAILED_SENTENCE
+    assert "simulated" not in boom["error"] and "RuntimeError" not in boom["error"]
+    assert sq_client.get(f"/api/v1/uploads/{boom['id']}").get_json()["error"] == (
+        FAILED_SENTENCE)
+    # ... which, with its traceback, is in the log.
+    logged = [r for r in caplog.records if r.exc_info and "simulated decoder crash" in str(
+        r.exc_info[1])]
+    assert logged and f"upload {boom['id']}" in logged[0].getMessage()
     assert fine["status"] == "done" and fine["valid_count"] == 1
     assert (upload_dir(data_dir, body["session_id"], boom["id"]) / "boom.jpg").exists()
     assert counters(sq_app, body["session_id"]) == {

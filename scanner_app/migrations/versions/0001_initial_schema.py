@@ -137,6 +137,8 @@ def upgrade():
         sa.Column("duplicate_of_id", sa.Integer(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("claim_token", sa.String(length=64), nullable=True),
+        sa.Column("claimed_at", sa.DateTime(), nullable=True),
         sa.CheckConstraint(
             "status IN ('processing', 'done', 'failed')", name=op.f("ck_uploads_status")
         ),

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from scanner_app.services.exports import iter_tree_files, session_export_filename, stream_zip
 from scanner_app.services.sessions import get_session
-from scanner_app.services.storage import StorageManager
+from scanner_app.services.storage import current_storage
 
 bp = Blueprint("api_exports", __name__, url_prefix="/api/v1/sessions")
 
@@ -15,7 +15,7 @@ bp = Blueprint("api_exports", __name__, url_prefix="/api/v1/sessions")
 def export_session(session_id: int):
     session = get_session(session_id)  # 404 with the error body for an unknown id
     filename = session_export_filename(session.id, session.name)
-    root = StorageManager(current_app.config["SCANNER_SETTINGS"].data_dir).session_dir(session.id)
+    root = current_storage().session_dir(session.id)
     # The generator needs no app context: it only reads files under `root`.
     body = stream_zip(iter_tree_files(root))
     return Response(

@@ -20,10 +20,13 @@ def _answer(scan, status: int = 200):
 @bp.post("")
 def start_scan():
     body = json_object()
-    unknown = set(body) - {"session_id", "profile", "frames"}
+    unknown = sorted(set(body) - {"session_id", "profile", "frames"})
     if unknown:
-        raise BadRequest(f"Unknown fields {sorted(unknown)}; a scan takes 'session_id', "
-                         "'profile' and 'frames', all optional.", code="invalid_field")
+        named = ", ".join(f"'{field}'" for field in unknown)
+        them = "it" if len(unknown) == 1 else "them"
+        raise BadRequest(f"A scan does not take {named}; leave {them} out. A scan takes "
+                         "'session_id', 'profile' and 'frames', all optional.",
+                         code="invalid_field")
     profile = body.get("profile")
     if profile is not None and not isinstance(profile, str):
         raise BadRequest("'profile' must be the name of a scan profile, e.g. \"quick\".",

@@ -17,6 +17,11 @@ HARDWARE_QUEUE = "hardware"
 UPLOADS_QUEUE = "uploads"
 ALL_QUEUES = (HARDWARE_QUEUE, UPLOADS_QUEUE)
 
+# The job functions, by the dotted path RQ stores as a job's func_name (enqueue by path, so
+# the web process never imports the hardware side).
+SCAN_JOB = "scanner_app.jobs.scan_job.run_scan"
+UPLOAD_JOB = "scanner_app.jobs.upload_job.process_uploads"
+
 
 def redis_connection(settings: Settings) -> Redis:
     """SCANNER_REDIS_URL when set, else the private redis-server's socket in the data dir.

@@ -7,14 +7,16 @@ moves, settles, captures, and records the frame (Capture row, session counters, 
 metadata/scans/<id>.json) in one commit. The light goes off and the rig is closed whatever
 happens. Resuming runs the same job again: recorded frames are skipped, so each frame is
 recorded exactly once.
+
+The end: the final metadata, the session record and (for a completed scan) the export ZIP
+are written while the scan still reads 'running', so deleting or merging its session is
+refused until they are on disk; only then does the scan take its final status.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
-import json
 import logging
 import os
 import socket
@@ -27,24 +29,38 @@ from flask import current_app, has_app_context
 from sqlalchemy import func, select, update
 
 from hal import HardwareError, Rig, load_rig
+from scanner_app.config import current_settings
 from scanner_app.extensions import db
 from scanner_app.jobs.hardware_lock import HardwareBusy, hardware_lock
+from scanner_app.jobs.scan_metadata import ScanMetadata
 from scanner_app.models import Capture, Scan, ScanSession
 from scanner_app.models._time import iso, utcnow
 from scanner_app.services.counters import bump_session_counters
 from scanner_app.services.exports import write_scan_export
-from scanner_app.services.scans import HEARTBEAT_SECONDS, job_profile
-from scanner_app.services.storage import StorageManager, atomic_write_json
-from scanner_app.services.thumbnails import make_thumbnail, thumbnail_path
+from scanner_app.services.scan_recovery import Heartbeat
+from scanner_app.services.scans import job_profile
+from scanner_app.services.storage import current_storage
+from scanner_app.services.thumbnails import make_thumbnail
 
 log = logging.getLogger("scanner.scan_job")
 
-# Set by the work-horse's SIGTERM handler (jobs/worker.py): stop before the next frame and
-# leave the scan `interrupted`, ready to resume.
+# A warm shutdown of the worker (jobs/worker.py) asks a running scan to stop before its next
+# frame and leave it `interrupted`, ready to resume. Two ways in: the SIGTERM the worker
+# forwards sets STOP_REQUESTED, and the flag file the worker writes first (`stop_flag`, set
+# in the work-horse). The file is what makes it reliable: a signal that arrives before the
+# work-horse has installed its handler, or while the worker has no work-horse yet, is lost.
 STOP_REQUESTED = threading.Event()
+stop_flag: Path | None = None
 PAUSE_POLL_SECONDS = 0.2
 LOCK_WAIT_SECONDS = 20.0
 _OWNED = ("running", "paused")
+
+
+def stop_requested() -> bool:
+    """Whether the worker running this job is shutting down."""
+    if not STOP_REQUESTED.is_set() and stop_flag is not None and stop_flag.exists():
+        STOP_REQUESTED.set()
+    return STOP_REQUESTED.is_set()
 
 
 class _Cancelled(Exception):
@@ -92,47 +108,17 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
-class _Heartbeat(threading.Thread):
-    """Keeps heartbeat_at fresh while the job is busy between frames (homing, a long move,
-    a pause), so recovery can tell a slow scan from a dead one."""
-
-    def __init__(self, app, scan_id: int, job_id: str | None):
-        super().__init__(name=f"scan-{scan_id}-heartbeat", daemon=True)
-        self._app, self._scan_id, self._job_id = app, scan_id, job_id
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        with self._app.app_context():
-            while not self._halt.wait(HEARTBEAT_SECONDS):
-                where = [Scan.id == self._scan_id, Scan.status.in_(_OWNED)]
-                if self._job_id:
-                    where.append(Scan.rq_job_id == self._job_id)
-                try:
-                    with db.engine.begin() as conn:
-                        conn.execute(update(Scan).where(*where).values(heartbeat_at=utcnow()))
-                except Exception as exc:  # noqa: BLE001 - the next beat tries again
-                    log.warning("Scan %s: heartbeat failed: %s", self._scan_id, exc)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(timeout=10)
-
-
 class ScanRun:
     def __init__(self, scan_id: int):
         from rq import get_current_job
 
         self.scan_id = scan_id
         self.app = current_app._get_current_object()
-        self.settings = current_app.config["SCANNER_SETTINGS"]
-        self.store = StorageManager(self.settings.data_dir)
+        self.settings = current_settings()
+        self.store = current_storage()
         self.job = get_current_job()
         self.job_id = self.job.id if self.job is not None else None
         self.recorded: set[int] = set()
-        self.frames_meta: dict[int, dict[str, Any]] = {}
-        self.runs: list[dict[str, Any]] = []
-        self.rig_description: dict[str, Any] = {}
-        self.rig_state: dict[str, Any] | None = None
         self.index: int | None = None  # frame being taken
         self.light_wanted = False  # switched back on when a pause ends
         self.pending_file: Path | None = None  # written, not yet recorded
@@ -153,9 +139,10 @@ class ScanRun:
         self.planned = scan.frames_planned
         self.profile = job_profile(scan.profile, self.settings)
         self.images_dir = self.store.scan_images_dir(self.session_id, scan.id)
-        self.metadata_path = self.store.scan_metadata_path(self.session_id, scan.id)
+        self.meta = ScanMetadata(self.store.scan_metadata_path(self.session_id, scan.id),
+                                 self.profile)
         self._note_process()
-        heartbeat = _Heartbeat(self.app, scan.id, self.job_id)
+        heartbeat = Heartbeat(self.app, scan.id, self.job_id)
         heartbeat.start()
         try:
             return self._run_claimed()
@@ -201,13 +188,13 @@ class ScanRun:
             if len(self.recorded) >= self.planned:
                 raise _AllTaken()  # e.g. killed while exporting: nothing to drive the rig for
             with hardware_lock(self.settings.data_dir, LOCK_WAIT_SECONDS,
-                               should_stop=STOP_REQUESTED.is_set):
+                               should_stop=stop_requested):
                 rig = load_rig(self.settings.hal)
                 try:
                     self._drive(rig)
                 finally:
                     rig.close()  # light off, motor off, camera closed, whatever happened
-                    self.rig_state = {
+                    self.meta.rig_state = {
                         "light_on": rig.light.is_on,
                         "motor_enabled": rig.turntable.is_enabled,
                         "camera_open": rig.camera.is_open,
@@ -226,7 +213,7 @@ class ScanRun:
                 "The worker was stopped during the scan.", resume=True)
         except HardwareBusy as exc:
             status, error = "interrupted", str(exc)
-            if STOP_REQUESTED.is_set():
+            if stop_requested():
                 error = self._where("The worker was stopped during the scan.", resume=True)
         except HardwareError as exc:
             error = self._where(_sentence(str(exc)))
@@ -237,10 +224,10 @@ class ScanRun:
                 status, error = "interrupted", self._where(
                     "The scan ran longer than the job time limit.", resume=True)
             else:
-                log.exception("Scan %s failed", self.scan_id)
-                error = self._where(
-                    f"An unexpected error stopped the scan ({type(exc).__name__}: {exc}); "
-                    "the details are in the worker's log.")
+                # The exception's text (SQL and its parameters, paths, reprs) is for the log,
+                # never for the person looking at the scan. Resumable: an outage passes.
+                log.exception("Scan %s: unexpected error", self.scan_id)
+                status, error = "interrupted", self._unexpected()
         if status != "completed":
             log.warning("Scan %s %s: %s", self.scan_id, status, error or "")
         self._finish(status, error)
@@ -248,7 +235,7 @@ class ScanRun:
 
     # --- the frames --------------------------------------------------------------------
     def _drive(self, rig: Rig) -> None:
-        self.rig_description = rig.describe()
+        self.meta.rig = rig.describe()
         self._obey_control(rig)
         rig.turntable.home()
         rig.light.on()
@@ -265,7 +252,7 @@ class ScanRun:
             if exposure is None:
                 # Lock once the object is lit and in place, so every frame matches.
                 exposure = rig.camera.lock_exposure()
-                self.runs[-1]["exposure"] = exposure.as_dict()
+                self.meta.set_exposure(exposure.as_dict())
             self._capture(rig, index, angle)
         self.index = None
 
@@ -280,15 +267,8 @@ class ScanRun:
             quality=self.profile.jpeg_quality,
         )
         relative = path.relative_to(self.store.session_dir(self.session_id)).as_posix()
-        self.frames_meta[index] = {
-            "index": index,
-            "angle": angle,
-            "time": iso(taken_at),
-            "file": relative,
-            "width": info.width,
-            "height": info.height,
-            "camera": dict(info.settings),
-        }
+        self.meta.add_frame(index, angle=angle, taken_at=taken_at, file=relative,
+                            width=info.width, height=info.height, camera=info.settings)
         capture = Capture(session_id=self.session_id, scan_id=self.scan_id, frame_index=index,
                           path=relative, angle_deg=angle, valid=True, width=info.width,
                           height=info.height, taken_at=taken_at)
@@ -305,7 +285,7 @@ class ScanRun:
             raise _Superseded("the scan was taken over by another job")
         # Metadata first, then commit: after a crash in between, the frame is not recorded,
         # so a resume re-captures it and replaces its metadata entry (keyed by index).
-        self._write_metadata()
+        self.meta.write({**self.scan.to_dict(), "frames_captured": len(self.recorded) + 1})
         db.session.commit()
         self.recorded.add(index)
         self.pending_file = None
@@ -315,7 +295,7 @@ class ScanRun:
     def _obey_control(self, rig: Rig) -> None:
         """Between frames: stop, cancel, or wait while paused (light off meanwhile)."""
         while True:
-            if STOP_REQUESTED.is_set():
+            if stop_requested():
                 raise _Stopped()
             row = db.session.execute(
                 select(Scan.status, Scan.control, Scan.rq_job_id).where(Scan.id == self.scan_id)
@@ -352,35 +332,54 @@ class ScanRun:
 
     # --- the end -----------------------------------------------------------------------
     def _finish(self, status: str, error: str | None) -> None:
+        """Files first, status last: while the scan still reads running/paused, delete and
+        merge of its session answer 409, so nothing below can recreate the directory of a
+        session that is gone or write into one that was merged away."""
         db.session.rollback()  # whatever the failure left half-done (never a half frame)
-        now = utcnow()
-        values: dict[str, Any] = {"status": status, "control": None, "error": error,
-                                  "heartbeat_at": now}
-        if status != "interrupted":
-            values["finished_at"] = now
-        result = db.session.execute(
-            update(Scan).where(*self._owned()).values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:
-            db.session.rollback()
-            log.warning("Scan %s was taken over; job %s leaves it alone", self.scan_id,
-                        self.job_id)
-            return
-        db.session.refresh(self.scan)
+        if not self._touch():
+            return  # another job owns the scan (and maybe the pending file's name) now
         if status != "completed" and self.pending_file is not None:
             # Written but never recorded: the database and the disk agree on what was taken.
             self.pending_file.unlink(missing_ok=True)
+        now = utcnow()
+        values: dict[str, Any] = {"status": status, "control": None, "error": error}
+        if status != "interrupted":
+            values["finished_at"] = now
+        db.session.refresh(self.scan)
+        final = {**self.scan.to_dict(), "status": status, "control": None, "error": error}
+        if "finished_at" in values:
+            final["finished_at"] = iso(now)
         try:
-            self._write_metadata(final=True)
+            self.meta.write(final, recorded=self.recorded)
         except OSError as exc:
             log.warning("Scan %s: could not write its final metadata: %s", self.scan_id, exc)
-        db.session.commit()
-        log.info("Scan %s %s with %s of %s frames", self.scan_id, status, len(self.recorded),
-                 self.planned)
         self._write_session_record()
         if status == "completed":
             self._export()
+        result = db.session.execute(
+            update(Scan).where(*self._owned()).values(**values, heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        if result.rowcount != 1:
+            log.warning("Scan %s was taken over while it was being finished; job %s leaves it "
+                        "alone", self.scan_id, self.job_id)
+            return
+        log.info("Scan %s %s with %s of %s frames", self.scan_id, status, len(self.recorded),
+                 self.planned)
+
+    def _touch(self) -> bool:
+        """A sign of life, if the scan is still this job's; False (logged) when not."""
+        result = db.session.execute(
+            update(Scan).where(*self._owned()).values(heartbeat_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        if result.rowcount != 1:
+            log.warning("Scan %s was taken over; job %s leaves it alone", self.scan_id,
+                        self.job_id)
+            return False
+        return True
 
     def _write_session_record(self) -> None:
         """Keep metadata/session.json's counters in step with the frames just recorded."""
@@ -393,17 +392,29 @@ class ScanRun:
         finally:
             db.session.rollback()
 
-    def _where(self, what: str, resume: bool = False) -> str:
-        taken = len(self.recorded)
-        frames = f"{taken} frame{'s' if taken != 1 else ''}"
+    def _at(self) -> str:
         if self.index is not None:
-            at = f"at frame {self.index + 1} of {self.planned}"
-        else:
-            at = f"after {taken} of {self.planned} frames" if taken else "before its first frame"
-        tail = (f"resume the scan to continue from frame {min(taken + 1, self.planned)}."
+            return f"at frame {self.index + 1} of {self.planned}"
+        taken = len(self.recorded)
+        return f"after {taken} of {self.planned} frames" if taken else "before its first frame"
+
+    def _kept(self) -> str:
+        taken = len(self.recorded)
+        return (f"The {taken} frame{'s' if taken != 1 else ''} taken so far "
+                f"{'is' if taken == 1 else 'are'} kept")
+
+    def _next_frame(self) -> int:
+        return min(len(self.recorded) + 1, self.planned)
+
+    def _where(self, what: str, resume: bool = False) -> str:
+        tail = (f"resume the scan to continue from frame {self._next_frame()}."
                 if resume else "fix the cause, then start a new scan.")
-        verb = "is" if taken == 1 else "are"
-        return f"The scan stopped {at}: {what} The {frames} taken so far {verb} kept; {tail}"
+        return f"The scan stopped {self._at()}: {what} {self._kept()}; {tail}"
+
+    def _unexpected(self) -> str:
+        return (f"An unexpected error stopped the scan {self._at()}; the details are in the "
+                f"worker's log. {self._kept()}; resume the scan to continue from frame "
+                f"{self._next_frame()}, or start a new scan.")
 
     @staticmethod
     def _os_error_sentence(exc: OSError) -> str:
@@ -422,43 +433,12 @@ class ScanRun:
                                               Capture.frame_index.is_not(None))
         ))
         db.session.commit()
-        try:
-            previous = json.loads(self.metadata_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            previous = {}
-        for entry in previous.get("frames") or []:
-            if isinstance(entry, dict) and isinstance(entry.get("index"), int):
-                self.frames_meta[entry["index"]] = entry
-        self.runs = [r for r in previous.get("runs") or [] if isinstance(r, dict)]
-        self.runs.append({"job": self.job_id, "started": iso(utcnow()),
-                          "first_frame": min(set(range(self.planned)) - self.recorded,
-                                             default=None)})
-
-    def _write_metadata(self, final: bool = False) -> None:
-        scan = self.scan.to_dict()
-        frames = self.frames_meta
-        if final:
-            # Only frames the database recorded (an entry may outlive a failed commit).
-            frames = {i: e for i, e in frames.items() if i in self.recorded}
-        else:
-            scan["frames_captured"] = len(self.recorded) + 1
-        profile = dataclasses.asdict(self.profile)
-        profile["resolution"] = list(profile["resolution"])
-        data: dict[str, Any] = {
-            "scan": scan,
-            "profile": profile,
-            "rig": self.rig_description,
-            "exposure": (self.runs[-1].get("exposure") if self.runs else None),
-            "runs": self.runs,
-            "frames": [frames[i] for i in sorted(frames)],
-        }
-        if self.rig_state is not None:
-            data["rig_state"] = self.rig_state
-        atomic_write_json(self.metadata_path, data)
+        self.meta.load(self.job_id, utcnow(),
+                       first_frame=min(set(range(self.planned)) - self.recorded, default=None))
 
     def _thumbnail(self, capture: Capture, path: Path) -> None:
         try:
-            make_thumbnail(path, thumbnail_path(self.store, self.session_id, capture.id))
+            make_thumbnail(path, self.store.thumbnail_path(self.session_id, capture.id))
         except Exception as exc:  # noqa: BLE001 - a missing thumbnail is not a failed scan
             log.warning("Scan %s: no thumbnail for %s: %s", self.scan_id, path.name, exc)
 

@@ -8,16 +8,22 @@
   marked interrupted at once, and the uploads of a killed uploads job are marked failed
   (their files kept).
 - A warm shutdown (SIGTERM/SIGINT, e.g. Ctrl-C of `scanner run`) asks a running scan to
-  stop before its next frame, as `interrupted`, instead of waiting for the whole scan.
+  stop before its next frame, as `interrupted`, instead of waiting for the whole scan. The
+  request is written to a flag file first (<data dir>/worker-stop/<worker name>), which the
+  scan checks between frames, and then sent to the work-horse as SIGTERM: a signal alone is
+  lost when it comes before the work-horse exists or before it has installed its handler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 
 from flask import Flask
 from redis import Redis
@@ -27,11 +33,11 @@ from rq.queue import Queue
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner_app.extensions import db
+from scanner_app.jobs import scan_job  # loaded before any fork: the horse sets up at once
+from scanner_app.jobs.queues import SCAN_JOB, UPLOAD_JOB
 
 log = logging.getLogger("scanner.worker")
 
-SCAN_JOB = "scanner_app.jobs.scan_job.run_scan"
-UPLOAD_JOB = "scanner_app.jobs.upload_job.process_uploads"
 WORKER_TTL_SECONDS = 35  # also bounds how long the idle worker blocks on Redis
 MAINTENANCE_SECONDS = 15
 
@@ -47,8 +53,13 @@ def _recover_uploads(app: Flask) -> None:
             log.exception("Re-queueing uploads left without a job failed")
 
 
+def stop_flag_path(data_dir: Path, worker_name: str) -> Path:
+    """Where the worker named `worker_name` records a warm shutdown for its work-horse."""
+    return Path(data_dir) / "worker-stop" / re.sub(r"[^A-Za-z0-9._-]", "_", worker_name)
+
+
 def _reconcile(app: Flask) -> list[int]:
-    from scanner_app.services.scans import reconcile_stale_scans
+    from scanner_app.services.scan_recovery import reconcile_stale_scans
 
     with app.app_context():  # its own session, closed again before any fork
         return reconcile_stale_scans()
@@ -60,6 +71,12 @@ class StationWorker(Worker):
         kwargs.setdefault("worker_ttl", WORKER_TTL_SECONDS)
         kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
         super().__init__(*args, **kwargs)
+        self.stop_flag = stop_flag_path(app.config["SCANNER_SETTINGS"].data_dir, self.name)
+        self.clear_stop_flag()  # one left by an earlier worker of the same name
+
+    def clear_stop_flag(self) -> None:
+        with contextlib.suppress(OSError):
+            self.stop_flag.unlink(missing_ok=True)
 
     def fork_work_horse(self, job: Job, queue: Queue):
         # Close the worker's idle connections first, so the horse inherits none: a SQLite
@@ -71,6 +88,7 @@ class StationWorker(Worker):
 
     # --- in the work-horse (after fork) ------------------------------------------------
     def main_work_horse(self, job: Job, queue: Queue):
+        self.setup_work_horse_signals()  # as early as possible (RQ sets them again: harmless)
         with self.app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)  # the parent keeps using its connections
@@ -78,15 +96,21 @@ class StationWorker(Worker):
         super().main_work_horse(job, queue)
 
     def setup_work_horse_signals(self):
-        from scanner_app.jobs.scan_job import STOP_REQUESTED
-
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # SIGTERM from the worker's warm shutdown: a scan stops between frames.
-        signal.signal(signal.SIGTERM, lambda *_: STOP_REQUESTED.set())
+        # SIGTERM from the worker's warm shutdown: a scan stops between frames. The flag
+        # file catches what a signal sent before this line would have missed.
+        signal.signal(signal.SIGTERM, lambda *_: scan_job.STOP_REQUESTED.set())
+        scan_job.stop_flag = self.stop_flag
 
     # --- in the worker -----------------------------------------------------------------
     def handle_warm_shutdown_request(self):
         super().handle_warm_shutdown_request()
+        try:
+            # Only os calls here: this runs in a signal handler.
+            self.stop_flag.parent.mkdir(parents=True, exist_ok=True)
+            self.stop_flag.touch()
+        except OSError as exc:
+            log.warning("Could not record the stop request in %s: %s", self.stop_flag, exc)
         if self.horse_pid:
             try:
                 os.kill(self.horse_pid, signal.SIGTERM)
@@ -99,14 +123,14 @@ class StationWorker(Worker):
             from scanner_app.jobs.upload_job import KILLED_SENTENCE, mark_failed
 
             with self.app.app_context():
-                mark_failed(list(job.args[0]), KILLED_SENTENCE)
+                mark_failed(list(job.args[0]), KILLED_SENTENCE, job_id=job.id)
             return
         if job.func_name != SCAN_JOB or not job.args:
             return
         how = (f"was killed by signal {os.WTERMSIG(ret_val)}" if ret_val and
                os.WIFSIGNALED(ret_val) else "ended unexpectedly")
         try:
-            from scanner_app.services.scans import mark_interrupted
+            from scanner_app.services.scan_recovery import mark_interrupted
 
             with self.app.app_context():
                 mark_interrupted(int(job.args[0]), job.id,
@@ -183,4 +207,7 @@ def run_worker(
         list(queues), connection=connection, app=app,
         name=name or f"scanner-{socket.gethostname()}-{os.getpid()}",
     )
-    worker.work(burst=burst, logging_level="INFO")
+    try:
+        worker.work(burst=burst, logging_level="INFO")
+    finally:
+        worker.clear_stop_flag()

@@ -40,6 +40,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from scanner_app.config import Settings
+from scanner_app.runtime.processes import process_alive
 
 log = logging.getLogger("scanner.redis")
 
@@ -73,16 +74,6 @@ def find_redis_server() -> str:
     )
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _is_redis_server(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -94,10 +85,10 @@ def _is_redis_server(pid: int) -> bool:
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _pid_alive(pid):
+        if not process_alive(pid):
             return True
         time.sleep(0.05)
-    return not _pid_alive(pid)
+    return not process_alive(pid)
 
 
 class PrivateRedis:
@@ -189,7 +180,7 @@ class PrivateRedis:
             pid = int(self.pid_path.read_text().strip())
         except (OSError, ValueError):
             pid = None
-        if pid and _pid_alive(pid) and _is_redis_server(pid):
+        if pid and process_alive(pid) and _is_redis_server(pid):
             # We hold the lock, so no live station owns it: its owner died without stopping it.
             log.warning("Stopping a private Redis (pid %s) left behind by an earlier run", pid)
             os.kill(pid, signal.SIGTERM)

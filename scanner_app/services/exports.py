@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from scanner_app.services.storage import StorageManager, fsync_dir
+from scanner_app.services.storage import atomic_open, current_storage
 
 CHUNK_SIZE = 1024 * 1024
 # Already compressed: deflating them again only costs time.
@@ -30,8 +29,9 @@ STORED_SUFFIXES = frozenset({
 
 
 def is_temp_file(name: str) -> bool:
-    """Half-written files of atomic writes (`.<name>.<random>.tmp`); never exported."""
-    return name.startswith(".") and name.endswith(".tmp")
+    """Half-written files of atomic writes (`.<name>.<random>.part`, or `.tmp` from older
+    writers); never exported."""
+    return name.startswith(".") and name.endswith((".part", ".tmp"))
 
 
 def compression_for(path: Path) -> int:
@@ -114,23 +114,12 @@ def session_export_filename(session_id: int, name: str) -> str:
     return f"session-{session_id}-{suffix}.zip" if suffix else f"session-{session_id}.zip"
 
 
-def _storage(data_dir: Path | None) -> StorageManager:
-    if data_dir is None:
-        from flask import current_app
-
-        data_dir = current_app.config["SCANNER_SETTINGS"].data_dir
-    return StorageManager(data_dir)
-
-
-def scan_export_path(session_id: int, scan_id: int, data_dir: Path | None = None) -> Path:
-    return _storage(data_dir).exports_dir(session_id) / f"scan-{int(scan_id)}.zip"
-
-
-def write_scan_export(session_id: int, scan_id: int, *, data_dir: Path | None = None) -> Path:
+def write_scan_export(session_id: int, scan_id: int) -> Path:
     """Write exports/scan-<scan id>.zip: the scan's frames and metadata/scans/<id>.json,
-    paths as in the session directory. Written to a temp file, fsynced, then renamed, so the
-    exports folder never holds half a ZIP. Needs an app context unless `data_dir` is given."""
-    store = _storage(data_dir)
+    paths as in the session directory, atomically (the exports folder never holds half a
+    ZIP). It never creates the session directory: for a session that is gone it raises
+    FileNotFoundError. Needs an app context."""
+    store = current_storage()
     root = store.session_dir(session_id)
     files = [(path, f"images/scans/{int(scan_id)}/{arc}")
              for path, arc in iter_tree_files(store.scan_images_dir(session_id, scan_id))]
@@ -138,20 +127,11 @@ def write_scan_export(session_id: int, scan_id: int, *, data_dir: Path | None = 
     if metadata.is_file():
         files.append((metadata, metadata.relative_to(root).as_posix()))
 
-    target = scan_export_path(session_id, scan_id, store.data_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with zipfile.ZipFile(handle, "w", allowZip64=True,
-                                 strict_timestamps=False) as archive:
-                for path, arcname in files:
-                    archive.write(path, arcname, compress_type=compression_for(path))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    target = store.scan_export_path(session_id, scan_id)
+    # Without parents: made inside an existing session directory, or not at all.
+    target.parent.mkdir(exist_ok=True)
+    with atomic_open(target) as handle, zipfile.ZipFile(
+            handle, "w", allowZip64=True, strict_timestamps=False) as archive:
+        for path, arcname in files:
+            archive.write(path, arcname, compress_type=compression_for(path))
     return target

@@ -1,60 +1,58 @@
-"""Scans: the one way to start, pause, resume and cancel a scan, its progress, and crash
-recovery (reconcile_stale_scans).
+"""Scans: the one way to start, pause, resume and cancel a scan, and its progress.
 
 Who changes what: the API (this module) inserts scans and sets `control`; the job
-(jobs/scan_job.py) owns the running <-> paused transitions and the final status; reconcile
-marks scans whose job died as `interrupted`. Every transition is a conditional UPDATE, so two
-processes racing for the same scan never both win.
+(jobs/scan_job.py) owns the running <-> paused transitions and the final status; recovery
+(services/scan_recovery.py, re-exported here) marks scans whose job died as `interrupted`.
+Every transition is a conditional UPDATE, so two processes racing for the same scan never
+both win.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import statistics
 import time
-from datetime import datetime
 
-import sqlalchemy as sa
-from flask import Flask, current_app
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from scanner_app.config import ScanProfile, Settings
+from scanner_app.config import ScanProfile, Settings, current_settings
 from scanner_app.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from scanner_app.extensions import db
-from scanner_app.jobs.queues import HARDWARE_QUEUE, queue, redis_connection
-from scanner_app.models import SCAN_ACTIVE_STATUSES, Capture, Scan
+from scanner_app.jobs.queues import HARDWARE_QUEUE, SCAN_JOB, queue, redis_connection
+from scanner_app.models import SCAN_ACTIVE_STATUSES, Capture, Scan, ScanSession
 from scanner_app.models._time import utcnow
 from scanner_app.services.counters import bump_session_counters
 from scanner_app.services.disk import check_scan_space
+from scanner_app.services.scan_recovery import (
+    HEARTBEAT_SECONDS,
+    QUEUED_GRACE_SECONDS,
+    STALE_SECONDS,
+    mark_interrupted,
+    recently_alive,
+    reconcile_at_startup,
+    reconcile_stale_scans,
+)
 from scanner_app.services.session_resolver import resolve_session
 from scanner_app.services.sessions import get_session
+
+__all__ = [
+    "HEARTBEAT_SECONDS", "MAX_FRAMES", "QUEUED_GRACE_SECONDS", "SOURCES", "STALE_SECONDS",
+    "active_scan", "cancel_scan", "get_scan", "job_profile", "list_scans", "mark_interrupted",
+    "pause_scan", "profile_for", "reconcile_at_startup", "reconcile_stale_scans",
+    "resume_scan", "scan_json", "scan_progress", "start_scan",
+]
 
 log = logging.getLogger("scanner.scans")
 
 SOURCES = ("web", "api", "button")
 MAX_FRAMES = 720  # half a degree apart; more is a typo, not a scan
-SCAN_JOB = "scanner_app.jobs.scan_job.run_scan"
 # Pauses count towards RQ's job timeout, so it is long; a job that reaches it ends as
 # `interrupted` and can be resumed.
 JOB_TIMEOUT_SECONDS = 24 * 3600
-
-# Liveness. The job writes heartbeat_at at every frame and every HEARTBEAT_SECONDS from a
-# thread. Younger than ALIVE_SECONDS: alive, nothing to check. Older than STALE_SECONDS: the
-# job is gone, whatever RQ says. In between, RQ's view decides (the job's process on this
-# machine is gone, or RQ says the job ended).
-HEARTBEAT_SECONDS = 3.0
-ALIVE_SECONDS = 8.0
-STALE_SECONDS = 25.0
-# A queued scan's job may legitimately not exist for a moment around enqueueing.
-QUEUED_GRACE_SECONDS = 30.0
-_ENDED_JOB_STATES = ("finished", "failed", "stopped", "canceled")
 
 QUEUE_UNAVAILABLE = (
     "The job queue (Redis) is not reachable, so the scan was not started. "
@@ -66,15 +64,11 @@ QUEUE_UNAVAILABLE_RESUME = (
 )
 
 
-def _settings() -> Settings:
-    return current_app.config["SCANNER_SETTINGS"]
-
-
 # --- profiles and validation -----------------------------------------------------------
 
 def profile_for(name: str | None, settings: Settings | None = None) -> ScanProfile:
     """The named profile (default profile for None); BadRequest naming the choices."""
-    settings = settings or _settings()
+    settings = settings or current_settings()
     name = settings.default_profile if name is None else name
     if not isinstance(name, str) or name not in settings.profiles:
         choices = ", ".join(sorted(settings.profiles)) or "(none configured)"
@@ -115,7 +109,7 @@ def get_scan(scan_id: int) -> Scan:
     scan = db.session.get(Scan, scan_id)
     if scan is None:
         raise NotFound(f"There is no scan {scan_id}. Pick one from the session's scan list.")
-    if scan.status in SCAN_ACTIVE_STATUSES and not _recently_alive(scan):
+    if scan.status in SCAN_ACTIVE_STATUSES and not recently_alive(scan):
         # Lazy recovery: whoever looks at a scan whose worker died sees it interrupted.
         if reconcile_stale_scans([scan.id]):
             db.session.refresh(scan)
@@ -125,7 +119,7 @@ def get_scan(scan_id: int) -> Scan:
 def active_scan() -> Scan | None:
     """The scan that is queued, running or paused (at most one), after recovering a dead one."""
     scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES)))
-    if scan is not None and not _recently_alive(scan) and reconcile_stale_scans([scan.id]):
+    if scan is not None and not recently_alive(scan) and reconcile_stale_scans([scan.id]):
         scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES)))
     return scan
 
@@ -198,6 +192,12 @@ def _active_conflict(scan: Scan | None) -> Conflict:
     return Conflict(what, code="scan_active")
 
 
+def _session_gone(session_id: int) -> NotFound:
+    return NotFound(f"Session {session_id} was deleted or merged into another session while "
+                    "the scan was being started, so the scan was not started. Pick a session "
+                    "and start the scan again.")
+
+
 def _ping(connection: Redis, message: str) -> None:
     try:
         connection.ping()
@@ -228,7 +228,7 @@ def start_scan(
     """Validate, refuse while another scan is active or the disk is too full, resolve the
     session (once), insert the scan and enqueue its job. The web, the API and the button
     all start scans here."""
-    settings = _settings()
+    settings = current_settings()
     if source not in SOURCES:
         raise BadRequest(f"Unknown scan source {source!r}; use one of {', '.join(SOURCES)}.")
     chosen = profile_for(profile, settings)
@@ -251,6 +251,11 @@ def start_scan(
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
+        # Two causes: another scan won the one-active-scan index, or the session was deleted
+        # or merged away between the resolver and this insert (its foreign key failed).
+        if db.session.get(ScanSession, session_id) is None:
+            db.session.rollback()
+            raise _session_gone(session_id) from None
         raise _active_conflict(active_scan()) from None
 
     try:
@@ -325,7 +330,7 @@ def resume_scan(scan_id: int) -> Scan:
 
 
 def _requeue(scan: Scan) -> Scan:
-    settings = _settings()
+    settings = current_settings()
     if (current := active_scan()) is not None:
         raise _active_conflict(current)
     remaining = max(0, scan.frames_planned - scan.frames_captured)
@@ -384,188 +389,7 @@ def _cancel_job(job_id: str | None) -> None:
     try:
         from rq.job import Job
 
-        Job.fetch(job_id, connection=redis_connection(_settings())).cancel()
+        Job.fetch(job_id, connection=redis_connection(current_settings())).cancel()
     except Exception as exc:  # noqa: BLE001 - a job we cannot cancel exits on its own
         log.info("Could not cancel RQ job %s (%s); it will see the scan is cancelled", job_id,
                  exc)
-
-
-# --- crash recovery --------------------------------------------------------------------
-
-def _last_sign_of_life(scan: Scan) -> datetime:
-    return scan.heartbeat_at or scan.started_at or scan.created_at
-
-
-def _recently_alive(scan: Scan, now: datetime | None = None) -> bool:
-    age = ((now or utcnow()) - _last_sign_of_life(scan)).total_seconds()
-    return age < ALIVE_SECONDS
-
-
-def process_alive(pid: int) -> bool:
-    """Whether `pid` is a live (not zombie) process on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            state = handle.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
-class _RqView:
-    """What RQ knows about a scan's job, as one of:
-    None        Redis cannot be asked (judge by heartbeats alone)
-    "missing"   no such job (Redis lost it)
-    "ended"     RQ says it finished, failed or was stopped
-    "dead"      it was started by a process on this machine that no longer exists
-    "here"      it runs in a live process on this machine
-    "started"   started somewhere we cannot check (another machine, or no pid yet)
-    "waiting"   still in the queue
-    """
-
-    def __init__(self, settings: Settings):
-        self._settings = settings
-        self._connection: Redis | None = None
-        self._down = False
-        self.started_at: dict[str, datetime | None] = {}
-
-    def state(self, job_id: str | None) -> str | None:
-        if not job_id or self._down:
-            return None
-        from rq.exceptions import NoSuchJobError
-        from rq.job import Job
-
-        try:
-            if self._connection is None:
-                self._connection = redis_connection(self._settings)
-            try:
-                job = Job.fetch(job_id, connection=self._connection)
-            except NoSuchJobError:
-                return "missing"
-            status = job.get_status(refresh=False)
-            status = str(getattr(status, "value", status))
-        except (RedisError, OSError) as exc:
-            log.info("Cannot ask Redis about job %s (%s); judging by heartbeats only", job_id,
-                     exc)
-            self._down = True
-            return None
-        if status in _ENDED_JOB_STATES:
-            return "ended"
-        if status != "started":
-            return "waiting"
-        started = job.started_at
-        self.started_at[job_id] = (started.replace(tzinfo=None) if started and started.tzinfo
-                                   else started)
-        meta = job.meta or {}
-        pid, host = meta.get("pid"), meta.get("host")
-        if isinstance(pid, int) and host == socket.gethostname():
-            return "here" if process_alive(pid) else "dead"
-        return "started"
-
-
-def _interrupted_message(scan: Scan, why: str) -> str:
-    taken = scan.frames_captured
-    return (f"{why} The {taken} frame{'s' if taken != 1 else ''} taken so far "
-            f"{'are' if taken != 1 else 'is'} kept; resume the scan to continue from frame "
-            f"{min(taken + 1, scan.frames_planned)} of {scan.frames_planned}.")
-
-
-def _why_stale(scan: Scan, now: datetime, rq: _RqView) -> str | None:
-    """A sentence saying why the scan's job is gone, or None while it may be alive."""
-    age = (now - _last_sign_of_life(scan)).total_seconds()
-    if scan.status in ("running", "paused"):
-        if age < ALIVE_SECONDS:
-            return None
-        state = rq.state(scan.rq_job_id)
-        if state == "here":
-            return None  # slow (a database lock?), not dead: its process is still there
-        if state in ("dead", "ended") or age >= STALE_SECONDS:
-            return (f"The worker running this scan stopped (no sign of life for "
-                    f"{int(age)} seconds).")
-        return None
-    # queued: the job may not have been picked up yet; only a lost or dead job counts.
-    if age < QUEUED_GRACE_SECONDS:
-        return None
-    state = rq.state(scan.rq_job_id)
-    if state == "missing":
-        return "The scan's job was lost from the queue (was Redis restarted?)."
-    started = rq.started_at.get(scan.rq_job_id or "")
-    if state in ("dead", "ended") or (
-            state == "started" and started is not None
-            and (now - started).total_seconds() >= STALE_SECONDS):
-        return "The worker that picked up this scan stopped before it began."
-    return None
-
-
-def reconcile_stale_scans(scan_ids: list[int] | None = None) -> list[int]:
-    """Mark active scans whose job or worker is gone as `interrupted`; returns their ids.
-
-    Safe to call from any process at any time: the UPDATE only matches while the scan
-    still has the heartbeat it was judged by, so a job that just showed a sign of life wins.
-    """
-    query = select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES))
-    if scan_ids is not None:
-        query = query.where(Scan.id.in_(scan_ids))
-    scans = list(db.session.scalars(query))
-    if not scans:
-        return []
-    now = utcnow()
-    rq = _RqView(_settings())
-    marked: list[int] = []
-    for scan in scans:
-        why = _why_stale(scan, now, rq)
-        if why is None:
-            continue
-        same_heartbeat = (Scan.heartbeat_at.is_(None) if scan.heartbeat_at is None
-                          else Scan.heartbeat_at == scan.heartbeat_at)
-        result = db.session.execute(
-            update(Scan)
-            .where(Scan.id == scan.id, Scan.status == scan.status, same_heartbeat)
-            .values(status="interrupted", control=None,
-                    error=_interrupted_message(scan, why))
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
-            marked.append(scan.id)
-            log.warning("Scan %s marked interrupted: %s", scan.id, why)
-    db.session.commit()
-    for scan in scans:
-        if scan.id in marked:
-            db.session.refresh(scan)
-    return marked
-
-
-def mark_interrupted(scan_id: int, job_id: str | None, why: str) -> bool:
-    """For the worker when it sees its work-horse die: interrupt the scan that job ran."""
-    scan = db.session.get(Scan, scan_id)
-    if scan is None or scan.status not in SCAN_ACTIVE_STATUSES:
-        return False
-    where = [Scan.status.in_(SCAN_ACTIVE_STATUSES)]
-    if job_id:
-        where.append(Scan.rq_job_id == job_id)
-    if _set(scan, where, status="interrupted", control=None,
-            error=_interrupted_message(scan, why)):
-        log.warning("Scan %s marked interrupted: %s", scan_id, why)
-        return True
-    return False
-
-
-def reconcile_at_startup(app: Flask) -> None:
-    """Called where the web server starts (the worker reconciles on its own): recover scans
-    left 'running' by a dead worker. Not in create_app, so a CLI command such as `scanner
-    doctor` sees the station as it was. Silent on a
-    database without tables yet (before `scanner db upgrade`) or one that is unreachable."""
-    try:
-        with app.app_context():
-            if not sa.inspect(db.engine).has_table(Scan.__tablename__):
-                return
-            reconcile_stale_scans()
-    except Exception as exc:  # noqa: BLE001 - startup must not fail because of this
-        log.warning("Could not check for interrupted scans at startup: %s", exc)

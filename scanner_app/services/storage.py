@@ -6,20 +6,23 @@ A directory is made only for a session id the database already committed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 # One atomic writer for the whole station (temp file beside the target, fsync, rename, fsync
 # the directory). It never creates folders: a late write must not bring back the directory
 # of a session that was deleted or merged meanwhile.
 from hal.atomic import atomic_write_bytes, fsync_dir
 
-__all__ = ["StorageManager", "atomic_write_bytes", "atomic_write_json", "current_storage",
-           "fsync_dir"]
+__all__ = ["StorageManager", "atomic_open", "atomic_write_bytes", "atomic_write_json",
+           "current_storage", "fsync_dir"]
 
 # Made up front, so later moves (merge) never need to create a folder they could leave behind.
 SESSION_SUBDIRS = (
@@ -29,6 +32,27 @@ SESSION_SUBDIRS = (
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n")
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path) -> Iterator[BinaryIO]:
+    """atomic_write_bytes for data written piece by piece (e.g. a ZIP): yields a binary file
+    beside `path` that appears at `path` only once complete (fsync, rename, fsync the folder).
+    On any error the temp file is removed and `path` is left as it was. Like
+    atomic_write_bytes it never creates folders: a missing folder raises FileNotFoundError."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
 
 
 def current_storage() -> StorageManager:

@@ -14,7 +14,7 @@ from scanner_app.services import exports
 from scanner_app.services.exports import write_scan_export
 from scanner_app.services.session_resolver import resolve_session
 from scanner_app.services.sessions import create_manual_session
-from scanner_app.services.storage import StorageManager
+from scanner_app.services.storage import StorageManager, atomic_open, current_storage
 from tests.runtime.conftest import jpeg_bytes
 
 
@@ -77,6 +77,51 @@ def test_scan_export_failing_half_way_leaves_no_file(sqlite_app, data_dir, monke
     assert list(store.exports_dir(session_id).iterdir()) == []
 
 
+def test_scan_export_never_brings_back_a_session_directory(sqlite_app, data_dir):
+    """A late export for a session deleted (or merged away) meanwhile fails; it must not
+    create sessions/<id>/exports/ again."""
+    with sqlite_app.app_context():
+        session_id = resolve_session(None)
+        store = StorageManager(data_dir)
+        _scan_on_disk(store, session_id, 4, frames=2)
+        store.remove_session_dir(session_id)
+        with pytest.raises(FileNotFoundError):
+            write_scan_export(session_id, 4)
+    assert not store.session_dir(session_id).exists()
+    assert [p.name for p in store.sessions_root.iterdir()] == []
+
+
+def test_scan_export_makes_a_missing_exports_folder_inside_its_session(sqlite_app, data_dir):
+    with sqlite_app.app_context():
+        session_id = resolve_session(None)
+        store = StorageManager(data_dir)
+        _scan_on_disk(store, session_id, 5, frames=1)
+        store.exports_dir(session_id).rmdir()  # a session made before exports/ existed
+        path = write_scan_export(session_id, 5)
+    assert path == store.scan_export_path(session_id, 5) and zipfile.is_zipfile(path)
+
+
+def test_atomic_open_shows_the_file_only_when_complete(tmp_path):
+    target = tmp_path / "out.bin"
+    with atomic_open(target) as handle:
+        handle.write(b"first half ")
+        assert not target.exists()
+        assert [p.name for p in tmp_path.iterdir()][0].startswith(".out.bin.")
+        handle.write(b"second half")
+    assert target.read_bytes() == b"first half second half"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+    with pytest.raises(RuntimeError), atomic_open(target) as handle:
+        handle.write(b"never seen")
+        raise RuntimeError("stopped half-way")
+    assert target.read_bytes() == b"first half second half"  # the old file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+    with pytest.raises(FileNotFoundError), atomic_open(tmp_path / "missing" / "x.bin"):
+        pass
+    assert not (tmp_path / "missing").exists()  # it never makes folders
+
+
 def _session_tree(store: StorageManager, session_id: int) -> dict[str, bytes]:
     root = store.ensure_session_dir(session_id)
     expected = {"metadata/session.json": (root / "metadata" / "session.json").read_bytes()}
@@ -93,6 +138,7 @@ def _session_tree(store: StorageManager, session_id: int) -> dict[str, bytes]:
     exported.write_bytes(b"PK\x05\x06" + bytes(18))
     expected["exports/scan-11.zip"] = exported.read_bytes()
     (store.exports_dir(session_id) / ".scan-12.zip.abcd.tmp").write_bytes(b"half a zip")
+    (store.exports_dir(session_id) / ".scan-13.zip.efgh.part").write_bytes(b"half a zip")
     return expected
 
 
@@ -205,5 +251,5 @@ def test_symlinks_in_a_session_are_not_followed(tmp_path):
 def test_export_path_is_inside_the_session(sqlite_app, data_dir):
     with sqlite_app.app_context():
         session_id = resolve_session(None)
-        path = exports.scan_export_path(session_id, 9)
+        path = current_storage().scan_export_path(session_id, 9)
     assert path == Path(data_dir) / "sessions" / str(session_id) / "exports" / "scan-9.zip"

@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from hal.exif import read_exif
+from scanner_app.extensions import db
+from scanner_app.models import Scan
 from tests.scans.conftest import Station, free_port, wait_until
 
 
@@ -30,6 +33,11 @@ def assert_frames_consistent(station: Station, scan: dict, count: int) -> None:
     assert meta["scan"]["id"] == scan["id"]
     session = station.session(scan["session_id"])
     assert session["captures_count"] == count and session["valid_count"] == count
+
+
+def heartbeat_of(station: Station, scan_id: int) -> datetime:
+    with station.app.app_context():
+        return db.session.get(Scan, scan_id).heartbeat_at
 
 
 def assert_rig_released(station: Station, scan: dict) -> None:
@@ -101,12 +109,13 @@ def test_pause_then_resume_completes_every_frame(make_station):
     station.wait_for_scan(scan["id"], lambda s: s["frames_captured"] >= 2, "2 frames in")
     assert station.action(scan["id"], "pause")["control"] == "pause"
     paused = station.wait_for_status(scan["id"], "paused")
-    # Paused means no new frames: watch for a few frame-times.
-    deadline = time.monotonic() + 1.2
-    while time.monotonic() < deadline:
-        now = station.scan(scan["id"])
-        assert now["status"] == "paused" and now["frames_captured"] == paused["frames_captured"]
-        time.sleep(0.1)
+    # Paused means no new frames. The job is alive in its pause loop once its heartbeat
+    # (every 3 s) moves on after the pause began; by then, ten frame-times have passed.
+    paused_at = heartbeat_of(station, scan["id"])
+    wait_until(lambda: heartbeat_of(station, scan["id"]) > paused_at, 15,
+               "a heartbeat while paused")
+    now = station.scan(scan["id"])
+    assert now["status"] == "paused" and now["frames_captured"] == paused["frames_captured"]
     assert paused["frames_captured"] < frames
     # A second scan is refused while this one is paused.
     refused = station.client.post("/api/v1/scans", json={"profile": "quick"})
@@ -117,6 +126,24 @@ def test_pause_then_resume_completes_every_frame(make_station):
     assert done["frames_captured"] == frames
     assert_frames_consistent(station, done, frames)
     assert_rig_released(station, done)
+
+
+def test_cancelling_a_paused_scan_keeps_its_frames_and_frees_the_station(make_station):
+    station = make_station()
+    station.start_worker()
+    scan = station.start_scan(profile="quick", frames=12)
+    station.wait_for_scan(scan["id"], lambda s: s["frames_captured"] >= 2, "2 frames in")
+    station.action(scan["id"], "pause")
+    paused = station.wait_for_status(scan["id"], "paused")
+    asked = station.action(scan["id"], "cancel")
+    assert asked["control"] == "cancel"
+    done = station.wait_for_status(scan["id"], "cancelled")
+    assert done["frames_captured"] == paused["frames_captured"]  # nothing taken on the way out
+    assert done["finished_at"] and done["control"] is None and done["error"] is None
+    assert_frames_consistent(station, done, done["frames_captured"])
+    assert_rig_released(station, done)
+    assert station.metadata(done)["scan"]["status"] == "cancelled"
+    assert station.client.get("/api/v1/scans").get_json()["active"] is None
 
 
 @pytest.mark.parametrize("fault, words", [
@@ -159,8 +186,9 @@ def test_worker_killed_mid_scan_is_interrupted_then_resumed(make_station):
     worker.wait(10)
     killed_at = time.monotonic()
 
-    interrupted = station.wait_for_status(scan["id"], "interrupted", timeout=60)
-    assert time.monotonic() - killed_at < 60
+    # The issue allows a minute; the worker's own heartbeat rules mark it in about 25 s.
+    interrupted = station.wait_for_status(scan["id"], "interrupted", timeout=45)
+    assert time.monotonic() - killed_at < 30
     taken = interrupted["frames_captured"]
     assert 3 <= taken < frames
     assert "resume the scan" in interrupted["error"]

@@ -148,3 +148,40 @@ def test_scans_api_needs_a_key(make_station):
     anonymous = station.app.test_client()
     assert anonymous.post("/api/v1/scans", json={}).status_code == 401
     assert anonymous.get("/api/v1/scans/1").status_code == 401
+
+
+def test_session_deleted_between_resolving_and_inserting_is_404_not_409(make_station,
+                                                                        database_url,
+                                                                        monkeypatch):
+    """The session can go (deleted, or merged away) after the resolver picked it: the insert
+    fails its foreign key, and that is 'no such session', not 'another scan started'."""
+    station = make_station(database_url)
+    from scanner_app.services import scans
+    from scanner_app.services.sessions import delete_session
+
+    real_resolve = scans.resolve_session
+    gone: list[int] = []
+
+    def resolve_then_lose(requested: int | None) -> int:
+        session_id = real_resolve(requested)
+        delete_session(session_id)  # what a DELETE in another request would do right now
+        gone.append(session_id)
+        return session_id
+
+    monkeypatch.setattr(scans, "resolve_session", resolve_then_lose)
+    status, code, message = error(station.client.post("/api/v1/scans", json={"frames": 4}))
+    assert (status, code) == (404, "not_found")
+    assert f"Session {gone[0]} was deleted or merged" in message and "start the scan" in message
+    assert counts(station) == (0, 0)
+    assert hardware_queue(station).job_ids == []
+    assert not station.session_dir(gone[0]).exists()
+
+
+def test_unknown_fields_are_named_in_a_sentence(make_station):
+    station = make_station()
+    status, code, message = error(station.client.post(
+        "/api/v1/scans", json={"speed": 2, "colour": "red", "frames": 4}))
+    assert (status, code) == (400, "invalid_field")
+    assert message == ("A scan does not take 'colour', 'speed'; leave them out. A scan takes "
+                       "'session_id', 'profile' and 'frames', all optional.")
+    assert "[" not in message

@@ -6,7 +6,7 @@ them (and Werkzeug's HTTP errors) into that body for the API, or an error page f
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -14,7 +14,8 @@ class StationError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None
+                 ) -> None:
         super().__init__(message)
         self.message = message
         if code:
@@ -56,7 +57,7 @@ def wants_json() -> bool:
     )
 
 
-def error_response(status: int, code: str, message: str):
+def error_response(status: int, code: str, message: str) -> tuple[Response | str, int]:
     if wants_json():
         return jsonify({"error": {"code": code, "message": message}}), status
     from scanner_app.web.render import render
@@ -67,18 +68,18 @@ def error_response(status: int, code: str, message: str):
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StationError)
-    def _station_error(exc: StationError):
+    def _station_error(exc: StationError) -> tuple[Response | str, int]:
         return error_response(exc.status, exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
+    def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
         status = exc.code or 500
         slug = _HTTP_CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
         message = _HTTP_MESSAGES.get(status) or exc.description or exc.name
         return error_response(status, slug, message)
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
+    def _unexpected(exc: Exception) -> tuple[Response | str, int]:
         app.logger.exception("Unhandled error on %s %s", request.method, request.path)
         return error_response(
             500,

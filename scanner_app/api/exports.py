@@ -12,7 +12,7 @@ bp = Blueprint("api_exports", __name__, url_prefix="/api/v1/sessions")
 
 
 @bp.get("/<int:session_id>/export.zip")
-def export_session(session_id: int):
+def export_session(session_id: int) -> Response:
     session = get_session(session_id)  # 404 with the error body for an unknown id
     filename = session_export_filename(session.id, session.name)
     root = current_storage().session_dir(session.id)

@@ -4,21 +4,22 @@ Every answer carries {"scan": Scan} with its progress (frames, percent, angle, E
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from scanner_app.api._json import json_object, optional_id
 from scanner_app.errors import BadRequest
+from scanner_app.models import Scan
 from scanner_app.services import scans as service
 
 bp = Blueprint("api_scans", __name__, url_prefix="/api/v1/scans")
 
 
-def _answer(scan, status: int = 200):
+def _answer(scan: Scan, status: int = 200) -> tuple[Response, int]:
     return jsonify({"scan": service.scan_json(scan)}), status
 
 
 @bp.post("")
-def start_scan():
+def start_scan() -> tuple[Response, int]:
     body = json_object()
     unknown = sorted(set(body) - {"session_id", "profile", "frames"})
     if unknown:
@@ -37,7 +38,7 @@ def start_scan():
 
 
 @bp.get("")
-def list_scans():
+def list_scans() -> Response:
     """?session_id=N: that session's scans, newest first; always the active scan too."""
     raw = request.args.get("session_id")
     scans = []
@@ -52,20 +53,20 @@ def list_scans():
 
 
 @bp.get("/<int:scan_id>")
-def get_scan(scan_id: int):
+def get_scan(scan_id: int) -> tuple[Response, int]:
     return _answer(service.get_scan(scan_id))
 
 
 @bp.post("/<int:scan_id>/pause")
-def pause_scan(scan_id: int):
+def pause_scan(scan_id: int) -> tuple[Response, int]:
     return _answer(service.pause_scan(scan_id), 202)
 
 
 @bp.post("/<int:scan_id>/resume")
-def resume_scan(scan_id: int):
+def resume_scan(scan_id: int) -> tuple[Response, int]:
     return _answer(service.resume_scan(scan_id), 202)
 
 
 @bp.post("/<int:scan_id>/cancel")
-def cancel_scan(scan_id: int):
+def cancel_scan(scan_id: int) -> tuple[Response, int]:
     return _answer(service.cancel_scan(scan_id), 202)

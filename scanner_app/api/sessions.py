@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from scanner_app.api._json import json_object, optional_id
 from scanner_app.errors import BadRequest
@@ -9,19 +9,19 @@ from scanner_app.services import sessions as service
 bp = Blueprint("api_sessions", __name__, url_prefix="/api/v1/sessions")
 
 
-def _current_body():
+def _current_body() -> Response:
     mode, session = service.current_session()
     return jsonify({"mode": mode, "session": session.to_dict() if session else None})
 
 
 @bp.get("")
-def list_sessions():
+def list_sessions() -> Response:
     sessions, totals = service.list_sessions()
     return jsonify({"sessions": [s.to_dict() for s in sessions], "totals": totals})
 
 
 @bp.post("")
-def create_session():
+def create_session() -> tuple[Response, int]:
     body = json_object()
     make_current = body.get("make_current", True)
     if not isinstance(make_current, bool):
@@ -31,12 +31,12 @@ def create_session():
 
 
 @bp.get("/current")
-def get_current():
+def get_current() -> Response:
     return _current_body()
 
 
 @bp.put("/current")
-def put_current():
+def put_current() -> Response:
     body = json_object()
     if "session_id" not in body:
         raise BadRequest("Send {\"session_id\": <id>} to pick a session, or null for today's.")
@@ -45,23 +45,23 @@ def put_current():
 
 
 @bp.get("/<int:session_id>")
-def get_session(session_id: int):
+def get_session(session_id: int) -> Response:
     return jsonify(service.get_session(session_id).to_dict())
 
 
 @bp.patch("/<int:session_id>")
-def patch_session(session_id: int):
+def patch_session(session_id: int) -> Response:
     return jsonify(service.update_session(session_id, json_object()).to_dict())
 
 
 @bp.delete("/<int:session_id>")
-def delete_session(session_id: int):
+def delete_session(session_id: int) -> tuple[str, int]:
     service.delete_session(session_id)
     return "", 204
 
 
 @bp.post("/<int:session_id>/merge")
-def merge_session(session_id: int):
+def merge_session(session_id: int) -> Response:
     body = json_object()
     into = optional_id(body, "into")
     if into is None:
@@ -70,7 +70,7 @@ def merge_session(session_id: int):
 
 
 @bp.get("/<int:session_id>/captures")
-def list_captures(session_id: int):
+def list_captures(session_id: int) -> Response:
     from flask import request
 
     from scanner_app.services.captures import list_captures as query

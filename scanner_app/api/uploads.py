@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from scanner_app.services import uploads as service
 
@@ -10,11 +10,11 @@ bp = Blueprint("api_uploads", __name__, url_prefix="/api/v1/uploads")
 
 
 @bp.post("")
-def create_uploads():
+def create_uploads() -> tuple[Response, int]:
     session_id, uploads = service.accept_upload_request(request)
     return jsonify({"session_id": session_id, "uploads": [u.to_dict() for u in uploads]}), 201
 
 
 @bp.get("/<int:upload_id>")
-def get_upload(upload_id: int):
+def get_upload(upload_id: int) -> Response:
     return jsonify(service.get_upload(upload_id).to_dict())

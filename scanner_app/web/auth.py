@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, redirect, request, session, url_for
+from werkzeug.wrappers import Response
 
 from scanner_app.errors import StationError
 from scanner_app.services import users
@@ -18,7 +19,7 @@ def _safe_next() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():
+def login() -> Response | tuple[str, int]:
     if users.user_count() == 0:
         return redirect(url_for("auth.setup"))
     error = None
@@ -35,7 +36,7 @@ def login():
 
 
 @bp.route("/setup", methods=["GET", "POST"])
-def setup():
+def setup() -> Response | tuple[str, int]:
     """First run: the station has no login yet, so the first visitor creates the admin."""
     if users.user_count() > 0:
         return redirect(url_for("auth.login"))
@@ -56,6 +57,6 @@ def setup():
 
 
 @bp.post("/logout")
-def logout():
+def logout() -> Response:
     session.clear()
     return redirect(url_for("auth.login"))

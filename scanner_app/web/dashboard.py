@@ -16,7 +16,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import rq_dashboard
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
 from scanner_app.config import Settings
 from scanner_app.errors import error_response
@@ -46,7 +46,7 @@ def init_rq_dashboard(app: Flask) -> None:
     rq_dashboard.web.setup_rq_connection(app)
 
     @app.before_request
-    def _dashboard_needs_a_person():
+    def _dashboard_needs_a_person() -> tuple[Response | str, int] | None:
         # Belt and braces behind scanner_app.auth: even if the dashboard's endpoints were
         # ever made public there, its queues (job arguments, tracebacks) stay private.
         if request.blueprint != BLUEPRINT_NAME:

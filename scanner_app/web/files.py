@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, request, send_file
+from flask import Blueprint, Response, request, send_file
 from werkzeug.security import safe_join
 
 from scanner_app.errors import NotFound
@@ -18,7 +18,7 @@ bp = Blueprint("files", __name__, url_prefix="/sessions/<int:session_id>")
 _NO_FILE = "That file is not in this session. It may have been moved by a merge or deleted."
 
 
-def _session_dir(session_id: int):
+def _session_dir(session_id: int) -> Path:
     sessions.get_session(session_id)  # 404 with a sentence for an unknown session
     return current_storage().session_dir(session_id)
 
@@ -33,18 +33,18 @@ def _inside(root: Path, relpath: str) -> Path:
     return real
 
 
-def _send(session_id: int, relpath: str, max_age: int):
+def _send(session_id: int, relpath: str, max_age: int) -> Response:
     return send_file(_inside(_session_dir(session_id), relpath), max_age=max_age,
                      conditional=True)
 
 
 @bp.get("/files/<path:relpath>")
-def file(session_id: int, relpath: str):
+def file(session_id: int, relpath: str) -> Response:
     return _send(session_id, relpath, max_age=3600)
 
 
 @bp.get("/thumbnails/<int:capture_id>.jpg")
-def thumbnail(session_id: int, capture_id: int):
+def thumbnail(session_id: int, capture_id: int) -> Response:
     """metadata/thumbnails/<capture id>.jpg once the scan or upload job made it; until then the
     image itself (`src`, a path inside the session, as listed with the capture)."""
     root = _session_dir(session_id)

@@ -4,11 +4,14 @@ what to type instead, shown next to the form."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from flask import redirect, request
 from werkzeug.wrappers import Response
 
 from scanner_app.errors import BadRequest
+
+T = TypeVar("T")
 
 
 def optional_int(name: str, label: str, *, minimum: int = 1, maximum: int | None = None
@@ -24,7 +27,7 @@ def optional_int(name: str, label: str, *, minimum: int = 1, maximum: int | None
     return int(raw)
 
 
-def done(location: str, partial: Callable[[], object]) -> object:
+def done(location: str, partial: Callable[[], T]) -> T | Response:
     """After a POST: htmx gets the re-rendered partial; a plain form post (no JavaScript)
     gets a redirect, so reloading the page does not send the form again."""
     if request.headers.get("HX-Request"):

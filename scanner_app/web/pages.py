@@ -1,8 +1,10 @@
-"""The dashboard: where new work goes, the scan form and the live progress of the scan."""
+"""The dashboard: where new work goes, the scan form and the scan slot (the live progress
+of whatever scan is active, however it was started; scanner_app/web/scans.py)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, request, url_for
+from werkzeug.wrappers import Response
 
 from scanner_app.services import scans as scan_service
 from scanner_app.services import sessions
@@ -31,7 +33,7 @@ def scan_form_context() -> dict:
 
 
 @bp.get("/")
-def index():
+def index() -> str:
     return render(
         "pages", "index",
         **current_context(),
@@ -41,7 +43,7 @@ def index():
 
 
 @bp.get("/current")
-def current_card():
+def current_card() -> str | Response:
     """The current-session panel alone; the dashboard asks for it when a scan starts or ends."""
     if not request.headers.get("HX-Request"):
         return redirect(url_for("pages.index"))
@@ -49,7 +51,7 @@ def current_card():
 
 
 @bp.post("/current")
-def make_current():
+def make_current() -> str | Response:
     """Make a session current, or (blank session_id) go back to today's auto session."""
     sessions.set_current_session(optional_int("session_id", "The session"))
     return done(url_for("pages.index"),

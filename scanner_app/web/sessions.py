@@ -4,6 +4,7 @@ and the actions on it (rename, complete, make current, merge, delete)."""
 from __future__ import annotations
 
 from flask import Blueprint, request, url_for
+from werkzeug.wrappers import Response
 
 from scanner_app.errors import BadRequest
 from scanner_app.models import SCAN_ACTIVE_STATUSES
@@ -11,7 +12,7 @@ from scanner_app.services import scans as scan_service
 from scanner_app.services import sessions
 from scanner_app.services.captures import list_captures
 from scanner_app.web.forms import done, hx_redirect, optional_int
-from scanner_app.web.render import render
+from scanner_app.web.render import HtmlWithHeaders, render
 from scanner_app.web.uploads import uploads_context
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
@@ -32,12 +33,12 @@ def _list_context() -> dict:
 
 
 @bp.get("")
-def index():
+def index() -> str:
     return render("sessions", "index", partial="list", **_list_context())
 
 
 @bp.post("")
-def create():
+def create() -> str | Response:
     session = sessions.create_manual_session(
         request.form.get("name", ""), make_current=bool(request.form.get("make_current"))
     )
@@ -76,7 +77,7 @@ def _scans_context(session_id: int) -> dict:
 
 
 @bp.get("/<int:session_id>")
-def show(session_id: int):
+def show(session_id: int) -> str:
     context = _summary_context(session_id)
     return render(
         "sessions", "session",
@@ -88,7 +89,7 @@ def show(session_id: int):
 
 
 @bp.get("/<int:session_id>/captures")
-def captures(session_id: int):
+def captures(session_id: int) -> str:
     sessions.get_session(session_id)
     if not request.headers.get("HX-Request"):
         return show(session_id)
@@ -97,7 +98,7 @@ def captures(session_id: int):
 
 
 @bp.get("/<int:session_id>/counters")
-def counters(session_id: int):
+def counters(session_id: int) -> str:
     session = sessions.get_session(session_id)
     if not request.headers.get("HX-Request"):
         return show(session_id)
@@ -105,7 +106,7 @@ def counters(session_id: int):
 
 
 @bp.get("/<int:session_id>/uploads")
-def uploads(session_id: int):
+def uploads(session_id: int) -> str | HtmlWithHeaders:
     sessions.get_session(session_id)
     if not request.headers.get("HX-Request"):
         return show(session_id)
@@ -115,7 +116,7 @@ def uploads(session_id: int):
 
 
 @bp.get("/<int:session_id>/scans")
-def scans(session_id: int):
+def scans(session_id: int) -> str | HtmlWithHeaders:
     sessions.get_session(session_id)
     if not request.headers.get("HX-Request"):
         return show(session_id)
@@ -125,33 +126,33 @@ def scans(session_id: int):
     return html if live else (html, 200, SCANS_SETTLED)
 
 
-def _summary(session_id: int):
+def _summary(session_id: int) -> str | Response:
     return done(url_for("sessions.show", session_id=session_id),
                 lambda: render("sessions", "session", partial="summary",
                                **_summary_context(session_id)))
 
 
 @bp.post("/<int:session_id>/rename")
-def rename(session_id: int):
+def rename(session_id: int) -> str | Response:
     sessions.update_session(session_id, {"name": request.form.get("name", "")})
     return _summary(session_id)
 
 
 @bp.post("/<int:session_id>/status")
-def set_status(session_id: int):
+def set_status(session_id: int) -> str | Response:
     sessions.update_session(session_id, {"status": request.form.get("status", "")})
     return _summary(session_id)
 
 
 @bp.post("/<int:session_id>/current")
-def make_current(session_id: int):
+def make_current(session_id: int) -> str | Response:
     """Make this session current, or with `today` set, go back to today's auto session."""
     sessions.set_current_session(None if request.form.get("today") else session_id)
     return _summary(session_id)
 
 
 @bp.post("/<int:session_id>/merge")
-def merge(session_id: int):
+def merge(session_id: int) -> Response:
     into = optional_int("into", "The session to merge into")
     if into is None:
         raise BadRequest("Pick the session to merge this one into.", code="invalid_form")
@@ -160,6 +161,6 @@ def merge(session_id: int):
 
 
 @bp.post("/<int:session_id>/delete")
-def delete(session_id: int):
+def delete(session_id: int) -> Response:
     sessions.delete_session(session_id)
     return hx_redirect(url_for("sessions.index"))

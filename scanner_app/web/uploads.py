@@ -4,8 +4,10 @@ uploads' processing status, which polls itself while any upload is still process
 from __future__ import annotations
 
 from flask import Blueprint, request, url_for
+from werkzeug.wrappers import Response
 
 from scanner_app.errors import BadRequest
+from scanner_app.models import ScanSession, Upload
 from scanner_app.services import sessions
 from scanner_app.services import uploads as upload_service
 from scanner_app.web.forms import done
@@ -16,7 +18,7 @@ bp = Blueprint("uploads", __name__)
 MAX_POLLED_IDS = 500  # one request's worth of files (the issue's 500-file batch)
 
 
-def _listing(uploads: list, poll_url: str, session=None) -> dict:
+def _listing(uploads: list[Upload], poll_url: str, session: ScanSession | None = None) -> dict:
     processing = sum(1 for u in uploads if u.status == "processing")
     return {"uploads": uploads, "poll_url": poll_url, "processing": processing,
             "upload_session": session}
@@ -42,12 +44,12 @@ def _form_context() -> dict:
 
 
 @bp.get("/upload")
-def index():
+def index() -> str:
     return render("uploads", "index", **_form_context(), **_listing([], ""))
 
 
 @bp.post("/upload")
-def send():
+def send() -> str | Response:
     session_id, uploads = upload_service.accept_upload_request(request)
     ids = [u.id for u in uploads]
     return done(url_for("sessions.show", session_id=session_id),
@@ -55,7 +57,7 @@ def send():
 
 
 @bp.get("/uploads/batch")
-def batch():
+def batch() -> str:
     raw = [part for part in request.args.get("ids", "").split(",") if part]
     if not raw or len(raw) > MAX_POLLED_IDS or not all(part.isdigit() for part in raw):
         raise BadRequest("Ask for uploads by their ids, e.g. ?ids=3,4,5.")

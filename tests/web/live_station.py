@@ -81,6 +81,43 @@ class LiveStation:
                 proc.kill()
                 proc.wait(5)
 
+    # --- the start-button daemon and the CLI (for tests of scans the page did not start) ---
+    def run_cli(self, *args: str, input: str | None = None) -> str:
+        """`scanner <args>` on this station, to its end; its stdout."""
+        done = subprocess.run([*_scanner_command(), *args], env=self.env, input=input,
+                              capture_output=True, text=True, cwd=self.data_dir.parent,
+                              timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"`scanner {' '.join(args)}` failed:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def start_button(self, timeout: float = 30) -> None:
+        """`scanner button` (mock button), ready once it wrote its pid to <data dir>/button.pid,
+        which `scanner button --press` reads."""
+        self._spawn("button", "button")
+        pid_path = self.data_dir / "button.pid"
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = self.processes["button"]
+            if proc.poll() is not None:
+                raise RuntimeError(f"`scanner button` exited at start:\n{self.log_text('button')}")
+            try:
+                if int(pid_path.read_text().strip()) == proc.pid:
+                    return
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the button daemon did not start:\n{self.log_text('button')}")
+            time.sleep(0.05)
+
+    def press_button(self) -> None:
+        """Play the person at the turntable: one press of the running daemon's button."""
+        self.run_cli("button", "--press")
+
+    def create_api_key(self, name: str = "script") -> str:
+        """A new X-Api-Key (the last word of `scanner apikey create`'s last line)."""
+        return self.run_cli("apikey", "create", name).strip().splitlines()[-1].split()[-1]
+
 
 def chromium_path() -> str | None:
     for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):

@@ -1,0 +1,183 @@
+"""A dashboard left open notices scans it did not start, in a real browser (Debian's chromium
+through Playwright) against a live station: `scanner web`, a real `scanner worker` and the
+`scanner button` daemon (mock button) on a temp data dir, SQLite and the test Redis.
+
+The page is opened with no scan running; the start button is pressed (`scanner button
+--press`, as the person at the turntable would) and the open page shows that scan's progress
+and its completion without a reload; then a script starts a scan through the API and the page,
+still showing the finished one, follows the new one too. Screenshots land in /tmp/screens/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import IN_CI
+from tests.web.live_station import LiveStation, chromium_path
+
+pytestmark = pytest.mark.browser
+
+REDIS_DB = 7  # a database of the test Redis for this station's jobs alone
+SCREENS = Path(os.environ.get("SCANNER_SCREENSHOTS", "/tmp/screens"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+WATCH_URL_PATH = "/scans/slot?watch=1"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path = chromium_path()
+    if path is None:
+        reason = ("Debian's chromium is not installed at /usr/bin/chromium; "
+                  "run 'bash scripts/test-deps.sh' (make test does).")
+        if IN_CI:
+            pytest.fail(reason + " CI must run the browser test.")
+        print(f"\nSKIP: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory, redis_server):
+    url = redis_server.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    data_dir = tmp_path_factory.mktemp("browser-button") / "data"
+    data_dir.mkdir()
+    live = LiveStation(data_dir, url, SCANNER_MOCK_CAPTURE_SECONDS="0.02",
+                       SCANNER_MOCK_SECONDS_PER_REV="1")
+    try:
+        live.start()
+        live.start_button()
+        yield live
+    finally:
+        live.stop()
+        connection.flushdb()
+
+
+def _shot(page, name: str) -> None:
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
+
+
+def _api_start_scan(station: LiveStation, key: str, **body) -> dict:
+    request = urllib.request.Request(
+        station.url + "/api/v1/scans", data=json.dumps(body).encode(), method="POST",
+        headers={"X-Api-Key": key, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 202
+        return json.load(answer)["scan"]
+
+
+def test_open_dashboard_follows_scans_started_by_the_button_and_the_api(chromium, station):
+    from playwright.sync_api import expect
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    failures: list[str] = []
+    page.on("pageerror", lambda error: failures.append(str(error)))
+    navigations: list[str] = []
+    try:
+        # First run: the first visitor creates the admin and lands on the dashboard.
+        page.goto(station.url + "/")
+        expect(page).to_have_url(re.compile(r"/setup$"))
+        page.fill("input[name=name]", "admin")
+        page.fill("input[name=password]", "correct horse battery")
+        page.click("button[type=submit]")
+        expect(page).to_have_url(station.url + "/")
+        page.on("framenavigated", lambda frame: navigations.append(frame.url))
+
+        slot = page.locator("#scan-slot")
+        progress = page.locator("#scan-progress")
+        expect(slot).to_have_attribute("data-slot", "watching")
+        expect(progress).to_have_attribute("data-status", "idle")
+        expect(page.locator(".start-scan")).to_be_visible()
+        # The idle slot asks the station, slowly, whether a scan started elsewhere.
+        watch_url = station.url + WATCH_URL_PATH
+        with page.expect_request(watch_url, timeout=10_000):
+            pass
+        _shot(page, "dashboard-idle")
+
+        # --- the person at the turntable presses the start button ----------------------
+        station.press_button()
+        expect(slot).to_have_attribute("data-slot", "following", timeout=10_000)
+        expect(progress).to_have_attribute("data-scan-id", re.compile(r"\d+"))
+        button_scan = progress.get_attribute("data-scan-id")
+        expect(progress).to_contain_text("from the button")
+        expect(progress).to_have_attribute("data-status", re.compile(r"queued|running"))
+        expect(page.locator(".start-scan")).to_be_hidden()  # one scan at a time
+        # The press created today's session: the current-session panel says so at once.
+        expect(page.locator("#current-heading")).to_have_text(
+            re.compile(r"Session \d{4}-\d{2}-\d{2}"))
+        # The frames count up on the open page.
+        expect(progress.locator(".frames")).to_have_text(re.compile(r"^([1-9]\d*) / 36$"),
+                                                         timeout=20_000)
+        _shot(page, "dashboard-button-scan")
+        # The same live scan on a phone, loaded while it runs: it fits the screen.
+        phone = chromium.new_context(viewport={"width": 390, "height": 844},
+                                     storage_state=context.storage_state())
+        small = phone.new_page()
+        small.goto(station.url + "/")
+        expect(small.locator("#scan-slot")).to_have_attribute("data-slot", "following")
+        overflow = small.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+        assert overflow <= 0, f"the dashboard scrolls sideways on a phone by {overflow}px"
+        _shot(small, "phone-dashboard-button-scan")
+        phone.close()
+        expect(progress).to_have_attribute("data-status", "completed", timeout=60_000)
+        expect(progress).to_contain_text("36 / 36")
+
+        # Done: the finished scan stays in view, the start form is back, and the slot
+        # watches slowly again instead of polling the finished scan's progress.
+        expect(slot).to_have_attribute("data-slot", "watching")
+        expect(progress).to_have_attribute("data-scan-id", button_scan)
+        expect(page.locator(".start-scan")).to_be_visible()
+        current = page.locator("#current-session .stats")
+        expect(current.locator("div", has_text="Scans").locator("dd")).to_have_text("1")
+        progress_url = f"{station.url}/scans/{button_scan}/progress"
+        assert any(url == progress_url for url in requests), "the progress never polled"
+        polls = sum(1 for url in requests if url == progress_url)
+        watches = sum(1 for url in requests if url == watch_url)
+        with page.expect_request(watch_url, timeout=10_000):
+            pass  # the slow watch goes on...
+        page.wait_for_timeout(1500)  # ...and 1.5 more progress periods pass
+        assert sum(1 for url in requests if url == progress_url) == polls, (
+            "the finished scan's progress was still polled")
+        assert sum(1 for url in requests if url == watch_url) > watches
+        _shot(page, "dashboard-button-done")
+
+        # --- a script starts the next scan through the API --------------------------------
+        api_scan = _api_start_scan(station, station.create_api_key(), profile="quick",
+                                   frames=3)
+        expect(progress).to_have_attribute("data-scan-id", str(api_scan["id"]),
+                                           timeout=10_000)
+        expect(progress).to_contain_text("from the API")
+        expect(progress).to_have_attribute("data-status", "completed", timeout=30_000)
+        expect(progress).to_contain_text("3 / 3")
+        expect(slot).to_have_attribute("data-slot", "watching")
+        expect(current.locator("div", has_text="Scans").locator("dd")).to_have_text("2")
+
+        assert navigations == [], f"the page was reloaded or left: {navigations}"
+        assert not failures, f"JavaScript errors on the page: {failures}"
+    except Exception:
+        _shot(page, "button-failure")
+        for name in ("web", "worker", "button"):
+            print(f"--- {name} log ---\n" + station.log_text(name))
+        raise
+    finally:
+        context.close()

@@ -1,5 +1,6 @@
-"""Shared fixtures: a station app on a real SQLite file or a real PostgreSQL database,
-an authenticated API client, and a private real Redis server.
+"""Shared fixtures: a station app on a real SQLite file or a real PostgreSQL database (or on
+SQLite only, for tests that do not depend on the database), an authenticated API client, and
+a private real Redis server. Plain helpers are in tests/support.py.
 
 PostgreSQL: SCANNER_TEST_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test).
 Each test gets a database of its own, created and dropped here. Outside CI an unreachable
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -22,24 +22,12 @@ import sqlalchemy as sa
 
 from scanner_app import create_app
 from scanner_app.config import load_settings
+from tests.support import api_client, dispose, free_port, station_env
 
 PG_ADMIN_URL = os.environ.get(
     "SCANNER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def station_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """Environment for a station process (or load_settings) under test."""
-    env = {
-        "SCANNER_DATA_DIR": str(data_dir),
-        "SCANNER_HAL": "mock",
-        "SCANNER_MOCK_CAPTURE_SECONDS": "0.01",
-        "SCANNER_MOCK_SECONDS_PER_REV": "0.5",
-        "SCANNER_TIMEZONE": "UTC",
-    }
-    env.update(extra)
-    return env
 
 
 def require_postgres() -> None:
@@ -102,10 +90,7 @@ def data_dir(tmp_path: Path) -> Path:
 def app(data_dir: Path, database_url: str):
     app = build_app(data_dir, database_url)
     yield app
-    with app.app_context():
-        from scanner_app.extensions import db
-
-        db.engine.dispose()
+    dispose(app)
 
 
 @pytest.fixture
@@ -124,10 +109,18 @@ def client(app, api_key):
     return client
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture
+def sqlite_app(data_dir: Path):
+    """A migrated app on SQLite only, for checks that do not depend on the database."""
+    app = build_app(data_dir)
+    yield app
+    dispose(app)
+
+
+@pytest.fixture
+def sqlite_client(sqlite_app):
+    """A test client of `sqlite_app` that sends a valid X-Api-Key on every request."""
+    return api_client(sqlite_app)
 
 
 @pytest.fixture(scope="session")
@@ -138,7 +131,7 @@ def redis_server(tmp_path_factory) -> Iterator[str]:
     if binary is None:
         pytest.fail("redis-server is not installed; run 'make test' (it installs it).")
     workdir = tmp_path_factory.mktemp("redis")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(workdir)],

@@ -1,5 +1,6 @@
-"""Fixtures for the runtime tests: a migrated app on a real SQLite file, an API client for it,
-and the station's private Redis on the app's data dir."""
+"""Fixtures for the runtime tests: the station's private Redis on the app's data dir; small
+JPEGs and a session row to read. (The SQLite app and its API client are `sqlite_app` and
+`sqlite_client` from tests/conftest.py.)"""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from scanner_app.extensions import db
+from scanner_app.models import ScanSession
 from scanner_app.runtime.redis_server import PrivateRedis
-from tests.conftest import build_app
 
 
 def jpeg_bytes(size: tuple[int, int] = (64, 48), seed: int = 0) -> bytes:
@@ -20,25 +22,12 @@ def jpeg_bytes(size: tuple[int, int] = (64, 48), seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def sqlite_app(data_dir: Path) -> Iterator:
-    app = build_app(data_dir)
-    yield app
+def session_row(app, session_id: int) -> ScanSession:
+    """The session's row as it is now, detached (readable outside the app context)."""
     with app.app_context():
-        from scanner_app.extensions import db
-
-        db.engine.dispose()
-
-
-@pytest.fixture
-def key_client(sqlite_app):
-    from scanner_app.services.users import create_api_key
-
-    with sqlite_app.app_context():
-        key = create_api_key("runtime-tests")
-    client = sqlite_app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = key
-    return client
+        session = db.session.get(ScanSession, session_id)
+        db.session.expunge(session)
+        return session
 
 
 @pytest.fixture

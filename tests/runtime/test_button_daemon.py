@@ -11,10 +11,11 @@ from sqlalchemy import select, update
 
 from hal.mock.button import MockButton
 from scanner_app.extensions import db
-from scanner_app.models import Scan, ScanSession
+from scanner_app.models import Scan
 from scanner_app.models._time import utcnow
 from scanner_app.services.button_daemon import ButtonDaemon
-from tests.runtime.procs import Proc, cli, process_env, run_cli, wait_for
+from tests.runtime.conftest import session_row
+from tests.support import cli, process_env, run_cli, start_process, wait_until
 
 
 def _scans(app) -> list[Scan]:
@@ -24,19 +25,11 @@ def _scans(app) -> list[Scan]:
         return scans
 
 
-def _session(app, session_id: int) -> ScanSession:
-    with app.app_context():
-        session = db.session.get(ScanSession, session_id)
-        db.session.expunge(session)
-        return session
-
-
 @pytest.fixture
 def daemon_process(sqlite_app, data_dir, private_redis):
     """`scanner button` on the app's data dir and private Redis (no worker: scans stay
     queued, which is what "a scan is active" needs)."""
-    proc = Proc(cli("button"), process_env(data_dir))
-    proc.wait_line("Button daemon ready")
+    proc = start_process(cli("button"), process_env(data_dir), ready="Button daemon ready")
     yield proc
     proc.kill()
 
@@ -48,11 +41,11 @@ def test_press_starts_one_button_scan_in_todays_session_and_hold_cancels_it(
 
     pressed = run_cli(data_dir, "button", "--press")
     assert pressed.returncode == 0, pressed.stderr
-    scans = wait_for(lambda: _scans(sqlite_app), 20, "the pressed button to start a scan")
+    scans = wait_until(lambda: _scans(sqlite_app), 20, "the pressed button to start a scan")
     assert len(scans) == 1
     scan = scans[0]
     assert (scan.source, scan.status) == ("button", "queued")
-    session = _session(sqlite_app, scan.session_id)
+    session = session_row(sqlite_app, scan.session_id)
     assert session.kind == "auto"
     assert session.day == datetime.now(UTC).date()  # the test station's zone is UTC
     assert (data_dir / "sessions" / str(session.id) / "metadata" / "session.json").exists()
@@ -65,13 +58,13 @@ def test_press_starts_one_button_scan_in_todays_session_and_hold_cancels_it(
     # Holding the button cancels the active scan.
     held = run_cli(data_dir, "button", "--hold")
     assert held.returncode == 0, held.stderr
-    wait_for(lambda: _scans(sqlite_app)[0].status == "cancelled", 20, "the scan to be cancelled")
+    wait_until(lambda: _scans(sqlite_app)[0].status == "cancelled", 20, "the scan to be cancelled")
     daemon_process.wait_line("Button held: cancelling scan")
 
     # With nothing active any more, a press starts the next scan in the same session.
     daemon_process.signal(signal.SIGUSR1)
-    scans = wait_for(lambda: (s := _scans(sqlite_app)) and len(s) == 2 and s, 20,
-                     "a second scan")
+    scans = wait_until(lambda: (s := _scans(sqlite_app)) and len(s) == 2 and s, 20,
+                       "a second scan")
     assert scans[1].session_id == scan.session_id and scans[1].source == "button"
 
     daemon_process.signal(signal.SIGTERM)
@@ -98,8 +91,8 @@ def test_status_led_follows_the_scan_state(sqlite_app, private_redis):
     button.press()  # a scan is active: a short error blink, then busy again
     assert button.status == "error"
     assert len(_scans(sqlite_app)) == 1
-    wait_for(lambda: daemon.poll_once() == "busy" and button.status == "busy", 5,
-             "the error blink to end")
+    wait_until(lambda: daemon.poll_once() == "busy" and button.status == "busy", 5,
+               "the error blink to end")
 
     button.hold()
     assert _scans(sqlite_app)[0].status == "cancelled"
@@ -150,10 +143,10 @@ def test_daemon_loop_serves_requests_and_stops(sqlite_app, private_redis):
     loop = threading.Thread(target=daemon.run)
     loop.start()
     daemon.request("press")
-    wait_for(lambda: len(_scans(sqlite_app)) == 1, 10, "a scan from the requested press")
-    wait_for(lambda: daemon.shown == "busy", 5, "the LED to show busy")
+    wait_until(lambda: len(_scans(sqlite_app)) == 1, 10, "a scan from the requested press")
+    wait_until(lambda: daemon.shown == "busy", 5, "the LED to show busy")
     daemon.request("hold")
-    wait_for(lambda: _scans(sqlite_app)[0].status == "cancelled", 10, "the cancel")
+    wait_until(lambda: _scans(sqlite_app)[0].status == "cancelled", 10, "the cancel")
     daemon.stop()
     loop.join(10)
     assert not loop.is_alive()

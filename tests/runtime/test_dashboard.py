@@ -10,20 +10,8 @@ from rq import Queue
 from scanner_app import auth
 from scanner_app.jobs.queues import HARDWARE_QUEUE
 from scanner_app.runtime.redis_server import PrivateRedis
-from scanner_app.services.users import create_api_key
 from tests.conftest import build_app
-
-
-def _key(app) -> str:
-    with app.app_context():
-        return create_api_key("dashboard-tests")
-
-
-def _dispose(app) -> None:
-    with app.app_context():
-        from scanner_app.extensions import db
-
-        db.engine.dispose()
+from tests.support import api_client, dispose
 
 
 def test_dashboard_needs_login_or_key_and_works_in_two_apps(tmp_path: Path):
@@ -46,8 +34,7 @@ def test_dashboard_needs_login_or_key_and_works_in_two_apps(tmp_path: Path):
                 bad = anonymous.get("/rq/", headers={"X-Api-Key": "sk_wrong"})
                 assert bad.status_code == 401
 
-                client = app.test_client()
-                client.environ_base["HTTP_X_API_KEY"] = _key(app)
+                client = api_client(app)
                 page = client.get("/rq/")
                 assert page.status_code == 200
                 assert b"Connection Error" not in page.data
@@ -57,20 +44,19 @@ def test_dashboard_needs_login_or_key_and_works_in_two_apps(tmp_path: Path):
                 assert (names.get(HARDWARE_QUEUE) == 1) is has_job
         finally:
             for app in apps:
-                _dispose(app)
+                dispose(app)
 
 
 def test_app_starts_and_dashboard_reports_when_redis_is_down(data_dir: Path):
     app = build_app(data_dir)  # nobody started the private Redis
     try:
-        client = app.test_client()
-        client.environ_base["HTTP_X_API_KEY"] = _key(app)
+        client = api_client(app)
         assert client.get("/healthz").status_code == 200
         page = client.get("/rq/")
         assert page.status_code == 200
         assert b"Connection Error" in page.data
     finally:
-        _dispose(app)
+        dispose(app)
 
 
 def test_dashboard_stays_private_even_if_the_login_check_let_it_through(data_dir, monkeypatch):
@@ -83,7 +69,7 @@ def test_dashboard_stays_private_even_if_the_login_check_let_it_through(data_dir
         assert response.status_code == 401
         assert response.get_json()["error"]["code"] == "unauthorized"
     finally:
-        _dispose(app)
+        dispose(app)
 
 
 def test_a_browser_login_opens_the_dashboard(data_dir: Path, private_redis):
@@ -102,7 +88,7 @@ def test_a_browser_login_opens_the_dashboard(data_dir: Path, private_redis):
         assert page.status_code == 200
         assert b"Connection Error" not in page.data and b"/rq/static/" in page.data
     finally:
-        _dispose(app)
+        dispose(app)
 
 
 def test_dashboard_url_points_at_the_private_socket_or_the_configured_redis(data_dir: Path):

@@ -17,8 +17,8 @@ from scanner_app.services.counters import bump_session_counters
 from scanner_app.services.session_resolver import resolve_session
 from scanner_app.services.sessions import create_manual_session
 from scanner_app.services.storage import StorageManager
-from tests.runtime.conftest import jpeg_bytes
-from tests.runtime.procs import run_cli
+from tests.runtime.conftest import jpeg_bytes, session_row
+from tests.support import run_cli
 
 
 def _add_scan(session_id: int, status: str = "completed", frames: int = 2,
@@ -87,13 +87,6 @@ def _damage(app, data_dir: Path) -> dict:
     return ids
 
 
-def _session(app, session_id: int) -> ScanSession:
-    with app.app_context():
-        session = db.session.get(ScanSession, session_id)
-        db.session.expunge(session)
-        return session
-
-
 def test_a_healthy_station_is_in_order(sqlite_app, data_dir):
     with sqlite_app.app_context():
         _healthy_session(StorageManager(data_dir))
@@ -119,7 +112,7 @@ def test_doctor_reports_each_problem_in_words_and_changes_nothing(sqlite_app, da
     assert "Traceback" not in done.stdout + done.stderr
     # Nothing was changed.
     assert not (data_dir / "sessions" / str(damage["no_dir"])).exists()
-    assert _session(sqlite_app, damage["wrong"]).captures_count == 7
+    assert session_row(sqlite_app, damage["wrong"]).captures_count == 7
 
 
 def test_doctor_repair_fixes_what_is_safe_and_never_deletes_images(sqlite_app, data_dir,
@@ -134,7 +127,7 @@ def test_doctor_repair_fixes_what_is_safe_and_never_deletes_images(sqlite_app, d
     root = data_dir / "sessions" / str(damage["no_dir"])
     assert (root / "metadata" / "session.json").is_file()
     assert "An empty folder was created for it." in out
-    wrong = _session(sqlite_app, damage["wrong"])
+    wrong = session_row(sqlite_app, damage["wrong"])
     assert (wrong.files_count, wrong.captures_count, wrong.valid_count, wrong.invalid_count,
             wrong.scans_count) == (1, 1, 0, 1, 1)
     assert "They were recounted." in out

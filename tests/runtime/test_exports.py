@@ -142,14 +142,14 @@ def _session_tree(store: StorageManager, session_id: int) -> dict[str, bytes]:
     return expected
 
 
-def test_session_export_streams_a_zip_of_the_whole_session_directory(key_client, sqlite_app,
+def test_session_export_streams_a_zip_of_the_whole_session_directory(sqlite_client, sqlite_app,
                                                                     data_dir):
     with sqlite_app.app_context():
         session = create_manual_session("Trial ÄBC/123 — day 1", make_current=True)
         session_id = session.id
     expected = _session_tree(StorageManager(data_dir), session_id)
 
-    response = key_client.get(f"/api/v1/sessions/{session_id}/export.zip")
+    response = sqlite_client.get(f"/api/v1/sessions/{session_id}/export.zip")
     assert response.status_code == 200
     assert response.is_streamed
     assert response.mimetype == "application/zip"
@@ -168,7 +168,7 @@ def test_session_export_streams_a_zip_of_the_whole_session_directory(key_client,
             assert info.flag_bits & 0x08, name
 
 
-def test_session_export_is_produced_while_it_is_sent(key_client, sqlite_app, data_dir):
+def test_session_export_is_produced_while_it_is_sent(sqlite_client, sqlite_app, data_dir):
     """The first chunk arrives before the rest of the ZIP exists: a file created after the
     first chunk was received is still in the archive."""
     with sqlite_app.app_context():
@@ -181,7 +181,7 @@ def test_session_export_is_produced_while_it_is_sent(key_client, sqlite_app, dat
     for name, data in big.items():
         (store.session_dir(session_id) / name).write_bytes(data)
 
-    response = key_client.get(f"/api/v1/sessions/{session_id}/export.zip")
+    response = sqlite_client.get(f"/api/v1/sessions/{session_id}/export.zip")
     body = iter(response.response)
     first = next(body)
     assert 0 < len(first) < sum(map(len, big.values()))
@@ -207,8 +207,8 @@ def test_chunks_stay_near_the_chunk_size_whatever_the_session_size(tmp_path):
     assert max(sizes) < 2 * 256 * 1024 + 4096  # never the whole file, let alone the session
 
 
-def test_export_of_an_unknown_session_is_404_with_the_error_body(key_client):
-    response = key_client.get("/api/v1/sessions/424242/export.zip")
+def test_export_of_an_unknown_session_is_404_with_the_error_body(sqlite_client):
+    response = sqlite_client.get("/api/v1/sessions/424242/export.zip")
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
 

@@ -16,8 +16,8 @@ from scanner_app.config import load_settings
 from scanner_app.jobs.queues import redis_connection
 from scanner_app.runtime import redis_server
 from scanner_app.runtime.redis_server import PrivateRedis, PrivateRedisError, start_private_redis
-from tests.conftest import station_env
-from tests.runtime.procs import pid_alive, wait_for
+from tests.runtime.procs import pid_alive
+from tests.support import station_env, wait_until
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_a_redis_left_behind_by_a_killed_owner_is_replaced(short_data_dir):
     with PrivateRedis(short_data_dir) as server:
         assert server.pid != orphan_pid
         assert server.ping()
-        wait_for(lambda: not pid_alive(orphan_pid), 10, "the orphan redis-server to stop")
+        wait_until(lambda: not pid_alive(orphan_pid), 10, "the orphan redis-server to stop")
 
 
 def test_a_second_owner_for_the_same_data_dir_is_refused(short_data_dir):

@@ -14,22 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.runtime.procs import (
-    Proc,
-    cli,
-    http,
-    pid_alive,
-    process_env,
-    run_cli,
-    upgrade_and_key,
-    wait_for,
-)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.runtime.procs import http, pid_alive, upgrade_and_key
+from tests.support import Proc, cli, free_port, process_env, run_cli, wait_until
 
 
 def _child_pids(proc: Proc) -> dict[str, int]:
@@ -50,11 +36,11 @@ def station_dir(tmp_path: Path) -> Path:
 
 def test_scanner_run_serves_scans_end_to_end_and_ctrl_c_stops_everything(station_dir):
     key = upgrade_and_key(station_dir)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     station = Proc(cli("run", "--port", str(port)), process_env(station_dir))
     try:
-        wait_for(lambda: _healthz(base) == 200, 60, "/healthz to answer 200")
+        wait_until(lambda: _healthz(base) == 200, 60, "/healthz to answer 200")
         sock = station_dir / "redis.sock"
         assert stat.S_ISSOCK(sock.stat().st_mode)
         redis_pid = int((station_dir / "redis.pid").read_text())
@@ -65,7 +51,7 @@ def test_scanner_run_serves_scans_end_to_end_and_ctrl_c_stops_everything(station
         status, _, body = http("POST", f"{base}/api/v1/scans", key, {"frames": 4})
         assert status == 202, body
         scan = _scan(body)
-        final = wait_for(lambda: _finished(base, key, scan["id"]), 90, "the scan to finish")
+        final = wait_until(lambda: _finished(base, key, scan["id"]), 90, "the scan to finish")
         assert final["status"] == "completed", final
         assert final["frames_captured"] == 4
         session_id = final["session_id"]
@@ -76,7 +62,7 @@ def test_scanner_run_serves_scans_end_to_end_and_ctrl_c_stops_everything(station
         # The job wrote the scan's own ZIP at completion (atomically: it exists whole or not).
         scan_zip = (station_dir / "sessions" / str(session_id) / "exports"
                     / f"scan-{scan['id']}.zip")
-        wait_for(scan_zip.exists, 30, "the scan's export ZIP")
+        wait_until(scan_zip.exists, 30, "the scan's export ZIP")
         with zipfile.ZipFile(scan_zip) as archive:
             names = sorted(archive.namelist())
             assert names[-1] == f"metadata/scans/{scan['id']}.json"

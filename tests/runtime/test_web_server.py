@@ -20,8 +20,9 @@ import pytest
 
 from scanner_app.extensions import db
 from scanner_app.models import Scan, Upload
-from tests.conftest import _free_port, build_app
-from tests.runtime.procs import Proc, cli, http, process_env, run_cli, upgrade_and_key
+from tests.conftest import build_app
+from tests.runtime.procs import http, upgrade_and_key
+from tests.support import Proc, cli, free_port, process_env, run_cli
 from tests.uploads.helpers import image_bytes, multipart_body
 
 BOUNDARY = "webServerTestBoundary"
@@ -67,7 +68,7 @@ def test_busy_port_is_a_sentence_and_a_non_zero_exit(data_dir):
 
 
 def test_broken_configuration_is_a_sentence(data_dir):
-    done = run_cli(data_dir, "web", "--port", str(_free_port()), timeout=30,
+    done = run_cli(data_dir, "web", "--port", str(free_port()), timeout=30,
                    SCANNER_MAX_UPLOAD_MB="lots")
     assert done.returncode == 1
     assert "SCANNER_MAX_UPLOAD_MB='lots' is not a number" in done.stderr
@@ -89,7 +90,7 @@ def test_app_lives_in_the_worker_which_reconciles_dead_scans_at_startup(data_dir
         scan_id = scan.id
         db.engine.dispose()
 
-    port = _free_port()
+    port = free_port()
     web = Proc(cli("web", "--port", str(port), "--threads", "2"), process_env(data_dir))
     try:
         web.wait_line(f"Scanning station web UI on http://127.0.0.1:{port}/")
@@ -110,7 +111,7 @@ def test_app_lives_in_the_worker_which_reconciles_dead_scans_at_startup(data_dir
 @pytest.fixture
 def short_timeouts_server(data_dir) -> Iterator[tuple[int, str, Proc]]:
     key = upgrade_and_key(data_dir)
-    port = _free_port()
+    port = free_port()
     server = Proc([sys.executable, "-c", SERVE_WITH_SHORT_TIMEOUTS, str(port),
                    str(WORKER_TIMEOUT), str(CLIENT_IDLE)], process_env(data_dir))
     try:

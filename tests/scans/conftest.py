@@ -4,12 +4,7 @@ real `scanner worker` subprocesses, sharing one data dir, one database and one r
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,34 +12,19 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import build_app, station_env
+from tests.conftest import build_app
+from tests.support import (
+    FAST,
+    PROJECT_ROOT,
+    api_client,
+    cli,
+    dispose,
+    process_env,
+    stop_processes,
+    wait_until,
+)
 
 REDIS_DB = 9  # a database of the shared test Redis for these tests alone, flushed per test
-POLL = 0.05
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# `scanner worker`, run from this checkout whatever the state of the installed package.
-SCANNER = [sys.executable, "-c", "from scanner_app.cli import main; main()"]
-# Fast mock rig: the quick profile's 0.2 s settle time dominates (about 0.3 s a frame).
-FAST_RIG = {"SCANNER_MOCK_CAPTURE_SECONDS": "0.02", "SCANNER_MOCK_SECONDS_PER_REV": "1"}
-
-
-def free_port() -> int:
-    """A port nothing listens on (for "Redis is down")."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(POLL)
 
 
 class Station:
@@ -53,25 +33,17 @@ class Station:
         self.data_dir = tmp_path / "data"
         self.data_dir.mkdir(exist_ok=True)
         self.redis_url = redis_url
-        extra = {"SCANNER_REDIS_URL": redis_url, **FAST_RIG, **env}
-        if database_url:
-            extra["SCANNER_DATABASE_URL"] = database_url
-        self.env = {**os.environ, **station_env(self.data_dir, **extra),
-                    "PYTHONPATH": str(PROJECT_ROOT)}
-        self.app = build_app(self.data_dir, database_url, **{
-            k: v for k, v in extra.items() if k != "SCANNER_DATABASE_URL"})
-        from scanner_app.services.users import create_api_key
-
-        with self.app.app_context():
-            key = create_api_key("scan tests")
-        self.client = self.app.test_client()
-        self.client.environ_base["HTTP_X_API_KEY"] = key
+        extra = {"SCANNER_REDIS_URL": redis_url, **FAST, **env}
+        database = {"SCANNER_DATABASE_URL": database_url} if database_url else {}
+        self.env = process_env(self.data_dir, **extra, **database)
+        self.app = build_app(self.data_dir, database_url, **extra)
+        self.client = api_client(self.app, "scan tests")
         self.workers: list[subprocess.Popen] = []
 
     # --- processes ---------------------------------------------------------------------
     def start_worker(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.tmp_path / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([*SCANNER, "worker", *args], env=env or self.env,
+        proc = subprocess.Popen(cli("worker", *args), env=env or self.env,
                                 stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
         log.close()
         self.workers.append(proc)
@@ -82,15 +54,7 @@ class Station:
                          for p in sorted(self.tmp_path.glob("worker-*.log")))
 
     def stop_workers(self) -> None:
-        for proc in self.workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.workers:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_processes(*self.workers)
 
     # --- API ---------------------------------------------------------------------------
     def start_scan(self, **body: Any) -> dict:
@@ -119,7 +83,7 @@ class Station:
 
         try:
             return wait_until(probe, timeout, f"scan {scan_id} to be {what}")
-        except pytest.fail.Exception:
+        except AssertionError:
             print("last seen:", seen[-1] if seen else None)
             print(self.worker_logs())
             raise
@@ -155,10 +119,7 @@ class Station:
 
     def close(self) -> None:
         self.stop_workers()
-        from scanner_app.extensions import db
-
-        with self.app.app_context():
-            db.engine.dispose()
+        dispose(self.app)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from scanner_app.models import Scan
 from scanner_app.models._time import utcnow
 from scanner_app.services.scans import reconcile_at_startup, reconcile_stale_scans
 from scanner_app.services.session_resolver import resolve_session
-from tests.scans.conftest import free_port
+from tests.support import free_port
 
 
 def add_scan(station, status: str, heartbeat_age: float | None, job_id: str = "scan-x",

@@ -5,14 +5,14 @@ stopped the moment it takes a scan stops that scan instead of running it to the 
 from __future__ import annotations
 
 import signal
-import time
 import zipfile
 
 import redis
 from rq.job import Job
 
-from tests.scans.conftest import Station, wait_until
+from tests.scans.conftest import Station
 from tests.scans.test_scan_worker import assert_frames_consistent, assert_rig_released
+from tests.support import wait_until
 
 
 def session_dirs(station: Station) -> list[str]:
@@ -97,10 +97,8 @@ def test_worker_stopped_as_it_takes_a_scan_stops_that_scan(make_station):
                "the worker to listen")
     frames = 40  # about 12 s of frames: far more than a stop needs
     scan = station.start_scan(profile="quick", frames=frames)
-    deadline = time.monotonic() + 20
-    while worker_state(connection, "stopped-at-once") != "busy":
-        assert time.monotonic() < deadline, "the worker never took the scan"
-        time.sleep(0.002)
+    wait_until(lambda: worker_state(connection, "stopped-at-once") == "busy", 20,
+               "the worker to take the scan", interval=0.002)
     worker.send_signal(signal.SIGTERM)
 
     stopped = station.wait_for_scan(scan["id"], lambda s: s["status"] != "queued"

@@ -11,8 +11,9 @@ import sys
 from sqlalchemy.exc import OperationalError
 
 from scanner_app.jobs import scan_job
-from tests.scans.conftest import PROJECT_ROOT, Station
+from tests.scans.conftest import Station
 from tests.scans.test_scan_worker import assert_frames_consistent, assert_rig_released
+from tests.support import PROJECT_ROOT
 
 HOLD_LOCK = """
 import sys

@@ -14,7 +14,8 @@ import pytest
 from hal.exif import read_exif
 from scanner_app.extensions import db
 from scanner_app.models import Scan
-from tests.scans.conftest import Station, free_port, wait_until
+from tests.scans.conftest import Station
+from tests.support import free_port, wait_until
 
 
 def assert_frames_consistent(station: Station, scan: dict, count: int) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from scanner_app.extensions import db
 from scanner_app.models import Scan, ScanSession
-from tests.scans.conftest import free_port
+from tests.support import free_port
 
 
 def error(response) -> tuple[int, str, str]:

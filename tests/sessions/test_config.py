@@ -61,13 +61,9 @@ def test_broken_toml_names_the_file(tmp_path: Path):
 
 
 def test_cli_reports_a_bad_setting_as_a_sentence(tmp_path: Path):
-    import os
-    import subprocess
-    import sys
+    from tests.support import run_cli
 
-    env = {**os.environ, "SCANNER_DATA_DIR": str(tmp_path), "SCANNER_TIMEZONE": "Mars/Olympus"}
-    done = subprocess.run([sys.executable, "-m", "scanner_app.cli", "doctor"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = run_cli(tmp_path, "doctor", SCANNER_TIMEZONE="Mars/Olympus")
     assert done.returncode == 1
     assert "is not a known time zone" in done.stderr and "Traceback" not in done.stderr
 

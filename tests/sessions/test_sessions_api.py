@@ -311,14 +311,11 @@ def test_each_resolution_logs_one_clear_line(app, caplog):
 
 
 def test_body_over_the_size_limit_is_413_with_the_error_body(data_dir):
-    from scanner_app.services.users import create_api_key
     from tests.conftest import build_app
+    from tests.support import api_client
 
     app = build_app(data_dir, None, SCANNER_MAX_UPLOAD_MB="1")
-    with app.app_context():
-        key = create_api_key("limits")
-    response = app.test_client().post("/api/v1/sessions", data=b"x" * (1024 * 1024 + 1),
-                                      content_type="application/json",
-                                      headers={"X-Api-Key": key})
+    response = api_client(app).post("/api/v1/sessions", data=b"x" * (1024 * 1024 + 1),
+                                    content_type="application/json")
     assert response.status_code == 413
     assert error_code(response) == "too_large"

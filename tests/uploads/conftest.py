@@ -1,7 +1,7 @@
 """Fixtures for the upload tests.
 
-`client` (from tests/conftest.py) runs on SQLite and PostgreSQL; `sq_client` runs on SQLite
-only, for checks of files and names that do not depend on the database. Without
+`client` (from tests/conftest.py) runs on SQLite and PostgreSQL; `sqlite_client` (also from
+there) on SQLite only, for checks of files and names that do not depend on the database. Without
 SCANNER_REDIS_URL the station's private Redis socket does not exist, so uploads are processed
 in the request (the documented fallback) and a test can check the outcome right away; the
 tests of the queue path give the app a real Redis and run a real `scanner worker`.
@@ -22,26 +22,7 @@ from scanner_app.extensions import db
 from scanner_app.models import Capture, ScanSession, Upload
 from scanner_app.models.session import COUNTERS
 from tests.conftest import build_app
-from tests.runtime.procs import cli, process_env
-
-
-@pytest.fixture
-def sq_app(data_dir: Path) -> Iterator:
-    app = build_app(data_dir)
-    yield app
-    with app.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture
-def sq_client(sq_app):
-    from scanner_app.services.users import create_api_key
-
-    with sq_app.app_context():
-        key = create_api_key("upload-tests")
-    client = sq_app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = key
-    return client
+from tests.support import api_client, cli, dispose, process_env
 
 
 @pytest.fixture
@@ -60,19 +41,12 @@ def queued_app(data_dir, database_url, redis_server, redis_conn):
     app = build_app(data_dir, database_url, SCANNER_REDIS_URL=redis_server)
     app.config["TEST_DATABASE_URL"] = database_url
     yield app
-    with app.app_context():
-        db.engine.dispose()
+    dispose(app)
 
 
 @pytest.fixture
 def queued_client(queued_app):
-    from scanner_app.services.users import create_api_key
-
-    with queued_app.app_context():
-        key = create_api_key("queue-tests")
-    client = queued_app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = key
-    return client
+    return api_client(queued_app, "queue-tests")
 
 
 def worker_command(app, data_dir: Path, redis_url: str) -> tuple[list[str], dict[str, str]]:

@@ -31,8 +31,8 @@ def only_upload(body: dict) -> dict:
     return body["uploads"][0]
 
 
-def test_archive_images_become_captures_and_other_files_are_kept(sq_app, sq_client, data_dir,
-                                                                 tmp_path):
+def test_archive_images_become_captures_and_other_files_are_kept(sqlite_app, sqlite_client,
+                                                                 data_dir, tmp_path):
     before = snapshot(tmp_path)
     archive = zip_bytes({
         "scan/frames/000.jpg": image_bytes(seed=1),
@@ -44,7 +44,7 @@ def test_archive_images_become_captures_and_other_files_are_kept(sq_app, sq_clie
         "__MACOSX/scan/._000.jpg": b"\x00\x05\x16\x07",
         "scan/": b"",
     })
-    response = post_files(sq_client, [("earlier scan.zip", archive)])
+    response = post_files(sqlite_client, [("earlier scan.zip", archive)])
     assert response.status_code == 201
     body = response.get_json()
     upload = only_upload(body)
@@ -60,22 +60,22 @@ def test_archive_images_become_captures_and_other_files_are_kept(sq_app, sq_clie
     assert (extracted / "readme.txt").exists()
     assert not (extracted / "__MACOSX").exists()
 
-    paths = {c["path"]: c for c in captures_of(sq_app, upload["id"])}
+    paths = {c["path"]: c for c in captures_of(sqlite_app, upload["id"])}
     prefix = f"images/uploads/{upload['id']}/earlier scan/scan/frames/"
     assert sorted(paths) == [prefix + n for n in ("000.jpg", "001.png", "002.tif", "003.jpg")]
     assert "damaged or cut off" in paths[prefix + "003.jpg"]["reason"]
 
     # An archive is one file; its images are the captures.
     expected = {"files_count": 1, "captures_count": 4, "valid_count": 3, "invalid_count": 1}
-    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
-                                                                        body["session_id"])
+    assert counters(sqlite_app, body["session_id"]) == expected == counted(sqlite_app,
+                                                                           body["session_id"])
     thumbs = data_dir / "sessions" / str(body["session_id"]) / "metadata" / "thumbnails"
     assert len(list(thumbs.iterdir())) == 3
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
 def test_traversal_absolute_drive_and_symlink_entries_are_not_extracted(
-        sq_app, sq_client, data_dir, tmp_path):
+        sqlite_app, sqlite_client, data_dir, tmp_path):
     before = snapshot(tmp_path)
     hostile = zip_with_raw_names([
         ("../../../../escaped.jpg", image_bytes(seed=1)),
@@ -85,7 +85,7 @@ def test_traversal_absolute_drive_and_symlink_entries_are_not_extracted(
         ("fine/good.jpg", image_bytes(seed=5)),
     ])
     linked = zip_with_symlink("link.jpg", "/etc/passwd", extra={"real.jpg": image_bytes(seed=6)})
-    body = post_files(sq_client, [("hostile.zip", hostile), ("links.zip", linked)]).get_json()
+    body = post_files(sqlite_client, [("hostile.zip", hostile), ("links.zip", linked)]).get_json()
     hostile_upload, link_upload = body["uploads"]
 
     assert hostile_upload["status"] == "done"
@@ -104,81 +104,81 @@ def test_traversal_absolute_drive_and_symlink_entries_are_not_extracted(
     assert not list(tmp_path.rglob("escaped.jpg"))
     assert not list(tmp_path.rglob("sneaky.jpg"))
     assert not Path("/tmp/absolute.jpg").exists()
-    assert counters(sq_app, body["session_id"]) == {
+    assert counters(sqlite_app, body["session_id"]) == {
         "files_count": 2, "captures_count": 2, "valid_count": 2, "invalid_count": 0}
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_too_many_entries_is_refused_whole(sq_app, sq_client, data_dir, tmp_path):
+def test_too_many_entries_is_refused_whole(sqlite_app, sqlite_client, data_dir, tmp_path):
     before = snapshot(tmp_path)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for i in range(5001):
             archive.writestr(f"e{i}.txt", b"")
-    body = post_files(sq_client, [("many.zip", buffer.getvalue())]).get_json()
+    body = post_files(sqlite_client, [("many.zip", buffer.getvalue())]).get_json()
     upload = only_upload(body)
-    capture = captures_of(sq_app, upload["id"])
+    capture = captures_of(sqlite_app, upload["id"])
     assert len(capture) == 1 and capture[0]["valid"] is False
     assert capture[0]["reason"] == ("The ZIP archive has 5001 entries; at most 5000 are "
                                     "extracted. Split it into smaller archives.")
     assert capture[0]["path"] == f"images/uploads/{upload['id']}/many.zip"
     assert sorted(p.name for p in upload_root(data_dir, body).iterdir()) == ["many.zip"]
-    assert counters(sq_app, body["session_id"]) == {
+    assert counters(sqlite_app, body["session_id"]) == {
         "files_count": 1, "captures_count": 1, "valid_count": 0, "invalid_count": 1}
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_declared_size_over_the_cap_is_refused_whole(sq_app, sq_client, data_dir, tmp_path):
+def test_declared_size_over_the_cap_is_refused_whole(sqlite_app, sqlite_client, data_dir, tmp_path):
     before = snapshot(tmp_path)
     small = zip_bytes({"big.tif": b"\x00" * 1000, "ok.jpg": image_bytes()})
     bomb = forge_declared_size(small, "big.tif", 3 * 1024**3)  # claims 3 GiB
-    body = post_files(sq_client, [("bomb.zip", bomb)]).get_json()
-    capture = captures_of(sq_app, only_upload(body)["id"])
+    body = post_files(sqlite_client, [("bomb.zip", bomb)]).get_json()
+    capture = captures_of(sqlite_app, only_upload(body)["id"])
     assert len(capture) == 1 and capture[0]["valid"] is False
     assert "would unpack to 3072 MB; at most 2048 MB are extracted" in capture[0]["reason"]
     assert only_upload(body)["status"] == "done"
     assert sorted(p.name for p in upload_root(data_dir, body).iterdir()) == ["bomb.zip"]
     expected = {"files_count": 1, "captures_count": 1, "valid_count": 0, "invalid_count": 1}
-    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
-                                                                        body["session_id"])
+    assert counters(sqlite_app, body["session_id"]) == expected == counted(sqlite_app,
+                                                                           body["session_id"])
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_compression_ratio_bomb_is_refused_whole(sq_app, sq_client, data_dir, tmp_path):
+def test_compression_ratio_bomb_is_refused_whole(sqlite_app, sqlite_client, data_dir, tmp_path):
     before = snapshot(tmp_path)
     bomb = zip_bytes({"zeros.tif": b"\x00" * (20 * 1024 * 1024), "ok.jpg": image_bytes()})
     assert len(bomb) < 100_000
-    body = post_files(sq_client, [("ratio.zip", bomb)]).get_json()
-    capture = captures_of(sq_app, only_upload(body)["id"])
+    body = post_files(sqlite_client, [("ratio.zip", bomb)]).get_json()
+    capture = captures_of(sqlite_app, only_upload(body)["id"])
     assert len(capture) == 1 and capture[0]["valid"] is False
     assert "how ZIP bombs look" in capture[0]["reason"]
     assert sorted(p.name for p in upload_root(data_dir, body).iterdir()) == ["ratio.zip"]
     expected = {"files_count": 1, "captures_count": 1, "valid_count": 0, "invalid_count": 1}
-    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
-                                                                        body["session_id"])
+    assert counters(sqlite_app, body["session_id"]) == expected == counted(sqlite_app,
+                                                                           body["session_id"])
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_nested_archives_are_kept_not_extracted_and_counted_invalid(sq_app, sq_client,
+def test_nested_archives_are_kept_not_extracted_and_counted_invalid(sqlite_app, sqlite_client,
                                                                     data_dir, tmp_path):
     before = snapshot(tmp_path)
     inner = zip_bytes({"deep.jpg": image_bytes(seed=9)})
     outer = zip_bytes({"inner.zip": inner, "renamed.dat": inner, "photo.jpg": image_bytes()})
-    body = post_files(sq_client, [("outer.zip", outer)]).get_json()
+    body = post_files(sqlite_client, [("outer.zip", outer)]).get_json()
     upload = only_upload(body)
-    reasons = {Path(c["path"]).name: c["reason"] for c in captures_of(sq_app, upload["id"])}
+    reasons = {Path(c["path"]).name: c["reason"] for c in captures_of(sqlite_app, upload["id"])}
     assert reasons["photo.jpg"] is None
     for name in ("inner.zip", "renamed.dat"):  # by name and by content
         assert "nested archive" in reasons[name]
     extracted = upload_root(data_dir, body) / "outer"
     assert (extracted / "inner.zip").read_bytes() == inner
     assert not list(extracted.rglob("deep.jpg"))
-    assert counters(sq_app, body["session_id"]) == {
+    assert counters(sqlite_app, body["session_id"]) == {
         "files_count": 1, "captures_count": 3, "valid_count": 1, "invalid_count": 2}
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_damaged_and_imageless_archives(sq_app, sq_client, data_dir, tmp_path):
+def test_damaged_and_imageless_archives(sqlite_app, sqlite_client, data_dir, tmp_path):
     before = snapshot(tmp_path)
     good = zip_bytes({"a.jpg": image_bytes(seed=1), "b.jpg": image_bytes(seed=2)})
     # Flip bytes inside the first entry's compressed data: its CRC no longer matches.
@@ -189,63 +189,64 @@ def test_damaged_and_imageless_archives(sq_app, sq_client, data_dir, tmp_path):
     docs = zip_bytes({"notes.txt": b"a", "data.csv": b"1,2"})
     files = [("crc.zip", bytes(corrupt)), ("cut.zip", truncated), ("docs.zip", docs),
              ("old.7z", b"7z\xbc\xaf\x27\x1c" + b"\x00" * 30)]
-    body = post_files(sq_client, files).get_json()
+    body = post_files(sqlite_client, files).get_json()
     crc, cut, no_images, seven = body["uploads"]
 
-    crc_captures = {Path(c["path"]).name: c for c in captures_of(sq_app, crc["id"])}
+    crc_captures = {Path(c["path"]).name: c for c in captures_of(sqlite_app, crc["id"])}
     assert crc_captures["b.jpg"]["valid"] is True
     assert crc_captures["a.jpg"]["valid"] is False
     assert "damaged" in crc_captures["a.jpg"]["reason"]
 
-    assert captures_of(sq_app, cut["id"])[0]["valid"] is False  # kept, counted invalid
+    assert captures_of(sqlite_app, cut["id"])[0]["valid"] is False  # kept, counted invalid
 
     assert no_images["captures_count"] == 0
     assert no_images["error"] == ("The archive holds no images. 2 files that are not images "
                                   "were kept but not counted.")
-    assert captures_of(sq_app, seven["id"])[0]["reason"] == (
+    assert captures_of(sqlite_app, seven["id"])[0]["reason"] == (
         "It is a 7-Zip archive; only ZIP archives are extracted.")
     # crc.zip: a.jpg invalid, b.jpg valid; cut.zip and old.7z: one invalid capture each;
     # docs.zip: no images, nothing counted.
     expected = {"files_count": 4, "captures_count": 4, "valid_count": 1, "invalid_count": 3}
-    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
-                                                                        body["session_id"])
+    assert counters(sqlite_app, body["session_id"]) == expected == counted(sqlite_app,
+                                                                           body["session_id"])
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_clashing_cleaned_names_get_a_counter(sq_app, sq_client, data_dir, tmp_path):
+def test_clashing_cleaned_names_get_a_counter(sqlite_app, sqlite_client, data_dir, tmp_path):
     before = snapshot(tmp_path)
     archive = zip_with_raw_names([("pic.jpg", image_bytes(seed=1)),
                                   ("pic\x01.jpg", image_bytes(seed=2)),
                                   ("x", b"a file"), ("x/inside.jpg", image_bytes(seed=3))])
-    response = post_files(sq_client, [("clash.zip", archive)])
+    response = post_files(sqlite_client, [("clash.zip", archive)])
     assert response.status_code == 201
     body = response.get_json()
     upload = only_upload(body)
-    names = sorted(Path(c["path"]).name for c in captures_of(sq_app, upload["id"]))
+    names = sorted(Path(c["path"]).name for c in captures_of(sqlite_app, upload["id"]))
     assert names == ["pic-2.jpg", "pic.jpg"]
     assert "'x/inside.jpg' (it could not be written" in upload["error"]
     extracted = upload_root(data_dir, body) / "clash"
     assert (extracted / "pic.jpg").read_bytes() == image_bytes(seed=1)
     assert (extracted / "pic-2.jpg").read_bytes() == image_bytes(seed=2)
     expected = {"files_count": 1, "captures_count": 2, "valid_count": 2, "invalid_count": 0}
-    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
-                                                                        body["session_id"])
+    assert counters(sqlite_app, body["session_id"]) == expected == counted(sqlite_app,
+                                                                           body["session_id"])
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_oversized_index_is_refused_before_it_is_read(sq_app, sq_client, data_dir, tmp_path):
+def test_oversized_index_is_refused_before_it_is_read(sqlite_app, sqlite_client, data_dir,
+                                                      tmp_path):
     import struct
 
     before = snapshot(tmp_path)
     data = bytearray(zip_bytes({"a.jpg": image_bytes()}))
     end = data.rfind(b"PK\x05\x06")
     struct.pack_into("<I", data, end + 12, 20 * 1024 * 1024)  # index "size": 20 MB
-    body = post_files(sq_client, [("index.zip", bytes(data))]).get_json()
-    capture = captures_of(sq_app, only_upload(body)["id"])
+    body = post_files(sqlite_client, [("index.zip", bytes(data))]).get_json()
+    capture = captures_of(sqlite_app, only_upload(body)["id"])
     assert len(capture) == 1 and capture[0]["valid"] is False
     assert "table of contents is 20 MB" in capture[0]["reason"]
     assert sorted(p.name for p in upload_root(data_dir, body).iterdir()) == ["index.zip"]
     expected = {"files_count": 1, "captures_count": 1, "valid_count": 0, "invalid_count": 1}
-    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
-                                                                        body["session_id"])
+    assert counters(sqlite_app, body["session_id"]) == expected == counted(sqlite_app,
+                                                                           body["session_id"])
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])

@@ -8,12 +8,12 @@ from tests.uploads.conftest import counters, run_worker
 from tests.uploads.helpers import assert_written_only_inside, post_files, snapshot
 
 
-def test_bad_input_processed_in_the_request(sq_app, sq_client, data_dir, tmp_path):
+def test_bad_input_processed_in_the_request(sqlite_app, sqlite_client, data_dir, tmp_path):
     before = snapshot(tmp_path)
-    response = post_files(sq_client, bad_batch())
+    response = post_files(sqlite_client, bad_batch())
     assert response.status_code == 201
     body = response.get_json()
-    check_bad_batch(sq_app, body["uploads"], body["session_id"], data_dir)
+    check_bad_batch(sqlite_app, body["uploads"], body["session_id"], data_dir)
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 

@@ -11,6 +11,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from scanner_app.extensions import db
 from scanner_app.models import Upload
 from tests.conftest import build_app
+from tests.support import dispose
 from tests.uploads.conftest import error_of, session_ids
 from tests.uploads.helpers import (
     assert_written_only_inside,
@@ -51,8 +52,7 @@ def small_app(data_dir):
     with app.app_context():
         app.config["TEST_KEY"] = create_api_key("limits")
     yield app
-    with app.app_context():
-        db.engine.dispose()
+    dispose(app)
 
 
 def call(app, body_stream, content_length: int | None, chunked: bool = False,

@@ -8,20 +8,17 @@ import http.client
 import json
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-from redis import Redis
-from rq import Queue
 from sqlalchemy import func, select
 
 from scanner_app.extensions import db
 from scanner_app.models import Upload
-from tests.conftest import _free_port, build_app
-from tests.runtime.procs import Proc, cli, process_env, wait_for
+from tests.conftest import build_app
+from tests.support import Proc, cli, dispose, free_port, process_env, stop_processes, wait_until
 from tests.uploads.conftest import counted, counters, session_ids
 from tests.uploads.helpers import (
     assert_written_only_inside,
@@ -113,7 +110,7 @@ def start_station(data_dir: Path, database_url: str | None, redis_url: str,
     if database_url:
         extra["SCANNER_DATABASE_URL"] = database_url
     proc_env = process_env(data_dir, **extra)
-    port = _free_port()
+    port = free_port()
     web = Proc(cli("web", "--port", str(port), "--threads", "8"), proc_env)
     running = [Proc(cli("worker", "--queues", "uploads", "--name", f"uploads-{n}-{port}"),
                     proc_env) for n in range(workers)]
@@ -128,7 +125,7 @@ def start_station(data_dir: Path, database_url: str | None, redis_url: str,
         except OSError:
             return False
 
-    wait_for(answers, 30, "the web server to answer")
+    wait_until(answers, 30, "the web server to answer")
     return station
 
 
@@ -144,22 +141,12 @@ def pieces_of(data: bytes, size: int = 65536) -> list[bytes]:
 
 
 def stop_station(station: LiveStation) -> None:
-    for proc in (*station.workers, station.web):
-        proc.kill()
-    with station.app.app_context():
-        db.engine.dispose()
-
-
-@pytest.fixture
-def clean_queues(redis_server) -> Iterator[None]:
-    conn = Redis.from_url(redis_server)
-    Queue("uploads", connection=conn).empty()
-    yield
-    Queue("uploads", connection=conn).empty()
+    stop_processes(*(proc.popen for proc in (*station.workers, station.web)))
+    dispose(station.app)
 
 
 def test_concurrent_uploads_on_a_new_day_make_one_session_and_count_every_file_once(
-        data_dir, database_url, redis_server, clean_queues, tmp_path):
+        data_dir, database_url, redis_server, redis_conn, tmp_path):
     """60 requests at once, no session yet today: each sends its own photo and the same
     shared photo. One auto session; every own photo counted once; the shared one stored
     once, the other 59 reported as duplicates of it. Two workers process the jobs at the
@@ -185,7 +172,7 @@ def test_concurrent_uploads_on_a_new_day_make_one_session_and_count_every_file_o
         assert {body["session_id"] for _, body in answers} == {session_id}
         assert session_ids(station.app) == [session_id]  # exactly one auto session
 
-        wait_for(lambda: station.processing() == 0, 90, "every upload to be processed")
+        wait_until(lambda: station.processing() == 0, 90, "every upload to be processed")
         expected = {"files_count": CONCURRENT_REQUESTS + 1,
                     "captures_count": CONCURRENT_REQUESTS + 1,
                     "valid_count": CONCURRENT_REQUESTS + 1, "invalid_count": 0}
@@ -207,7 +194,7 @@ def test_concurrent_uploads_on_a_new_day_make_one_session_and_count_every_file_o
 
 
 def test_live_limits_interrupted_body_and_then_a_good_upload(data_dir, redis_server,
-                                                            clean_queues, tmp_path):
+                                                             redis_conn, tmp_path):
     station = start_station(data_dir, None, redis_server, SCANNER_MAX_UPLOAD_MB="1")
     try:
         before = snapshot(tmp_path)
@@ -246,7 +233,7 @@ def test_live_limits_interrupted_body_and_then_a_good_upload(data_dir, redis_ser
                                                      BOUNDARY))
         assert status == 201, answer
         session_id = answer["session_id"]
-        wait_for(lambda: station.processing() == 0, 30, "the good upload to be processed")
+        wait_until(lambda: station.processing() == 0, 30, "the good upload to be processed")
         assert session_ids(station.app) == [session_id]
         expected = {"files_count": 1, "captures_count": 1, "valid_count": 1, "invalid_count": 0}
         assert counters(station.app, session_id) == expected == counted(station.app,
@@ -269,7 +256,7 @@ def exact_and_one_over() -> tuple[bytes, bytes, int]:
     return exact, over, len(exact_file)
 
 
-def test_live_one_byte_over_the_limit_is_413(data_dir, redis_server, clean_queues, tmp_path):
+def test_live_one_byte_over_the_limit_is_413(data_dir, redis_server, redis_conn, tmp_path):
     """SCANNER_MAX_UPLOAD_MB=1: a request body of 1 MiB + 1 byte is refused with the station's
     413, with Content-Length and chunked alike, and leaves nothing behind."""
     station = start_station(data_dir, None, redis_server, SCANNER_MAX_UPLOAD_MB="1")
@@ -286,7 +273,7 @@ def test_live_one_byte_over_the_limit_is_413(data_dir, redis_server, clean_queue
         stop_station(station)
 
 
-def test_live_body_exactly_at_the_limit_is_taken(data_dir, redis_server, clean_queues,
+def test_live_body_exactly_at_the_limit_is_taken(data_dir, redis_server, redis_conn,
                                                  tmp_path):
     """SCANNER_MAX_UPLOAD_MB=1: a request body of exactly 1 MiB is taken ("larger request
     bodies get 413"), with Content-Length and chunked alike: the server adds no limit."""
@@ -302,7 +289,7 @@ def test_live_body_exactly_at_the_limit_is_taken(data_dir, redis_server, clean_q
             assert (upload["filename"], upload["size"]) == ("exact.jpg", file_size)
             taken.append(upload["id"])
         session_id = answer["session_id"]
-        wait_for(lambda: station.processing() == 0, 30, "both uploads to be processed")
+        wait_until(lambda: station.processing() == 0, 30, "both uploads to be processed")
         with station.app.app_context():
             assert sorted(u.id for u in db.session.scalars(select(Upload))) == taken
         assert_written_only_inside(tmp_path, before, data_dir, session_id)

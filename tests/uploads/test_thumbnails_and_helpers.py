@@ -12,6 +12,8 @@ from PIL import Image
 
 from scanner_app.services.storage import StorageManager
 from scanner_app.services.thumbnails import make_thumbnail, thumbnail_path
+from tests.conftest import build_app
+from tests.support import api_client
 from tests.uploads.helpers import image_bytes, post_files
 
 
@@ -73,13 +75,13 @@ def test_a_thumbnail_never_brings_back_a_deleted_session_directory(tmp_path):
     assert not store.session_dir(5).exists()
 
 
-def test_list_and_get_uploads(sq_app, sq_client):
+def test_list_and_get_uploads(sqlite_app, sqlite_client):
     from scanner_app.errors import NotFound
     from scanner_app.services.uploads import get_upload, list_uploads
 
-    body = post_files(sq_client, [("a.jpg", image_bytes(seed=1)),
-                                  ("b.jpg", image_bytes(seed=2))]).get_json()
-    with sq_app.app_context():
+    body = post_files(sqlite_client, [("a.jpg", image_bytes(seed=1)),
+                                      ("b.jpg", image_bytes(seed=2))]).get_json()
+    with sqlite_app.app_context():
         listed = list_uploads(body["session_id"])
         assert [u.filename for u in listed] == ["a.jpg", "b.jpg"]
         assert get_upload(listed[1].id).filename == "b.jpg"
@@ -89,8 +91,6 @@ def test_list_and_get_uploads(sq_app, sq_client):
 
 
 def test_staging_left_by_a_crash_is_swept(data_dir):
-    from tests.conftest import build_app
-
     stale = data_dir / "incoming" / "0123abcd"
     stale.mkdir(parents=True)
     (stale / "00000").write_bytes(b"half a file")
@@ -100,12 +100,8 @@ def test_staging_left_by_a_crash_is_swept(data_dir):
     fresh.mkdir()
 
     app = build_app(data_dir)
-    from scanner_app.services.users import create_api_key
-
-    with app.app_context():
-        key = create_api_key("t")
-    response = app.test_client().post(
-        "/api/v1/uploads", headers={"X-Api-Key": key},
+    response = api_client(app).post(
+        "/api/v1/uploads",
         data={"files": (io.BytesIO(image_bytes()), "a.jpg")}, content_type="multipart/form-data")
     assert response.status_code == 201
     assert not stale.exists() and fresh.exists()

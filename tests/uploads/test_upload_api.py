@@ -19,6 +19,7 @@ from PIL import Image
 from scanner_app.extensions import db
 from scanner_app.models import Upload
 from tests.conftest import build_app
+from tests.support import api_client
 from tests.uploads.conftest import captures_of, counted, counters, error_of, session_ids
 from tests.uploads.helpers import (
     assert_written_only_inside,
@@ -164,7 +165,7 @@ def test_sessions_holding_the_same_file_can_still_be_merged(app, client):
 
 # --- bad input -------------------------------------------------------------------------------
 
-def test_one_bad_file_does_not_reject_the_good_ones(sq_app, sq_client, data_dir, tmp_path):
+def test_one_bad_file_does_not_reject_the_good_ones(sqlite_app, sqlite_client, data_dir, tmp_path):
     before = snapshot(tmp_path)
     good = image_bytes("JPEG", (80, 60), seed=3)
     files = [
@@ -178,7 +179,7 @@ def test_one_bad_file_does_not_reject_the_good_ones(sq_app, sq_client, data_dir,
         ("cut.tif", image_bytes("TIFF", (100, 100), seed=5)[:5000]),
         ("anim.gif", b"GIF89a" + b"\x00" * 20),
     ]
-    response = post_files(sq_client, files)
+    response = post_files(sqlite_client, files)
     assert response.status_code == 201
     body = response.get_json()
     session_id = body["session_id"]
@@ -186,11 +187,11 @@ def test_one_bad_file_does_not_reject_the_good_ones(sq_app, sq_client, data_dir,
     assert all(u["status"] == "done" for u in body["uploads"])
 
     def reason(name: str) -> str:
-        capture = captures_of(sq_app, by_name[name]["id"])
+        capture = captures_of(sqlite_app, by_name[name]["id"])
         assert len(capture) == 1 and capture[0]["valid"] is False, capture
         return capture[0]["reason"]
 
-    assert captures_of(sq_app, by_name["good.jpg"]["id"])[0]["valid"] is True
+    assert captures_of(sqlite_app, by_name["good.jpg"]["id"])[0]["valid"] is True
     for damaged in ("cut.jpg", "noise.jpg", "cut.png", "cut.tif"):
         assert "damaged or cut off" in reason(damaged)
     assert reason("empty.jpg") == "The file is empty (0 bytes)."
@@ -199,14 +200,14 @@ def test_one_bad_file_does_not_reject_the_good_ones(sq_app, sq_client, data_dir,
     assert reason("anim.gif") == "GIF images are not accepted; send JPEG, PNG or TIFF."
 
     expected = {"files_count": 9, "captures_count": 9, "valid_count": 1, "invalid_count": 8}
-    assert counters(sq_app, session_id) == expected == counted(sq_app, session_id)
+    assert counters(sqlite_app, session_id) == expected == counted(sqlite_app, session_id)
     # Kept, every one of them (an empty file too).
     assert upload_dir(data_dir, session_id, by_name["empty.jpg"]["id"]).joinpath(
         "empty.jpg").stat().st_size == 0
     assert_written_only_inside(tmp_path, before, data_dir, session_id)
 
 
-def test_a_file_that_lies_about_its_type_is_judged_by_content(sq_app, sq_client, data_dir,
+def test_a_file_that_lies_about_its_type_is_judged_by_content(sqlite_app, sqlite_client, data_dir,
                                                               tmp_path):
     before = snapshot(tmp_path)
     files = [("holiday.jpg", image_bytes("PNG", (50, 40))),
@@ -214,12 +215,12 @@ def test_a_file_that_lies_about_its_type_is_judged_by_content(sq_app, sq_client,
              ("noext", image_bytes("TIFF", (10, 10))),
              ("photo.tif", b"%PDF-1.4 a document, named as a photo\n"),
              ("movie.png", b"\x00\x00\x00\x18ftypmp42" + bytes(64))]
-    response = post_files(sq_client, files)
+    response = post_files(sqlite_client, files)
     assert response.status_code == 201
     body = response.get_json()
     session_id = body["session_id"]
     assert [u["status"] for u in body["uploads"]] == ["done"] * 5
-    by_name = {u["filename"]: captures_of(sq_app, u["id"]) for u in body["uploads"]}
+    by_name = {u["filename"]: captures_of(sqlite_app, u["id"]) for u in body["uploads"]}
     assert all(len(found) == 1 for found in by_name.values()), by_name
     by_name = {name: found[0] for name, found in by_name.items()}
     assert by_name["holiday.jpg"]["valid"] and by_name["holiday.jpg"]["width"] == 50
@@ -234,7 +235,7 @@ def test_a_file_that_lies_about_its_type_is_judged_by_content(sq_app, sq_client,
     for upload, (name, content) in zip(body["uploads"], files, strict=True):
         assert (upload_dir(data_dir, session_id, upload["id"]) / name).read_bytes() == content
     expected = {"files_count": 5, "captures_count": 5, "valid_count": 3, "invalid_count": 2}
-    assert counters(sq_app, session_id) == expected == counted(sq_app, session_id)
+    assert counters(sqlite_app, session_id) == expected == counted(sqlite_app, session_id)
     assert_written_only_inside(tmp_path, before, data_dir, session_id)
 
 
@@ -247,11 +248,11 @@ def test_a_file_that_lies_about_its_type_is_judged_by_content(sq_app, sq_client,
     ("sub/../../../x.jpg", "x.jpg"),
     ("\x00\x01.jpg", "jpg"),
 ])
-def test_path_traversal_in_file_names_stays_inside(sq_app, sq_client, data_dir, tmp_path,
+def test_path_traversal_in_file_names_stays_inside(sqlite_app, sqlite_client, data_dir, tmp_path,
                                                     name, stored):
     before = snapshot(tmp_path)
     content = image_bytes(seed=len(name))
-    body = post_files(sq_client, [(name, content)]).get_json()
+    body = post_files(sqlite_client, [(name, content)]).get_json()
     upload = body["uploads"][0]
     if "\\" not in name:
         # Werkzeug reads a backslash in a quoted header value as an escape (browsers send
@@ -260,16 +261,16 @@ def test_path_traversal_in_file_names_stays_inside(sq_app, sq_client, data_dir, 
     folder = upload_dir(data_dir, body["session_id"], upload["id"])
     assert [p.name for p in folder.iterdir()] == [stored]
     assert (folder / stored).read_bytes() == content
-    assert counters(sq_app, body["session_id"])["files_count"] == 1
+    assert counters(sqlite_app, body["session_id"])["files_count"] == 1
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_unicode_and_very_long_names(sq_app, sq_client, data_dir, tmp_path):
+def test_unicode_and_very_long_names(sqlite_app, sqlite_client, data_dir, tmp_path):
     before = snapshot(tmp_path)
     long_name = "\u00e9t\u00e9-" * 150 + ".jpg"  # about 1000 bytes of UTF-8
     files = [("Fu\u0308\u00dfg\u00e4nger \u65e5\u672c\u8a9e \U0001f4f7.jpg", image_bytes(seed=1)),
              (long_name, image_bytes(seed=2))]
-    body = post_files(sq_client, files).get_json()
+    body = post_files(sqlite_client, files).get_json()
     unicode_upload, long_upload = body["uploads"]
     assert unicode_upload["filename"] == files[0][0]
     assert long_upload["filename"] == long_name
@@ -278,60 +279,62 @@ def test_unicode_and_very_long_names(sq_app, sq_client, data_dir, tmp_path):
         "F\u00fc\u00dfg\u00e4nger \u65e5\u672c\u8a9e \U0001f4f7.jpg"]  # NFC
     stored = next(upload_dir(data_dir, body["session_id"], long_upload["id"]).iterdir()).name
     assert stored.endswith(".jpg") and len(stored.encode()) <= 200
-    assert counters(sq_app, body["session_id"])["valid_count"] == 2
+    assert counters(sqlite_app, body["session_id"])["valid_count"] == 2
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
 
 
-def test_five_hundred_files_in_one_request(sq_app, sq_client, data_dir):
+def test_five_hundred_files_in_one_request(sqlite_app, sqlite_client, data_dir):
     files = [(f"frame-{i:03d}.png", image_bytes("PNG", (16, 12), seed=i)) for i in range(500)]
-    response = post_files(sq_client, files)
+    response = post_files(sqlite_client, files)
     assert response.status_code == 201
     body = response.get_json()
     assert len(body["uploads"]) == 500
     assert len({u["id"] for u in body["uploads"]}) == 500
     expected = {"files_count": 500, "captures_count": 500, "valid_count": 500,
                 "invalid_count": 0}
-    assert counters(sq_app, body["session_id"]) == expected == counted(sq_app,
-                                                                        body["session_id"])
+    assert counters(sqlite_app, body["session_id"]) == expected == counted(sqlite_app,
+                                                                           body["session_id"])
 
 
-def test_empty_request_and_missing_files_field_are_400(sq_app, sq_client, data_dir, tmp_path):
+def test_empty_request_and_missing_files_field_are_400(sqlite_app, sqlite_client, data_dir,
+                                                       tmp_path):
     before = snapshot(tmp_path)
-    empty = sq_client.post("/api/v1/uploads")
+    empty = sqlite_client.post("/api/v1/uploads")
     assert empty.status_code == 400
     assert error_of(empty)[0] == "no_files"
 
-    only_field = sq_client.post("/api/v1/uploads", data={"session_id": "1"},
-                                content_type="multipart/form-data")
+    only_field = sqlite_client.post("/api/v1/uploads", data={"session_id": "1"},
+                                    content_type="multipart/form-data")
     assert only_field.status_code == 400
     code, message = error_of(only_field)
     assert code == "no_files" and "'files'" in message
 
-    wrong_field = sq_client.post("/api/v1/uploads",
-                                 data={"file": (io.BytesIO(b"abc"), "a.jpg")},
-                                 content_type="multipart/form-data")
+    wrong_field = sqlite_client.post("/api/v1/uploads",
+                                     data={"file": (io.BytesIO(b"abc"), "a.jpg")},
+                                     content_type="multipart/form-data")
     assert wrong_field.status_code == 400 and error_of(wrong_field)[0] == "no_files"
 
     # A browser form submitted with no file chosen: one empty part with an empty name.
-    no_choice = sq_client.post("/api/v1/uploads", data={"files": (io.BytesIO(b""), "")},
-                               content_type="multipart/form-data")
+    no_choice = sqlite_client.post("/api/v1/uploads", data={"files": (io.BytesIO(b""), "")},
+                                   content_type="multipart/form-data")
     assert no_choice.status_code == 400 and error_of(no_choice)[0] == "no_files"
 
-    json_body = sq_client.post("/api/v1/uploads", json={"files": ["a.jpg"]})
+    json_body = sqlite_client.post("/api/v1/uploads", json={"files": ["a.jpg"]})
     assert json_body.status_code == 400
 
-    assert session_ids(sq_app) == []  # no session was made for nothing
+    assert session_ids(sqlite_app) == []  # no session was made for nothing
     assert_written_only_inside(tmp_path, before, data_dir, None)
 
 
-def test_malformed_multipart_is_400_and_leaves_nothing(sq_app, sq_client, data_dir, tmp_path):
+def test_malformed_multipart_is_400_and_leaves_nothing(sqlite_app, sqlite_client, data_dir,
+                                                       tmp_path):
     before = snapshot(tmp_path)
-    response = sq_client.post(
+    response = sqlite_client.post(
         "/api/v1/uploads", data=b"--xyz\r\nno headers here at all",
         content_type="multipart/form-data; boundary=xyz")
     assert response.status_code == 400
     assert error_of(response)[0] == "upload_interrupted"
-    assert session_ids(sq_app) == []
+    assert session_ids(sqlite_app) == []
     assert_written_only_inside(tmp_path, before, data_dir, None)
 
 
@@ -357,13 +360,9 @@ def test_unknown_or_deleted_session_is_404_and_nothing_is_kept(app, client, data
 
 def test_disk_without_room_is_507_and_leaves_nothing(data_dir, tmp_path):
     app = build_app(data_dir, SCANNER_DISK_RESERVE_MB=str(10**9))  # a reserve nobody has
-    from scanner_app.services.users import create_api_key
-
-    with app.app_context():
-        key = create_api_key("t")
+    client = api_client(app)
     before = snapshot(tmp_path)
-    client = app.test_client()
-    response = client.post("/api/v1/uploads", headers={"X-Api-Key": key},
+    response = client.post("/api/v1/uploads",
                            data={"files": (io.BytesIO(image_bytes()), "a.jpg")},
                            content_type="multipart/form-data")
     assert response.status_code == 507
@@ -372,7 +371,7 @@ def test_disk_without_room_is_507_and_leaves_nothing(data_dir, tmp_path):
 
 
 def test_processing_that_crashes_marks_the_upload_failed_and_keeps_the_file(
-        sq_app, sq_client, data_dir, monkeypatch, caplog):
+        sqlite_app, sqlite_client, data_dir, monkeypatch, caplog):
     import logging
 
     from scanner_app.jobs.upload_job import FAILED_SENTENCE
@@ -387,14 +386,14 @@ def test_processing_that_crashes_marks_the_upload_failed_and_keeps_the_file(
 
     monkeypatch.setattr(upload_processing, "image_draft", explode)
     caplog.set_level(logging.ERROR, logger="scanner.uploads")
-    body = post_files(sq_client, [("boom.jpg", image_bytes(seed=1)),
-                                  ("fine.jpg", image_bytes(seed=2))]).get_json()
+    body = post_files(sqlite_client, [("boom.jpg", image_bytes(seed=1)),
+                                      ("fine.jpg", image_bytes(seed=2))]).get_json()
     boom, fine = body["uploads"]
     assert boom["status"] == "failed"
     # A person reads a fixed sentence, never the exception's text ...
     assert boom["error"] == FAILED_SENTENCE
     assert "simulated" not in boom["error"] and "RuntimeError" not in boom["error"]
-    assert sq_client.get(f"/api/v1/uploads/{boom['id']}").get_json()["error"] == (
+    assert sqlite_client.get(f"/api/v1/uploads/{boom['id']}").get_json()["error"] == (
         FAILED_SENTENCE)
     # ... which, with its traceback, is in the log.
     logged = [r for r in caplog.records if r.exc_info and "simulated decoder crash" in str(
@@ -402,19 +401,14 @@ def test_processing_that_crashes_marks_the_upload_failed_and_keeps_the_file(
     assert logged and f"upload {boom['id']}" in logged[0].getMessage()
     assert fine["status"] == "done" and fine["valid_count"] == 1
     assert (upload_dir(data_dir, body["session_id"], boom["id"]) / "boom.jpg").exists()
-    assert counters(sq_app, body["session_id"]) == {
+    assert counters(sqlite_app, body["session_id"]) == {
         "files_count": 2, "captures_count": 1, "valid_count": 1, "invalid_count": 0}
 
 
 def test_exif_time_without_offset_is_in_the_station_time_zone(data_dir):
     app = build_app(data_dir, SCANNER_TIMEZONE="Europe/Berlin")
-    from scanner_app.services.users import create_api_key
-
-    with app.app_context():
-        key = create_api_key("t")
-    client = app.test_client()
-    client.environ_base["HTTP_X_API_KEY"] = key
-    body = post_files(client, [("a.jpg", image_bytes(taken="2024:01:15 12:00:00"))]).get_json()
+    photo = image_bytes(taken="2024:01:15 12:00:00")
+    body = post_files(api_client(app), [("a.jpg", photo)]).get_json()
     capture = captures_of(app, body["uploads"][0]["id"])[0]
     expected = datetime(2024, 1, 15, 11, 0, tzinfo=UTC)  # CET is UTC+1 in January
     assert capture["taken_at"] == expected.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -120,3 +120,26 @@ def session_row(app, session_id: int) -> ScanSession | None:
         if row is not None:
             db.session.expunge(row)
         return row
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's chromium through Playwright; never skipped in CI."""
+    from tests.conftest import IN_CI
+    from tests.web.live_station import CHROMIUM_ARGS, chromium_path
+
+    path = chromium_path()
+    if path is None:
+        reason = ("Debian's chromium is not installed at /usr/bin/chromium; "
+                  "run 'bash scripts/test-deps.sh' (make test does).")
+        if IN_CI:
+            pytest.fail(reason + " CI must run the browser test.")
+        print(f"\nSKIP: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+

@@ -124,3 +124,34 @@ def chromium_path() -> str | None:
         if candidate and Path(candidate).exists():
             return candidate
     return None
+
+
+SCREENS = Path(os.environ.get("SCANNER_SCREENSHOTS", "/tmp/screens"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def live_station(tmp_path_factory, redis_server: str, redis_db: int, name: str,
+                 button: bool = False):
+    """A live `scanner web` + `scanner worker` (+ button daemon) on its own Redis database;
+    a generator for module-scoped fixtures."""
+    import redis
+
+    from tests.web.live_station import LiveStation
+
+    url = redis_server.rsplit("/", 1)[0] + f"/{redis_db}"
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    data_dir = tmp_path_factory.mktemp(name) / "data"
+    data_dir.mkdir()
+    live = LiveStation(data_dir, url, SCANNER_MOCK_CAPTURE_SECONDS="0.02",
+                       SCANNER_MOCK_SECONDS_PER_REV="1")
+    try:
+        live.start()
+        if button:
+            live.start_button()
+        yield live
+    finally:
+        live.stop()
+        connection.flushdb()

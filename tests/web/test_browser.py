@@ -10,59 +10,20 @@ Screenshots land in /tmp/screens/ for a person to look at.
 from __future__ import annotations
 
 import io
-import os
 import re
 from pathlib import Path
 
 import pytest
-import redis
 from PIL import Image
 
-from tests.conftest import IN_CI
-from tests.web.live_station import LiveStation, chromium_path
+from tests.web.live_station import SCREENS, live_station
 
 pytestmark = pytest.mark.browser
 
 BROWSER_TEST_REDIS_DB = 6  # not db 0: this station's jobs are for this station's worker only
-SCREENS = Path(os.environ.get("SCANNER_SCREENSHOTS", "/tmp/screens"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    path = chromium_path()
-    if path is None:
-        reason = ("Debian's chromium is not installed at /usr/bin/chromium; "
-                  "run 'bash scripts/test-deps.sh' (make test does).")
-        if IN_CI:
-            pytest.fail(reason + " CI must run the browser test.")
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture(scope="module")
 def station(tmp_path_factory, redis_server):
-    url = redis_server.rsplit("/", 1)[0] + f"/{BROWSER_TEST_REDIS_DB}"
-    connection = redis.Redis.from_url(url)
-    connection.flushdb()
-    data_dir = tmp_path_factory.mktemp("browser") / "data"
-    data_dir.mkdir()
-    live = LiveStation(data_dir, url, SCANNER_MOCK_CAPTURE_SECONDS="0.02",
-                       SCANNER_MOCK_SECONDS_PER_REV="1")
-    try:
-        live.start()
-        yield live
-    finally:
-        live.stop()
-        connection.flushdb()
+    yield from live_station(tmp_path_factory, redis_server, BROWSER_TEST_REDIS_DB, "browser")
 
 
 def _jpeg(path: Path) -> Path:

@@ -11,61 +11,20 @@ still showing the finished one, follows the new one too. Screenshots land in /tm
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.request
-from pathlib import Path
 
 import pytest
-import redis
 
-from tests.conftest import IN_CI
-from tests.web.live_station import LiveStation, chromium_path
+from tests.web.live_station import SCREENS, LiveStation, live_station
 
 pytestmark = pytest.mark.browser
 
 REDIS_DB = 7  # a database of the test Redis for this station's jobs alone
-SCREENS = Path(os.environ.get("SCANNER_SCREENSHOTS", "/tmp/screens"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 WATCH_URL_PATH = "/scans/slot?watch=1"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    path = chromium_path()
-    if path is None:
-        reason = ("Debian's chromium is not installed at /usr/bin/chromium; "
-                  "run 'bash scripts/test-deps.sh' (make test does).")
-        if IN_CI:
-            pytest.fail(reason + " CI must run the browser test.")
-        print(f"\nSKIP: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture(scope="module")
 def station(tmp_path_factory, redis_server):
-    url = redis_server.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    connection = redis.Redis.from_url(url)
-    connection.flushdb()
-    data_dir = tmp_path_factory.mktemp("browser-button") / "data"
-    data_dir.mkdir()
-    live = LiveStation(data_dir, url, SCANNER_MOCK_CAPTURE_SECONDS="0.02",
-                       SCANNER_MOCK_SECONDS_PER_REV="1")
-    try:
-        live.start()
-        live.start_button()
-        yield live
-    finally:
-        live.stop()
-        connection.flushdb()
+    yield from live_station(tmp_path_factory, redis_server, REDIS_DB, "browser-button", button=True)
 
 
 def _shot(page, name: str) -> None:

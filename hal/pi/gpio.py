@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from gpiozero import Device
+from gpiozero import Device, DigitalInputDevice
 from gpiozero.exc import BadPinFactory, GPIOPinInUse, GPIOZeroError
 
-from hal.errors import HardwareError
+from hal.errors import HardwareError, TurntableError
 
 NO_GPIO = (
     "No GPIO pins were found: this does not look like a Raspberry Pi. On a laptop set "
@@ -41,3 +41,13 @@ def close_all(*devices: Device | None) -> None:
         if device is not None:
             with contextlib.suppress(Exception):
                 device.close()
+
+
+def open_endstop(pin: int | str | None, active_low: bool, pin_factory=None
+                 ) -> DigitalInputDevice | None:
+    """The turntable's optional home switch (None when not wired); pulled up when it
+    closes to ground."""
+    if pin is None:
+        return None
+    with gpio_errors("the home switch", TurntableError):
+        return DigitalInputDevice(pin, pull_up=active_low, pin_factory=pin_factory)

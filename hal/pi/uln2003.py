@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gpiozero import DigitalInputDevice, DigitalOutputDevice
+from gpiozero import DigitalOutputDevice
 from gpiozero.pins import Factory
 
 from hal.errors import TurntableError
-from hal.pi.gpio import close_all, gpio_errors
+from hal.pi.gpio import close_all, gpio_errors, open_endstop
 from hal.pi.stepped_turntable import SteppedTurntable
 from hal.settings import TurntableSettings
 
@@ -44,13 +44,8 @@ class Uln2003Turntable(SteppedTurntable):
                 for pin in (pins.in1, pins.in2, pins.in3, pins.in4):
                     made.append(DigitalOutputDevice(pin, pin_factory=pin_factory))
             self._coils = tuple(made)
-            endstop = None
-            if pins.endstop is not None:
-                with gpio_errors("the home switch", TurntableError):
-                    endstop = DigitalInputDevice(
-                        pins.endstop, pull_up=pins.endstop_active_low, pin_factory=pin_factory
-                    )
-                made.append(endstop)
+            endstop = open_endstop(pins.endstop, pins.endstop_active_low, pin_factory)
+            made.append(endstop)
         except Exception:
             close_all(*made)
             raise

@@ -13,11 +13,10 @@ from datetime import UTC, date, datetime
 
 from flask import current_app
 from sqlalchemy import case, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from scanner_app.errors import NotFound
-from scanner_app.extensions import db
+from scanner_app.extensions import db, dialect_insert
 from scanner_app.models import ScanSession, StationState
 from scanner_app.models._time import utcnow
 from scanner_app.services.storage import current_storage
@@ -59,9 +58,7 @@ def _upsert_auto_session(day: date) -> tuple[int, bool, bool]:
     Returns (id, created, reactivated)."""
     table = ScanSession.__table__
     now = utcnow()
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(
+    stmt = dialect_insert()(table).values(
         kind="auto",
         day=day,
         name=auto_session_name(day),

@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scanner_app.errors import BadRequest, Conflict, NotFound
-from scanner_app.extensions import db
+from scanner_app.extensions import db, dialect_insert
 from scanner_app.models import (
     SCAN_ACTIVE_STATUSES,
     Capture,
@@ -93,12 +93,19 @@ def set_current_session(session_id: int | None) -> None:
     """None means: new work goes to today's auto session."""
     if session_id is not None:
         get_session(session_id)
-    state = db.session.get(StationState, 1)
-    if state is None:
-        db.session.add(StationState(id=1, current_session_id=session_id))
-    else:
-        state.current_session_id = session_id
-    db.session.commit()
+    table = StationState.__table__
+    try:
+        # One statement for the one station row: requests racing on a fresh station all land.
+        db.session.execute(
+            dialect_insert()(table).values(id=1, current_session_id=session_id)
+            .on_conflict_do_update(index_elements=[table.c.id],
+                                   set_={"current_session_id": session_id})
+        )
+        db.session.commit()
+    except IntegrityError:  # the session was deleted between the check and the write
+        db.session.rollback()
+        raise NotFound(f"There is no session {session_id}. Pick one from the session "
+                       "list.") from None
 
 
 def current_session() -> tuple[str, ScanSession | None]:
@@ -146,7 +153,8 @@ def update_session(session_id: int, changes: dict) -> ScanSession:
         session.status = status
         if status == "completed" and current_manual_session_id() == session.id:
             # A finished trial stops receiving work; new scans go to today's session again.
-            db.session.get(StationState, 1).current_session_id = None
+            db.session.execute(update(StationState).where(StationState.id == 1)
+                               .values(current_session_id=None))
     _commit_or_name_conflict(session.name)
     _write_record(session)
     return session

@@ -144,3 +144,44 @@ def test_naive_select_then_insert_is_caught(race_app, data_dir, database_url):
     outcome = run_race(data_dir, database_url, naive=True)
     problems = invariant_violations(race_app, data_dir, outcome["seen"])
     assert any("auto sessions" in p for p in problems), problems
+
+
+def _set_current_worker(env: dict, target: int | None, barrier, results) -> None:
+    from scanner_app.services.sessions import set_current_session
+
+    app = create_app(load_settings(env=env))
+    try:
+        with app.app_context():
+            barrier.wait(timeout=60)
+            set_current_session(target)
+            db.engine.dispose()
+        results.put(("ok", target))
+    except Exception as exc:  # report, don't hang the parent
+        barrier.abort()
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def test_choosing_the_current_session_races_safely_on_a_fresh_station(
+        race_app, data_dir, database_url):
+    """The station row does not exist yet: every racer's choice must land (no 500)."""
+    from scanner_app.models import StationState
+    from scanner_app.services.sessions import create_manual_session
+
+    with race_app.app_context():
+        ids = [create_manual_session(f"Trial {i}", make_current=False).id for i in range(3)]
+        assert db.session.get(StationState, 1) is None
+        db.engine.dispose()
+    env = station_env(data_dir, SCANNER_DATABASE_URL=database_url)
+    ctx = mp.get_context("fork")
+    barrier, results = ctx.Barrier(8), ctx.Queue()
+    targets = [ids[i % 3] if i % 2 else None for i in range(8)]
+    procs = [ctx.Process(target=_set_current_worker, args=(env, t, barrier, results))
+             for t in targets]
+    for proc in procs:
+        proc.start()
+    outcomes = [results.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    assert [o for o in outcomes if o[0] == "error"] == []
+    with race_app.app_context():
+        assert db.session.get(StationState, 1).current_session_id in {None, *ids}

@@ -235,6 +235,9 @@ class ScanRun:
 
     # --- the frames --------------------------------------------------------------------
     def _drive(self, rig: Rig) -> None:
+        # The profile decides the frame size; set before metering, since a new size restarts
+        # the camera and drops any exposure lock.
+        rig.camera.set_resolution(self.profile.resolution)
         self.meta.rig = rig.describe()
         self._obey_control(rig)
         rig.turntable.home()

@@ -74,6 +74,8 @@ class ScanMetadata:
             frames = {i: e for i, e in frames.items() if i in recorded}
         profile = dataclasses.asdict(self.profile)
         profile["resolution"] = list(profile["resolution"])
+        # The request's `frames` overrides the profile's: record what this scan takes.
+        profile["frames"] = scan.get("frames_planned", profile["frames"])
         data: dict[str, Any] = {
             "scan": scan,
             "profile": profile,

@@ -257,3 +257,15 @@ def test_worker_without_database_tables_says_so_and_exits_1(make_station, tmp_pa
     assert proc.wait(30) == 1
     out = (tmp_path / "worker-0.log").read_text()
     assert "scanner db upgrade" in out and "Traceback" not in out
+
+
+def test_profile_decides_the_frame_size_and_metadata_records_the_frames_taken(make_station):
+    station = make_station()
+    station.start_worker()
+    queued = station.start_scan(profile="standard", frames=2)  # standard: 36 frames, 2028×1520
+    done = station.wait_for_status(queued["id"], "completed")
+    captures = [c for c in station.captures(done["session_id"]) if c["scan_id"] == done["id"]]
+    assert [(c["width"], c["height"]) for c in captures] == [(2028, 1520)] * 2
+    profile = station.metadata(done)["profile"]
+    assert profile["name"] == "standard" and profile["frames"] == 2
+    assert profile["resolution"] == [2028, 1520]

@@ -19,8 +19,13 @@ def user_cli() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @with_appcontext
 def create_user(name: str, admin: bool, password_stdin: bool) -> None:
+    from scanner_app.services.health import require_migrated
     from scanner_app.services.users import create_user as create
 
+    try:
+        require_migrated()
+    except StationError as exc:
+        raise click.ClickException(exc.message) from None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -41,9 +46,11 @@ def apikey_cli() -> None:
 @click.argument("name")
 @with_appcontext
 def create_key(name: str) -> None:
+    from scanner_app.services.health import require_migrated
     from scanner_app.services.users import create_api_key
 
     try:
+        require_migrated()
         key = create_api_key(name)
     except StationError as exc:
         raise click.ClickException(exc.message) from None

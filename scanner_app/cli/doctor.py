@@ -16,8 +16,14 @@ from flask.cli import with_appcontext
                    "deletes images.")
 @with_appcontext
 def doctor(repair: bool) -> None:
+    from scanner_app.errors import StationError
     from scanner_app.services.doctor import run_doctor
+    from scanner_app.services.health import require_migrated
 
+    try:
+        require_migrated()
+    except StationError as exc:
+        raise click.ClickException(exc.message) from None
     report = run_doctor(repair=repair)
     for finding in report.findings:
         click.echo(f"{finding.label:>7}  {finding.message}")

@@ -18,3 +18,15 @@ def check_health() -> dict[str, str]:
             "The station cannot reach its database. Check SCANNER_DATABASE_URL and that "
             "the database server is running.", code="database_unreachable") from None
     return {"status": "ok", "database": "ok"}
+
+
+def require_migrated() -> None:
+    """StationError unless `scanner db upgrade` has created the tables."""
+    from sqlalchemy import inspect
+
+    from scanner_app.errors import StationError
+    from scanner_app.models import ScanSession
+
+    if not inspect(db.engine).has_table(ScanSession.__tablename__):
+        raise StationError("The station's database has no tables yet. Run 'scanner db "
+                           "upgrade' first (make run does it for you).", code="not_migrated")

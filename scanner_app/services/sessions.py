@@ -3,6 +3,7 @@ goes lives in session_resolver.py."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -23,7 +24,7 @@ from scanner_app.models import (
 )
 from scanner_app.models.session import COUNTERS
 from scanner_app.services.session_resolver import current_manual_session_id, station_today
-from scanner_app.services.storage import current_storage, fsync_dir
+from scanner_app.services.storage import atomic_write_json, current_storage, fsync_dir
 
 log = logging.getLogger("scanner.sessions")
 
@@ -231,6 +232,20 @@ def _plan_moves(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     return moves
 
 
+def _point_scan_metadata_at(session_id: int, moved: list[Path]) -> None:
+    """Moved scans' metadata/scans/<id>.json still name the old session: fix that."""
+    for path in moved:
+        if path.suffix != ".json" or path.parent.name != "scans":
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data.get("scan"), dict):
+                data["scan"]["session_id"] = session_id
+                atomic_write_json(path, data)
+        except (OSError, ValueError) as exc:  # the database is right; the file can lag
+            log.warning("Could not update %s after the merge: %s", path, exc)
+
+
 def merge_sessions(source_id: int, target_id: int) -> ScanSession:
     """Move files, captures, uploads and scans of `source_id` into `target_id`, then remove
     the source. On any failure database and disk are left as they were."""
@@ -281,6 +296,7 @@ def merge_sessions(source_id: int, target_id: int) -> ScanSession:
             os.rename(dst, src)
         raise
     store.remove_session_dir(source_id)
+    _point_scan_metadata_at(target_id, [dst for _, dst in moves])
     _write_record(target)
     log.info("Merged session %s into %s (%d entries moved)", source_id, target_id, len(moves))
     return target

@@ -81,3 +81,18 @@ def test_flask_cli_offers_the_station_commands(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     for command in ("apikey", "db", "doctor", "hal", "station", "user", "web", "worker"):
         assert f"  {command} " in done.stdout, command
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["apikey", "create", "x"],
+                                     ["user", "create", "bob", "--password-stdin"]])
+def test_commands_on_a_database_without_tables_say_to_migrate(tmp_path: Path, command):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SCANNER_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "scanner_app.cli", *command], env=env,
+                          input="long enough password\n", capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert "Run 'scanner db upgrade' first" in done.stderr and "Traceback" not in done.stderr

@@ -155,8 +155,9 @@ def test_auto_session_day_follows_the_station_time_zone(data_dir):
         assert session.name == "Session 2026-03-02"
 
 
-def _add_work(app, session_id: int, data_dir, label: str) -> None:
-    """A scan, an upload and a capture with a file each, as the jobs would leave them."""
+def _add_work(app, session_id: int, data_dir, label: str) -> int:
+    """A scan (with its metadata file), an upload and a capture with a file each, as the jobs
+    would leave them. Returns the scan id."""
     store = StorageManager(data_dir)
     with app.app_context():
         scan = Scan(session_id=session_id, status="completed", profile="quick", frames_planned=1,
@@ -174,13 +175,16 @@ def _add_work(app, session_id: int, data_dir, label: str) -> None:
         bump_session_counters(session_id, scans_count=1, files_count=1, captures_count=1,
                               valid_count=1)
         db.session.commit()
+        store.scan_metadata_path(session_id, scan.id).write_text(
+            json.dumps({"scan": scan.to_dict(), "frames": []}))
+        return scan.id
 
 
 def test_merge_moves_rows_files_and_counters(client, app, data_dir):
     a = create(client, "A").get_json()["id"]
     b = create(client, "B").get_json()["id"]
     _add_work(app, a, data_dir, "a")
-    _add_work(app, b, data_dir, "b")
+    b_scan = _add_work(app, b, data_dir, "b")
     (data_dir / "sessions" / str(a) / "exports" / "scan.zip").write_bytes(b"za")
     (data_dir / "sessions" / str(b) / "exports" / "scan.zip").write_bytes(b"zb")
     response = client.post(f"/api/v1/sessions/{a}/merge", json={"into": b})
@@ -195,6 +199,9 @@ def test_merge_moves_rows_files_and_counters(client, app, data_dir):
     assert len(list((root / "images" / "uploads").iterdir())) == 2
     assert sorted(p.name for p in (root / "exports").iterdir()) == [
         f"from-session-{a}-scan.zip", "scan.zip"]
+    [moved_meta] = [p for p in (root / "metadata" / "scans").iterdir()
+                    if json.loads(p.read_text())["scan"]["id"] != b_scan]
+    assert json.loads(moved_meta.read_text())["scan"]["session_id"] == b
     with app.app_context():
         for capture in db.session.scalars(select(Capture)):
             assert capture.session_id == b

@@ -94,28 +94,37 @@ def process_uploads(upload_ids: list[int]) -> dict[str, int]:
 
     from scanner_app.config import current_settings
     from scanner_app.extensions import db
+    from scanner_app.services.storage import StorageManager
     from scanner_app.services.upload_claims import Claim
     from scanner_app.services.upload_processing import process_upload
+    from scanner_app.services.upload_session_record import refresh_after_processing
     from scanner_app.services.uploads import forget_upload_objects
 
     summary = {"done": 0, "failed": 0, "skipped": 0}
     with job_app_context():
         settings = current_settings()
         claim = Claim.take(upload_ids, _claim_token())
-        for position, upload_id in enumerate(upload_ids):
-            try:
-                summary[process_upload(upload_id, settings, claim)] += 1
-            except JobTimeoutException:
-                db.session.rollback()
-                mark_failed(upload_ids[position:], TIMEOUT_SENTENCE, claim.token)
-                raise  # RQ ends the job; the files stay where they are
-            except Exception:  # noqa: BLE001 - one bad file must not stop the rest
-                log.exception("Processing upload %s failed", upload_id)
-                db.session.rollback()
-                mark_failed([upload_id], FAILED_SENTENCE, claim.token)
-                summary["failed"] += 1
-            finally:
-                forget_upload_objects()  # nothing is kept between uploads
+        took_any = bool(claim.held)
+        try:
+            for position, upload_id in enumerate(upload_ids):
+                try:
+                    summary[process_upload(upload_id, settings, claim)] += 1
+                except JobTimeoutException:
+                    db.session.rollback()
+                    mark_failed(upload_ids[position:], TIMEOUT_SENTENCE, claim.token)
+                    raise  # RQ ends the job; the files stay where they are
+                except Exception:  # noqa: BLE001 - one bad file must not stop the rest
+                    log.exception("Processing upload %s failed", upload_id)
+                    db.session.rollback()
+                    mark_failed([upload_id], FAILED_SENTENCE, claim.token)
+                    summary["failed"] += 1
+                finally:
+                    forget_upload_objects()  # nothing is kept between uploads
+        finally:
+            # Once per run, not per file: metadata/session.json gets the counters this run
+            # changed (only when this run processed something).
+            if took_any:
+                refresh_after_processing(StorageManager(settings.data_dir), upload_ids)
     if summary["skipped"]:
         log.info("Uploads: %d skipped (finished, gone, or processed by another run)",
                  summary["skipped"])

@@ -9,6 +9,11 @@ from scanner_app.extensions import db
 from scanner_app.models._time import iso, utcnow
 
 
+def duplicate_note(original_id: int) -> str:
+    """What a person reads on a duplicate: it is done, nothing went wrong."""
+    return f"Same file as upload {original_id}; stored once."
+
+
 class Upload(db.Model):
     """One file received in an upload request (an archive is one file)."""
 
@@ -34,12 +39,23 @@ class Upload(db.Model):
     duplicate_of_id: Mapped[int | None] = mapped_column(
         db.ForeignKey("uploads.id", ondelete="SET NULL")
     )
+    # `error` says why an upload failed; `note` what a person should know about one that was
+    # processed fine (e.g. archive entries skipped for safety, still inside the kept archive).
+    # Scripts treat a non-null error as a failure, so a done upload never has one.
     error: Mapped[str | None] = mapped_column(db.Text)
+    note: Mapped[str | None] = mapped_column(db.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Which processing run holds the upload, and when it last said so (a lease it renews as
     # it goes): two runs never process one upload at once (services/upload_claims.py).
     claim_token: Mapped[str | None] = mapped_column(db.String(64))
     claimed_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def shown_note(self) -> str | None:
+        """The note to show: a duplicate's is made from duplicate_of_id (never stored)."""
+        if self.duplicate_of_id is not None:
+            return duplicate_note(self.duplicate_of_id)
+        return self.note
 
     def to_dict(self) -> dict:
         return {
@@ -54,5 +70,6 @@ class Upload(db.Model):
             "invalid_count": self.invalid_count,
             "duplicate_of": self.duplicate_of_id,
             "error": self.error,
+            "note": self.shown_note,
             "created_at": iso(self.created_at),
         }

@@ -107,6 +107,20 @@ class StorageManager:
         root = self.ensure_session_dir(record["id"])
         atomic_write_json(root / "metadata" / "session.json", record)
 
+    def refresh_session_record(self, record: dict) -> bool:
+        """Rewrite metadata/session.json from `record` (a fresh Session.to_dict()), only when
+        the session's metadata folder exists: unlike write_session_record it never creates a
+        folder, so a late refresh cannot bring back a session deleted or merged meanwhile.
+        Returns False when there was nothing to refresh."""
+        metadata = self.session_dir(record["id"]) / "metadata"
+        if not metadata.is_dir():
+            return False
+        try:
+            atomic_write_json(metadata / "session.json", record)
+        except FileNotFoundError:
+            return False  # removed between the check and the write
+        return True
+
     def remove_session_dir(self, session_id: int) -> None:
         """Remove a session directory. It is first renamed aside (atomic), so a crash
         half-way never leaves a half-deleted directory under its id."""

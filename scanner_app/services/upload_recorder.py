@@ -173,16 +173,20 @@ def reset_partial(upload_id: int, storage: StorageManager, claim: Claim) -> None
     log.info("Upload %s: reset %d captures of an interrupted run", upload_id, len(capture_ids))
 
 
-def finish(upload_id: int, status: str, note: str | None, token: str | None = None) -> bool:
-    """processing -> done/failed, with the note or error sentence, releasing the claim.
-    With `token`, only while that run holds the upload. False if nothing changed (gone,
-    already finished, or held by another run)."""
+def finish(upload_id: int, status: str, sentence: str | None, token: str | None = None
+           ) -> bool:
+    """processing -> done/failed, releasing the claim. `sentence` is the note of a done
+    upload (nothing was lost: scripts read a non-null error as a failure) or the error of a
+    failed one. With `token`, only while that run holds the upload. False if nothing changed
+    (gone, already finished, or held by another run)."""
     condition = [Upload.id == upload_id, Upload.status == "processing"]
     if token is not None:
         condition.append(Upload.claim_token == token)
+    failed = status == "failed"
     changed = db.session.execute(
         update(Upload).where(*condition)
-        .values(status=status, error=note, claim_token=None, claimed_at=None)
+        .values(status=status, error=sentence if failed else None,
+                note=None if failed else sentence, claim_token=None, claimed_at=None)
     ).rowcount
     db.session.commit()
     return changed == 1

@@ -46,6 +46,7 @@ from scanner_app.services.upload_intake import (
     stream_multipart,
 )
 from scanner_app.services.upload_names import clean_filename
+from scanner_app.services.upload_session_record import refresh_session_records
 
 log = logging.getLogger("scanner.uploads")
 
@@ -65,10 +66,6 @@ def list_uploads(session_id: int) -> list[Upload]:
     return list(db.session.scalars(
         select(Upload).where(Upload.session_id == session_id).order_by(Upload.id)
     ))
-
-
-def duplicate_note(original_id: int) -> str:
-    return f"Same file as upload {original_id}; stored once."
 
 
 def _session_id_field(staged: StagedRequest) -> int | None:
@@ -112,6 +109,7 @@ def accept_upload_request(req: Request) -> tuple[int, list[Upload]]:
         ids, to_process = _record(session_id, staged.files)
     finally:
         staged.cleanup()  # whatever was not moved into a session (duplicates, failures)
+    refresh_session_records(current_storage(), [session_id])  # files_count changed
     _start_processing(settings, to_process)
     return session_id, _load(ids)
 
@@ -179,7 +177,7 @@ def _record(session_id: int, files: list[StagedFile]) -> tuple[list[int], list[i
                 duplicate = Upload(
                     session_id=session_id, filename=item.filename, stored_name=None,
                     size=item.size, sha256=item.sha256, status="done",
-                    duplicate_of_id=original, error=duplicate_note(original),
+                    duplicate_of_id=original,  # its note is made from this; no error
                 )
                 db.session.add(duplicate)
                 db.session.flush()

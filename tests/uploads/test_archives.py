@@ -50,7 +50,9 @@ def test_archive_images_become_captures_and_other_files_are_kept(sqlite_app, sql
     upload = only_upload(body)
     assert upload["status"] == "done"
     assert (upload["captures_count"], upload["valid_count"], upload["invalid_count"]) == (4, 3, 1)
-    assert upload["error"] == "2 files that are not images were kept but not counted."
+    # Nothing was lost (the archive is kept whole): a note, never an error.
+    assert upload["error"] is None
+    assert upload["note"] == "2 files that are not images were kept but not counted."
 
     root = upload_root(data_dir, body)
     assert (root / "earlier scan.zip").read_bytes() == archive  # the archive itself is kept
@@ -90,14 +92,15 @@ def test_traversal_absolute_drive_and_symlink_entries_are_not_extracted(
 
     assert hostile_upload["status"] == "done"
     assert hostile_upload["valid_count"] == 1 and hostile_upload["captures_count"] == 1
-    note = hostile_upload["error"]
+    assert hostile_upload["error"] is None and link_upload["error"] is None
+    note = hostile_upload["note"]
     assert note.startswith("4 entries were not extracted:")
     assert "'../../../../escaped.jpg' (it points outside the archive's folder)" in note
     assert "'/tmp/absolute.jpg' (it is an absolute path)" in note
     assert "'C:/Windows/drive.jpg' (it names a drive)" in note
 
     assert link_upload["valid_count"] == 1 and link_upload["captures_count"] == 1
-    assert "'link.jpg' (it is a symbolic link)" in link_upload["error"]
+    assert "'link.jpg' (it is a symbolic link)" in link_upload["note"]
     link_root = upload_root(data_dir, body, 1) / "links"
     assert sorted(p.name for p in link_root.iterdir()) == ["real.jpg"]
 
@@ -200,8 +203,9 @@ def test_damaged_and_imageless_archives(sqlite_app, sqlite_client, data_dir, tmp
     assert captures_of(sqlite_app, cut["id"])[0]["valid"] is False  # kept, counted invalid
 
     assert no_images["captures_count"] == 0
-    assert no_images["error"] == ("The archive holds no images. 2 files that are not images "
-                                  "were kept but not counted.")
+    assert no_images["error"] is None
+    assert no_images["note"] == ("The archive holds no images. 2 files that are not images "
+                                 "were kept but not counted.")
     assert captures_of(sqlite_app, seven["id"])[0]["reason"] == (
         "It is a 7-Zip archive; only ZIP archives are extracted.")
     # crc.zip: a.jpg invalid, b.jpg valid; cut.zip and old.7z: one invalid capture each;
@@ -223,7 +227,8 @@ def test_clashing_cleaned_names_get_a_counter(sqlite_app, sqlite_client, data_di
     upload = only_upload(body)
     names = sorted(Path(c["path"]).name for c in captures_of(sqlite_app, upload["id"]))
     assert names == ["pic-2.jpg", "pic.jpg"]
-    assert "'x/inside.jpg' (it could not be written" in upload["error"]
+    assert upload["error"] is None
+    assert "'x/inside.jpg' (it could not be written" in upload["note"]
     extracted = upload_root(data_dir, body) / "clash"
     assert (extracted / "pic.jpg").read_bytes() == image_bytes(seed=1)
     assert (extracted / "pic-2.jpg").read_bytes() == image_bytes(seed=2)

@@ -186,7 +186,8 @@ def test_concurrent_uploads_on_a_new_day_make_one_session_and_count_every_file_o
         duplicates = [u for u in shared_rows if u["duplicate_of"] is not None]
         assert len(duplicates) == CONCURRENT_REQUESTS - 1
         assert {u["duplicate_of"] for u in duplicates} == {originals[0]["id"]}
-        assert all(u["error"] == f"Same file as upload {originals[0]['id']}; stored once."
+        assert all(u["error"] is None
+                   and u["note"] == f"Same file as upload {originals[0]['id']}; stored once."
                    for u in duplicates)
         assert_written_only_inside(tmp_path, before, data_dir, session_id)
     finally:

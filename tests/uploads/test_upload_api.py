@@ -129,12 +129,16 @@ def test_same_bytes_twice_are_stored_once_and_reported(app, client, data_dir):
     original, copy = first["uploads"]
     assert original["duplicate_of"] is None and original["status"] == "done"
     assert copy["duplicate_of"] == original["id"]
-    assert copy["error"] == f"Same file as upload {original['id']}; stored once."
+    # Done, nothing went wrong: scripts reading a non-null error as a failure must not.
+    assert copy["error"] is None and original["note"] is None
+    assert copy["note"] == f"Same file as upload {original['id']}; stored once."
     assert copy["status"] == "done" and copy["captures_count"] == 0
 
     later = post_files(client, [("again.jpg", photo)]).get_json()["uploads"][0]
     assert later["duplicate_of"] == original["id"]
-    assert later["error"] == f"Same file as upload {original['id']}; stored once."
+    assert later["error"] is None
+    assert later["note"] == f"Same file as upload {original['id']}; stored once."
+    assert client.get(f"/api/v1/uploads/{later['id']}").get_json() == later
 
     expected = {"files_count": 1, "captures_count": 1, "valid_count": 1, "invalid_count": 0}
     assert counters(app, session_id) == expected == counted(app, session_id)

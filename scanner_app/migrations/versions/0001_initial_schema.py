@@ -136,6 +136,7 @@ def upgrade():
         sa.Column("invalid_count", sa.Integer(), server_default="0", nullable=False),
         sa.Column("duplicate_of_id", sa.Integer(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("claim_token", sa.String(length=64), nullable=True),
         sa.Column("claimed_at", sa.DateTime(), nullable=True),

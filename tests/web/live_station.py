@@ -155,3 +155,16 @@ def live_station(tmp_path_factory, redis_server: str, redis_db: int, name: str,
     finally:
         live.stop()
         connection.flushdb()
+
+
+def open_page(chromium):
+    """A desktop-size page that records every request URL and every page error.
+    Returns (context, page, requests, failures); close the context when done."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    failures: list[str] = []
+    page.on("pageerror", lambda error: failures.append(str(error)))
+    return context, page, requests, failures

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.web.live_station import SCREENS, live_station
+from tests.web.live_station import SCREENS, live_station, open_page
 
 pytestmark = pytest.mark.browser
 
@@ -41,13 +41,7 @@ def _shot(page, name: str) -> None:
 def test_station_in_a_real_browser(chromium, station, tmp_path):
     from playwright.sync_api import expect
 
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
-    failures: list[str] = []
-    page.on("pageerror", lambda error: failures.append(str(error)))
+    context, page, requests, failures = open_page(chromium)
     try:
         # --- first run: the first visitor creates the admin ---------------------------
         page.goto(station.url + "/")

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from tests.web.live_station import SCREENS, LiveStation, live_station
+from tests.web.live_station import SCREENS, LiveStation, live_station, open_page
 
 pytestmark = pytest.mark.browser
 
@@ -44,13 +44,7 @@ def _api_start_scan(station: LiveStation, key: str, **body) -> dict:
 def test_open_dashboard_follows_scans_started_by_the_button_and_the_api(chromium, station):
     from playwright.sync_api import expect
 
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
-    failures: list[str] = []
-    page.on("pageerror", lambda error: failures.append(str(error)))
+    context, page, requests, failures = open_page(chromium)
     navigations: list[str] = []
     try:
         # First run: the first visitor creates the admin and lands on the dashboard.

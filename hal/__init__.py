@@ -4,7 +4,14 @@ The rest of the station imports only from here; which drivers run (simulated or
 Raspberry Pi) is chosen by `HalSettings.driver` and loaded lazily by `load_rig`.
 """
 
-from hal.errors import CameraError, CameraTimeout, CameraUnplugged, HardwareError, TurntableError
+from hal.errors import (
+    CameraError,
+    CameraTimeout,
+    CameraUnplugged,
+    HardwareError,
+    HardwareStopped,
+    TurntableError,
+)
 from hal.factory import load_button, load_rig, rig_is_mock
 from hal.interfaces import (
     Camera,
@@ -15,6 +22,7 @@ from hal.interfaces import (
     StartButton,
     Turntable,
 )
+from hal.maintenance import safe_off, set_zero_here
 from hal.settings import HalSettings
 
 __all__ = [
@@ -26,6 +34,7 @@ __all__ = [
     "ExposureSettings",
     "HalSettings",
     "HardwareError",
+    "HardwareStopped",
     "Light",
     "Rig",
     "StartButton",
@@ -34,4 +43,6 @@ __all__ = [
     "load_button",
     "load_rig",
     "rig_is_mock",
+    "safe_off",
+    "set_zero_here",
 ]

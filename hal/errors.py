@@ -39,6 +39,15 @@ class TurntableError(HardwareError):
     default_message = "The turntable reported a problem."
 
 
+class HardwareStopped(TurntableError):
+    """A move or homing stopped between two steps because a stop was requested."""
+
+    default_message = (
+        "The turntable stopped because the scan was asked to stop; its position was saved, "
+        "so the scan can be resumed."
+    )
+
+
 class LightError(HardwareError):
     default_message = "The light reported a problem."
 

@@ -126,23 +126,45 @@ class Turntable(Device):
     `move_to` takes the shortest way round (at most 180 degrees, ties go forward);
     `rotate_by` turns exactly the signed amount asked, even past a full turn. After each
     move the motor is switched off (de-energised, so it stays cool and quiet) unless
-    `hold` is True.
+    `hold` is True or a `hold_position()` block is running: a scan holds the motor from its
+    first move to its end, because a released microstepped rotor falls into a full-step
+    detent and the recorded angles would no longer be true.
+
+    `stop_check` (a cheap callable, e.g. `threading.Event().is_set`) is asked between
+    steps; when it says True the move ends with HardwareStopped, position saved.
     """
 
     hold: bool = False
+    stop_check: Callable[[], bool] | None = None
 
     @property
     @abstractmethod
     def angle_deg(self) -> float:
-        """Current platter angle in [0, 360)."""
+        """Current platter angle in [0, 360) as the driver believes it."""
 
     @property
     @abstractmethod
     def is_homed(self) -> bool: ...
 
+    @property
+    def position_known(self) -> bool:
+        """True only when the angle is measured (home switch), not assumed."""
+        return self.is_homed
+
+    @property
+    def position_note(self) -> str:
+        """One sentence saying whether the angle is known or assumed, and what to do."""
+        if self.position_known:
+            return "The position is known."
+        return "The position is assumed: there is no home switch to check it against."
+
     @abstractmethod
     def home(self) -> None:
         """Find the home position and call it 0 degrees."""
+
+    @abstractmethod
+    def set_zero_here(self) -> None:
+        """Call wherever the platter stands now 0 degrees (and save that)."""
 
     @abstractmethod
     def rotate_by(self, delta_deg: float) -> None:
@@ -163,6 +185,29 @@ class Turntable(Device):
     @property
     @abstractmethod
     def is_enabled(self) -> bool: ...
+
+    @contextlib.contextmanager
+    def hold_position(self) -> Iterator[Turntable]:
+        """Energise the motor now and keep it energised between moves inside the block;
+        release it after (unless `hold` was already set, e.g. by hold_torque). Energising
+        on entry matters: a released rotor sits in a detent, not at its microstep."""
+        previous = self.hold
+        self.hold = True
+        try:
+            self.enable()
+            yield self
+        finally:
+            self.hold = previous
+            if not previous:
+                self.release()
+
+    def release(self) -> None:
+        """Idle: de-energise the motor (only when no scan needs the platter to stay put)."""
+        self.disable()
+
+    def stop_requested(self) -> bool:
+        check = self.stop_check
+        return bool(check is not None and check())
 
 
 class Light(Device):
@@ -264,6 +309,28 @@ class Rig:
             except Exception as exc:  # keep going: the next device must still be released
                 log.exception("Could not %s", what)
                 self.close_errors.append(f"Could not {what}: {exc}")
+
+    def set_stop_check(self, check: Callable[[], bool] | Any | None) -> None:
+        """Ask `check()` (or `check.is_set()` for a threading.Event) between motor steps."""
+        if check is not None and hasattr(check, "is_set"):
+            check = check.is_set
+        self.turntable.stop_check = check
+
+    @contextlib.contextmanager
+    def hold_position(self) -> Iterator[Rig]:
+        """`with rig.hold_position():` around a whole scan keeps the motor driver enabled
+        from the first move to the end, so every frame is taken at a held microstep."""
+        with self.turntable.hold_position():
+            yield self
+
+    def release(self) -> None:
+        """Idle the rig: motor driver off and light off (the camera stays open)."""
+        self.turntable.release()
+        self.light.off()
+
+    @property
+    def position_known(self) -> bool:
+        return self.turntable.position_known
 
     def describe(self) -> dict[str, Any]:
         return {

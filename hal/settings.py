@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,12 @@ from typing import Any
 DRIVERS = ("mock", "pi")
 TURNTABLE_DRIVERS = ("step_dir", "uln2003")
 HOME_DIRECTIONS = ("forward", "reverse")
+NOISE_REDUCTION = ("off", "fast", "high_quality", "minimal")
+
+# Motor defaults per driver when the config leaves steps_per_rev / gear_ratio out (0):
+# a 1.8° NEMA-17 turns directly; the 28BYJ-48 has 32 steps per motor turn behind a
+# 63.68395:1 gearbox (32 x 63.68395 = 2037.886 full steps per output turn, not 2048).
+MOTOR_DEFAULTS = {"step_dir": (200, 1.0), "uln2003": (32, 63.68395)}
 
 # A GPIO pin as gpiozero takes it: a BCM number (17) or a name ("GPIO17", "BOARD11").
 Pin = int | str | None
@@ -48,6 +55,13 @@ def _int(value: Any) -> int:
     if isinstance(value, bool) or float(value) != int(value):
         raise TypeError("expected a whole number")
     return int(value)
+
+
+def _non_negative_int(value: Any) -> int:
+    v = _int(value)
+    if v < 0:
+        raise ValueError("must not be negative")
+    return v
 
 
 def _positive_int(value: Any) -> int:
@@ -128,6 +142,15 @@ class MockSettings:
     seconds_per_rev: float = setting(8.0, _non_negative)
     resolution: tuple[int, int] = setting((1280, 960), _resolution)
     fault_file: str = setting("", _str)
+    # The simulated platter's true angle ("" = <data dir>/mock-platter.json), kept apart
+    # from the driver's belief so tests can catch a belief that differs from the truth.
+    platter_file: str = setting("", _str)
+    # Driver steps per platter turn of the simulated motor (fine: 0.00625° a step).
+    steps_per_rev: int = setting(57600, _positive_int)
+    # A released (unpowered) rotor falls into the nearest detent this far apart; 0 = none.
+    detent_deg: float = setting(1.8, _non_negative)
+    # Frames until new exposure values are in effect, like libcamera (2-3 frames).
+    control_delay_frames: int = setting(2, _non_negative_int)
 
 
 @dataclass(frozen=True)
@@ -136,9 +159,23 @@ class CameraSettings:
     resolution: tuple[int, int] = setting((0, 0), _resolution)  # (0, 0): full sensor size
     lens_position: float | None = setting(None, _lens_position)  # None: autofocus once
     jpeg_quality: int = setting(92, _positive_int)
-    metering_frames: int = setting(15, _positive_int)
+    metering_frames: int = setting(90, _positive_int)
     settle_frames: int = setting(4, _int)
     capture_timeout_s: float = setting(10.0, _positive)
+    # Metering ends when AE has converged and the colour gains held still for
+    # awb_stable_frames frames (within awb_tolerance), or after metering_timeout_s.
+    metering_timeout_s: float = setting(4.0, _positive)
+    awb_stable_frames: int = setting(4, _positive_int)
+    awb_tolerance: float = setting(0.01, _positive)
+    # A lock counts once the frames report the asked values within this fraction.
+    lock_tolerance: float = setting(0.03, _positive)
+    lock_timeout_s: float = setting(3.0, _positive)
+    autofocus_timeout_s: float = setting(5.0, _positive)
+    noise_reduction: str = setting("off", _choice(*NOISE_REDUCTION))
+    # Lens focal length in mm for EXIF; 0 = the camera module's own lens (HQ/GS: set it).
+    focal_length_mm: float = setting(0.0, _non_negative)
+    # true = pick a photo size the sensor delivers without cropping or upscaling.
+    fit_to_sensor: bool = setting(True, _bool)
 
 
 @dataclass(frozen=True)
@@ -153,15 +190,17 @@ class TurntablePins:
     in4: Pin = setting(22, _pin)
     endstop: Pin = setting(None, _pin)
     endstop_active_low: bool = setting(True, _bool)
+    # Consecutive active reads (one per step) before the switch counts as pressed.
+    endstop_samples: int = setting(3, _positive_int)
 
 
 @dataclass(frozen=True)
 class TurntableSettings:
     driver: str = setting("step_dir", _choice(*TURNTABLE_DRIVERS))
     pins: TurntablePins = section(TurntablePins)
-    steps_per_rev: int = setting(200, _positive_int)
+    steps_per_rev: int = setting(0, _non_negative_int)  # 0: the driver's usual motor
     microsteps: int = setting(16, _positive_int)
-    gear_ratio: float = setting(1.0, _positive)
+    gear_ratio: float = setting(0.0, _non_negative)  # 0: the driver's usual motor
     max_speed_deg_s: float = setting(30.0, _positive)
     accel_deg_s2: float = setting(60.0, _non_negative)
     home_direction: str = setting("forward", _choice(*HOME_DIRECTIONS))
@@ -169,8 +208,19 @@ class TurntableSettings:
     home_speed_deg_s: float = setting(15.0, _positive)
     hold_torque: bool = setting(False, _bool)
     reverse: bool = setting(False, _bool)
+    # Where the position is kept between jobs and power cuts; "" = <data dir>/rig-position.json.
+    state_file: str = setting("", _str)
 
     def __post_init__(self) -> None:
+        # The motor's own defaults come as a pair: a steps_per_rev given alone is the
+        # output shaft's (e.g. 2048 for a 28BYJ-48 counted the old way), gear 1.
+        steps, gear = MOTOR_DEFAULTS[self.driver]
+        if self.steps_per_rev != 0:
+            gear = 1.0
+        if self.steps_per_rev == 0:
+            object.__setattr__(self, "steps_per_rev", steps)
+        if self.gear_ratio == 0:
+            object.__setattr__(self, "gear_ratio", gear)
         if self.driver == "uln2003" and self.microsteps not in (1, 2):
             raise ValueError(
                 "Setting 'hal.turntable.microsteps' must be 1 (full steps) or 2 (half steps) "
@@ -216,6 +266,8 @@ def _driver(value: Any) -> str:
 @dataclass(frozen=True)
 class HalSettings:
     driver: str = setting("mock", _driver)
+    # The station's data dir ("" = $SCANNER_DATA_DIR or ~/scanner_data, as the app does).
+    data_dir: str = setting("", _str)
     mock: MockSettings = section(MockSettings)
     camera: CameraSettings = section(CameraSettings)
     turntable: TurntableSettings = section(TurntableSettings)
@@ -241,6 +293,23 @@ class HalSettings:
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly copy (tuples become lists), the inverse of from_mapping."""
         return _jsonable(dataclasses.asdict(self))
+
+    @property
+    def data_path(self) -> Path:
+        text = self.data_dir or os.environ.get("SCANNER_DATA_DIR") or "~/scanner_data"
+        return Path(text).expanduser()
+
+    @property
+    def position_file(self) -> Path:
+        """Where the rig keeps its position (steps) between jobs, restarts and power cuts."""
+        return Path(self.turntable.state_file) if self.turntable.state_file \
+            else self.data_path / "rig-position.json"
+
+    @property
+    def platter_file(self) -> Path:
+        """The simulated platter's true angle (mock driver only)."""
+        return Path(self.mock.platter_file) if self.mock.platter_file \
+            else self.data_path / "mock-platter.json"
 
 
 def _build(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
@@ -282,6 +351,7 @@ def _jsonable(value: Any) -> Any:
 # the CI and the Pi. Values stay strings; from_mapping converts them.
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "SCANNER_HAL": ("driver",),
+    "SCANNER_DATA_DIR": ("data_dir",),
     "SCANNER_MOCK_SECONDS_PER_REV": ("mock", "seconds_per_rev"),
     "SCANNER_MOCK_CAPTURE_SECONDS": ("mock", "capture_seconds"),
     "SCANNER_MOCK_RESOLUTION": ("mock", "resolution"),

@@ -2,6 +2,9 @@
 
 It behaves like the Pi camera where the rest of the station can tell the difference: it
 takes time per frame, meters and locks exposure, writes atomically, and fails on demand.
+New exposure values reach the frames `control_delay_frames` frames after they are asked for
+(libcamera's 2-3 frames), so `apply_exposure` reads frames until they are in effect, like
+the Pi driver. Wired by the mock rig, it photographs the platter's TRUE angle.
 
 Failures can be injected two ways:
 - constructor: `fail_at_capture=N` makes the N-th capture (counting from 1) fail with
@@ -53,6 +56,7 @@ class MockCamera(Camera):
         fault_file: str | Path | None = None,
         jpeg_quality: int = 90,
         sleep: Callable[[float], None] = time.sleep,
+        control_delay_frames: int = 2,
     ) -> None:
         if fault not in ("unplugged", "timeout"):
             raise ValueError("fault must be 'unplugged' or 'timeout'")
@@ -71,6 +75,10 @@ class MockCamera(Camera):
         self._unplugged = False
         self._locked: ExposureSettings | None = None
         self._locked_gain = 1.0
+        self._delay = int(control_delay_frames)
+        self._gain_in_effect: float | None = None  # None: auto-exposure follows the view
+        self._pending: list[tuple[int, float | None]] = []  # (frame it lands on, gain)
+        self.frames = 0  # simulated sensor frames so far
         self.captures = 0  # capture() calls so far, failed ones included
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -82,6 +90,8 @@ class MockCamera(Camera):
     def close(self) -> None:
         self._open = False
         self._locked = None
+        self._gain_in_effect = None
+        self._pending = []
 
     @property
     def is_open(self) -> bool:
@@ -95,7 +105,7 @@ class MockCamera(Camera):
         new = self._configured if size is None else (int(size[0]), int(size[1]))
         if new != self._resolution:
             self._resolution = new
-            self._locked = None  # like the Pi camera: a restart forgets the lock
+            self.close()  # like the Pi camera: a restart forgets the lock
 
     # -- exposure ----------------------------------------------------------------------
     @property
@@ -105,17 +115,43 @@ class MockCamera(Camera):
     def lock_exposure(self) -> ExposureSettings:
         self.open()
         gain = auto_exposure_gain(self._current_angle(None))
-        self._locked_gain = gain
-        self._locked = ExposureSettings(
+        return self.apply_exposure(ExposureSettings(
             exposure_time_us=round(_BASE_EXPOSURE_US * gain),
             analogue_gain=1.0,
             colour_gains=_COLOUR_GAINS,
             lens_position=None,
-        )
-        return self._locked
+        ))
+
+    def apply_exposure(self, exposure: ExposureSettings) -> ExposureSettings:
+        """Hold these values (a resumed scan re-applies the ones it saved), confirmed by
+        reading frames until they are in effect."""
+        self.open()
+        gain = exposure.exposure_time_us * exposure.analogue_gain / _BASE_EXPOSURE_US
+        self._pending.append((self.frames + self._delay + 1, gain))
+        for _ in range(self._delay + 2):
+            self._next_frame()
+            if self._gain_in_effect == gain:
+                break
+        else:
+            raise CameraError("The simulated camera did not take the exposure values.")
+        self._locked_gain = gain
+        self._locked = exposure
+        return exposure
 
     def unlock_exposure(self) -> None:
         self._locked = None
+        self._pending.append((self.frames + self._delay + 1, None))
+
+    def _next_frame(self, angle: float | None = None) -> float:
+        """One sensor frame: controls asked for earlier land now; returns its gain."""
+        self.frames += 1
+        landed = [g for when, g in self._pending if when <= self.frames]
+        if landed:
+            self._gain_in_effect = landed[-1]
+            self._pending = [(w, g) for w, g in self._pending if w > self.frames]
+        if self._gain_in_effect is not None:
+            return self._gain_in_effect
+        return auto_exposure_gain(self._current_angle(None) if angle is None else angle)
 
     # -- capture -----------------------------------------------------------------------
     def capture(
@@ -127,7 +163,8 @@ class MockCamera(Camera):
         self.open()
         started = time.perf_counter()
         angle = self._current_angle(exif)
-        gain = self._locked_gain if self._locked else auto_exposure_gain(angle)
+        # A flushed frame: exposed after the call, with the controls in effect by then.
+        gain = self._next_frame(angle)
         image = render_view(angle, self._resolution, gain=gain)
         exposure_us = round(_BASE_EXPOSURE_US * gain)
         exif_bytes = build_exif(
@@ -151,7 +188,8 @@ class MockCamera(Camera):
                 "exposure_locked": self._locked is not None,
                 "exposure_time_us": exposure_us,
                 "analogue_gain": 1.0,
-                "colour_gains": list(_COLOUR_GAINS),
+                "colour_gains": list(self._locked.colour_gains if self._locked
+                                     else _COLOUR_GAINS),
                 "lens_position": None,
                 "quality": q,
             },

@@ -1,4 +1,5 @@
-"""Builds the simulated rig: the camera sees whatever angle the turntable is at."""
+"""Builds the simulated rig: the camera sees the platter's TRUE angle, which the
+turntable only believes it knows (positions are kept in the data dir like on a Pi)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,35 @@ from hal.interfaces import Rig
 from hal.mock.button import MockButton
 from hal.mock.camera import MockCamera
 from hal.mock.light import MockLight
+from hal.mock.platter import MockPlatter
 from hal.mock.turntable import MockTurntable
+from hal.position import PositionStore
 from hal.settings import HalSettings
 
 
+def build_platter(settings: HalSettings) -> MockPlatter:
+    """The simulated platter of this data dir (tests use it to read or turn the truth)."""
+    return MockPlatter(settings.platter_file, detent_deg=settings.mock.detent_deg)
+
+
 def build_rig(settings: HalSettings) -> Rig:
+    platter = build_platter(settings)
     turntable = MockTurntable(
         seconds_per_rev=settings.mock.seconds_per_rev,
         home_direction=settings.turntable.home_direction,
         hold=settings.turntable.hold_torque,
+        steps_per_rev=settings.mock.steps_per_rev,
+        platter=platter,
+        store=PositionStore(settings.position_file),
+        endstop=settings.turntable.pins.endstop is not None,
     )
     camera = MockCamera(
         resolution=settings.mock.resolution,
         capture_seconds=settings.mock.capture_seconds,
-        angle_source=lambda: turntable.angle_deg,
+        angle_source=platter.true_angle,
         fault_file=settings.mock.fault_file or None,
         jpeg_quality=settings.camera.jpeg_quality,
+        control_delay_frames=settings.mock.control_delay_frames,
     )
     return Rig("mock", camera=camera, turntable=turntable, light=MockLight())
 

@@ -7,21 +7,34 @@ from typing import Any
 
 from gpiozero.pins import Factory
 
+from hal.errors import HardwareError
 from hal.interfaces import Rig, StartButton, Turntable
 from hal.pi.button import PiButton
 from hal.pi.camera import PiCamera
+from hal.pi.gpio import prepare_lgpio_workdir
 from hal.pi.light import PiLight
+from hal.pins import pin_clashes
+from hal.position import PositionStore
 from hal.settings import HalSettings, TurntableSettings
 
 
-def build_turntable(settings: TurntableSettings, pin_factory: Factory | None = None) -> Turntable:
+def build_turntable(settings: TurntableSettings, pin_factory: Factory | None = None,
+                    store: PositionStore | None = None) -> Turntable:
     if settings.driver == "uln2003":
         from hal.pi.uln2003 import Uln2003Turntable
 
-        return Uln2003Turntable(settings, pin_factory=pin_factory)
+        return Uln2003Turntable(settings, pin_factory=pin_factory, store=store)
     from hal.pi.stepper import StepDirTurntable
 
-    return StepDirTurntable(settings, pin_factory=pin_factory)
+    return StepDirTurntable(settings, pin_factory=pin_factory, store=store)
+
+
+def _prepare(settings: HalSettings) -> None:
+    clashes = pin_clashes(settings)
+    if clashes:
+        raise HardwareError(clashes[0])
+    # Before the first pin opens: lgpio creates its notification pipes in LG_WD.
+    prepare_lgpio_workdir(settings.data_path / "run")
 
 
 def build_rig(
@@ -29,10 +42,12 @@ def build_rig(
     pin_factory: Factory | None = None,
     picamera2_factory: Callable[..., Any] | None = None,
 ) -> Rig:
+    _prepare(settings)
     # The camera opens on first use, so a missing camera shows up as a camera error
     # (with its own advice), not as a failure to build the whole rig.
     camera = PiCamera(settings.camera, picamera2_factory=picamera2_factory)
-    turntable = build_turntable(settings.turntable, pin_factory)
+    turntable = build_turntable(settings.turntable, pin_factory,
+                                PositionStore(settings.position_file))
     try:
         light = PiLight(settings.light, pin_factory=pin_factory)
     except Exception:
@@ -42,4 +57,5 @@ def build_rig(
 
 
 def build_button(settings: HalSettings, pin_factory: Factory | None = None) -> StartButton:
+    _prepare(settings)
     return PiButton(settings.button, pin_factory=pin_factory)

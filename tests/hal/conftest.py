@@ -32,16 +32,28 @@ def pwm_factory() -> Iterator[MockFactory]:
 
 
 class Sleeps:
-    """Stands in for time.sleep: records each delay, runs an optional hook, never waits."""
+    """Stands in for time.sleep: records each delay, runs an optional hook, never waits.
+
+    `clock()` is the matching time.monotonic: it advances by every sleep (and by `lag()`,
+    which plays time lost to Python between two steps).
+    """
 
     def __init__(self) -> None:
         self.delays: list[float] = []
         self.hook = None
+        self.now = 1000.0
 
     def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+        self.now += seconds
         if self.hook is not None:
             self.hook()
+
+    def clock(self) -> float:
+        return self.now
+
+    def lag(self, seconds: float) -> None:
+        self.now += seconds
 
     @property
     def total(self) -> float:
@@ -51,3 +63,12 @@ class Sleeps:
 @pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path_factory, monkeypatch):
+    """Every hal test gets its own data dir: rig positions never land in the real home."""
+    path = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("SCANNER_DATA_DIR", str(path))
+    monkeypatch.delenv("LG_WD", raising=False)
+    return path

@@ -33,9 +33,12 @@ def test_mock_rig_describes_itself_as_json(tmp_path: Path) -> None:
         description = json.loads(json.dumps(rig.describe()))
         assert description["driver"] == "mock"
         assert description["camera"]["resolution"] == [320, 240]
-        rig.turntable.move_to(120)
-        info = rig.camera.capture(tmp_path / "a.jpg", exif={"datetime": "2024-01-01T00:00:00"})
-        assert info.settings["angle_deg"] == 120  # the camera sees the mock turntable
+        with rig.hold_position():
+            rig.turntable.move_to(120)
+            info = rig.camera.capture(tmp_path / "a.jpg",
+                                      exif={"datetime": "2024-01-01T00:00:00"})
+        assert info.settings["angle_deg"] == 120  # the camera sees the mock platter
+        assert not rig.turntable.is_enabled  # released at the end of the block
         rig.light.on()
     assert not rig.light.is_on and not rig.turntable.is_enabled and not rig.camera.is_open
 
@@ -103,7 +106,8 @@ def test_pi_rig_on_mock_pins(pwm_factory, tmp_path: Path) -> None:
 
 def test_pi_rig_pin_clash_releases_what_was_built(mock_factory) -> None:
     settings = HalSettings.from_mapping({"driver": "pi", "light": {"pin": 20}})  # = STEP
-    with pytest.raises(HardwareError, match="already used"):
+    with pytest.raises(HardwareError, match="GPIO20 is set for both the stepper STEP and the "
+                                            "light"):
         load_rig(settings)
     DigitalOutputDevice(20).close()  # the turntable gave pin 20 back
 

@@ -1,0 +1,227 @@
+"""Object masks: which pixels of a frame show the object, not the backdrop or the platter.
+
+With a background plate (the empty platter photographed once per set-up at the ring's
+elevation) a frame differs from the plate only where the object is, except on the platter
+top, which has turned by (frame angle − plate angle). The platter top is a plane about the
+known axis, so its part of the plate is re-projected to the frame's angle first (that needs
+the camera's intrinsics and pose: the calibration, or the nominal rig geometry). A plain
+plate covers what never moves (backdrop, table, rim).
+
+Without a plate the fallback assumes a uniform backdrop (and platter): the background colour
+is the median of the image border, and the object is what differs from it.
+
+Both raw masks are refined the same way: small specks dropped, small gaps closed, holes
+smaller than a few dozen pixels filled; larger holes (a mug's handle) and thin parts stay,
+because nothing fills holes wholesale.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from hal.atomic import atomic_write_bytes
+from hal.geometry import (
+    Intrinsics,
+    Pose,
+    distort_normalised,
+    rot_z,
+    undistort_normalised,
+)
+
+PLATE_THRESHOLD = 28.0  # 0-255 scale, after a light blur: JPEG noise stays well below it
+PLATE_LOW_FRACTION = 0.4
+UNIFORM_THRESHOLD = 40.0
+
+
+@dataclass
+class PlatterWarp:
+    """Where each frame pixel on the platter top finds the same spot of platter in the plate."""
+
+    map_x: np.ndarray  # float32 (H, W): plate x for each frame pixel
+    map_y: np.ndarray
+    region: np.ndarray  # bool (H, W): frame pixels on the platter top
+
+
+def platter_warp(intrinsics: Intrinsics, pose0: Pose, plate_angle_deg: float,
+                 frame_angle_deg: float, platter_radius_m: float) -> PlatterWarp:
+    """Map for re-projecting the plate's platter top to the frame's platter angle.
+
+    `pose0` is the camera pose at platter angle 0 for this ring (hal.geometry.camera_pose or
+    Calibration.pose(elevation, 0)); `intrinsics` must be those of the frame's size.
+    """
+    w, h = intrinsics.width, intrinsics.height
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    xn, yn = (u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy
+    if intrinsics.has_distortion:
+        xn, yn = undistort_normalised(xn, yn, intrinsics.distortion)
+    rt, c = pose0.R.T, pose0.centre
+    d = [rt[i, 0] * xn + rt[i, 1] * yn + rt[i, 2] for i in range(3)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(d[2] < 0, -c[2] / d[2], np.inf)
+    px, py = c[0] + t * d[0], c[1] + t * d[1]
+    region = np.isfinite(t) & (px * px + py * py <= platter_radius_m ** 2)
+    px, py = np.where(region, px, 0.0), np.where(region, py, 0.0)
+    # The plate shows this spot of platter turned by (plate − frame) angle.
+    rz = rot_z(math.radians(plate_angle_deg - frame_angle_deg))
+    qx, qy = rz[0, 0] * px + rz[0, 1] * py, rz[1, 0] * px + rz[1, 1] * py
+    r = pose0.R
+    cam = [r[i, 0] * qx + r[i, 1] * qy + pose0.t[i] for i in range(3)]
+    x2, y2 = cam[0] / cam[2], cam[1] / cam[2]
+    if intrinsics.has_distortion:
+        x2, y2 = distort_normalised(x2, y2, intrinsics.distortion)
+    map_x = (intrinsics.fx * x2 + intrinsics.cx).astype(np.float32)
+    map_y = (intrinsics.fy * y2 + intrinsics.cy).astype(np.float32)
+    return PlatterWarp(map_x, map_y, region)
+
+
+def _blur(img: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(img.astype(np.float32), (3, 3), 0.8)
+
+
+def _channel_max(a: np.ndarray) -> np.ndarray:
+    return a.max(axis=2) if a.ndim == 3 else a
+
+
+def plate_difference(frame: np.ndarray, plate: np.ndarray,
+                     warp: PlatterWarp | None = None) -> np.ndarray:
+    """Per-pixel colour difference (0-255) between a frame and its background plate."""
+    if frame.shape != plate.shape:
+        raise ValueError("The background plate and the frame differ in size.")
+    f, p = _blur(frame), _blur(plate)
+    diff = _channel_max(np.abs(f - p))
+    if warp is not None:
+        moved = cv2.remap(p, warp.map_x, warp.map_y, cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        # Re-sampling shifts sharp platter texture edges by a fraction of a pixel: compare
+        # against the 3x3 range of the moved plate there.
+        kernel = np.ones((3, 3), np.uint8)
+        hi, lo = cv2.dilate(moved, kernel), cv2.erode(moved, kernel)
+        tolerant = _channel_max(np.maximum(np.maximum(f - hi, lo - f), 0))
+        diff = np.where(warp.region, tolerant, diff)
+    return diff
+
+
+def uniform_difference(frame: np.ndarray, border: int | None = None) -> np.ndarray:
+    """Colour distance (0-255) of each pixel from the backdrop colour seen on the border."""
+    h, w = frame.shape[:2]
+    b = border or max(2, min(h, w) // 40)
+    f = _blur(frame)
+    edge = np.concatenate([f[:b].reshape(-1, f.shape[2] if f.ndim == 3 else 1),
+                           f[-b:].reshape(-1, f.shape[2] if f.ndim == 3 else 1),
+                           f[:, :b].reshape(-1, f.shape[2] if f.ndim == 3 else 1),
+                           f[:, -b:].reshape(-1, f.shape[2] if f.ndim == 3 else 1)])
+    colour = np.median(edge, axis=0)
+    return _channel_max(np.abs(f - colour.reshape((1, 1, -1)) if f.ndim == 3
+                               else np.abs(f - colour[0])))
+
+
+def refine_mask(raw: np.ndarray, shrink: bool = True) -> np.ndarray:
+    """Clean a raw mask without losing the object's holes or thin parts."""
+    h, w = raw.shape
+    scale = max(1, round(min(h, w) / 480))
+    m = raw.astype(np.uint8)
+    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, np.ones((2 * scale + 1,) * 2, np.uint8))
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, np.ones((2 * scale + 1,) * 2, np.uint8))
+    # Drop specks: components far smaller than the biggest one.
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n > 1:
+        areas = stats[1:, cv2.CC_STAT_AREA]
+        keep = np.zeros(n, bool)
+        keep[1:] = areas >= max(20 * scale * scale, 0.02 * areas.max())
+        m = keep[labels].astype(np.uint8)
+    # Fill only small holes (colour coincidences inside the object), not real openings.
+    inv = (m == 0).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    small = np.zeros(n, bool)
+    small[1:] = stats[1:, cv2.CC_STAT_AREA] < 40 * scale * scale
+    touches = np.zeros(n, bool)  # a gap open to the image border is background
+    touches[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = True
+    fill = small & ~touches
+    m = ((m == 1) | fill[labels]).astype(np.uint8)
+    if shrink:
+        # Blur and JPEG's halved chroma resolution spread a difference about one pixel
+        # past the silhouette; pull the boundary back by that much.
+        m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
+    return m.astype(bool)
+
+
+def hysteresis(diff: np.ndarray, high: float, low: float) -> np.ndarray:
+    """Pixels above `low` that are connected to a pixel above `high`.
+
+    Dark object parts against a dark backdrop differ only a little, but they touch parts
+    that differ a lot; JPEG noise differs a little too, but never a lot.
+    """
+    weak = (diff > low).astype(np.uint8)
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    strong = np.zeros(n, bool)
+    strong[np.unique(labels[diff > high])] = True
+    strong[0] = False
+    return strong[labels]
+
+
+def mask_from_plate(frame: np.ndarray, plate: np.ndarray, warp: PlatterWarp | None = None,
+                    threshold: float = PLATE_THRESHOLD) -> np.ndarray:
+    """Object mask (bool) of a frame from its background plate (RGB or BGR, same order)."""
+    return refine_mask(hysteresis(plate_difference(frame, plate, warp), threshold,
+                                  threshold * PLATE_LOW_FRACTION))
+
+
+def mask_uniform(frame: np.ndarray, threshold: float = UNIFORM_THRESHOLD) -> np.ndarray:
+    """Object mask (bool) of a frame before a uniform backdrop, with no plate."""
+    return refine_mask(uniform_difference(frame) > threshold)
+
+
+def object_mask(
+    frame: np.ndarray,
+    plate: np.ndarray | None = None,
+    *,
+    intrinsics: Intrinsics | None = None,
+    pose0: Pose | None = None,
+    plate_angle_deg: float = 0.0,
+    frame_angle_deg: float = 0.0,
+    platter_radius_m: float | None = None,
+) -> np.ndarray:
+    """The mask a scan stores for one frame: from the plate when there is one (re-projecting
+    its platter top when the camera model and platter radius are known), else the
+    uniform-backdrop fallback."""
+    if plate is None:
+        return mask_uniform(frame)
+    warp = None
+    if intrinsics is not None and pose0 is not None and platter_radius_m:
+        if (intrinsics.width, intrinsics.height) != (frame.shape[1], frame.shape[0]):
+            intrinsics = intrinsics.scaled(frame.shape[1], frame.shape[0])
+        warp = platter_warp(intrinsics, pose0, plate_angle_deg, frame_angle_deg,
+                            platter_radius_m)
+    return mask_from_plate(frame, plate, warp)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+
+
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """8-bit PNG, 255 = object, 0 = background (what COLMAP and nerfstudio read)."""
+    ok, buf = cv2.imencode(".png", np.where(mask, 255, 0).astype(np.uint8))
+    if not ok:
+        raise ValueError("The mask could not be encoded as PNG.")
+    return io.BytesIO(buf.tobytes()).getvalue()
+
+
+def write_mask(path: Path | str, mask: np.ndarray) -> Path:
+    path = Path(path)
+    atomic_write_bytes(path, encode_mask_png(mask))
+    return path
+
+
+def read_mask(path: Path | str) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError(f"The mask {path} could not be read.")
+    return img > 127

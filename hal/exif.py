@@ -23,6 +23,8 @@ DATETIME = 0x0132
 EXPOSURE_TIME = 0x829A
 ISO_SPEED = 0x8827
 DATETIME_ORIGINAL = 0x9003
+FOCAL_LENGTH = 0x920A
+FOCAL_LENGTH_35MM = 0xA405
 USER_COMMENT = 0x9286
 EXIF_DATE_FORMAT = "%Y:%m:%d %H:%M:%S"
 _ASCII_PREFIX = b"ASCII\x00\x00\x00"  # EXIF UserComment character-code header
@@ -49,6 +51,8 @@ def build_exif(
     angle_deg: float | None = None,
     exposure_time_us: int | None = None,
     analogue_gain: float | None = None,
+    focal_length_mm: float | None = None,
+    focal_length_35mm: int | None = None,
 ) -> bytes:
     """EXIF block (with its "Exif\\0\\0" header) ready for Pillow's save(exif=...)."""
     notes = dict(info or {})
@@ -75,6 +79,10 @@ def build_exif(
         sub[EXPOSURE_TIME] = TiffImagePlugin.IFDRational(int(exposure_time_us), 1_000_000)
     if analogue_gain:
         sub[ISO_SPEED] = int(round(float(analogue_gain) * 100))
+    if focal_length_mm:  # photogrammetry tools start their intrinsics from these
+        sub[FOCAL_LENGTH] = TiffImagePlugin.IFDRational(round(float(focal_length_mm) * 100), 100)
+    if focal_length_35mm:
+        sub[FOCAL_LENGTH_35MM] = int(focal_length_35mm)
     data = exif.tobytes()
     if len(data) > 65533:
         raise ValueError("The EXIF notes are too large for a JPEG (64 kB at most).")
@@ -130,6 +138,8 @@ def read_exif(path: Path | str) -> dict[str, Any]:
         "model": exif.get(MODEL),
         "description": exif.get(IMAGE_DESCRIPTION),
         "datetime_original": sub.get(DATETIME_ORIGINAL),
+        "focal_length_mm": float(sub[FOCAL_LENGTH]) if FOCAL_LENGTH in sub else None,
+        "focal_length_35mm": sub.get(FOCAL_LENGTH_35MM),
         "angle_deg": notes.get("angle_deg"),
         "notes": notes,
     }

@@ -105,6 +105,11 @@ class Camera(Device):
         """Meter once, then hold exposure time, gain and white balance until unlocked."""
 
     @abstractmethod
+    def apply_exposure(self, exposure: ExposureSettings) -> ExposureSettings:
+        """Hold exactly these values (what a scan saved before it was interrupted), confirmed
+        on the frames; returns the values in effect."""
+
+    @abstractmethod
     def unlock_exposure(self) -> None:
         """Go back to automatic exposure and white balance."""
 

@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         from flask_migrate import upgrade
 
         from scanner_app import create_app
+        from scanner_app.accounts.service import create_api_key
         from scanner_app.config import load_settings
-        from scanner_app.services.session_resolver import resolve_session
-        from scanner_app.services.users import create_api_key
+        from scanner_app.sessions.resolver import resolve_session
 
         app = create_app(load_settings(env=env), overrides={"TESTING": True})
         with app.app_context():

@@ -12,14 +12,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from scanner_app.config import PROJECT_ROOT, Settings, load_settings
-from scanner_app.extensions import db, htmx, migrate
+from scanner_app.platform.extensions import db, htmx, migrate
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def _secret_key(data_dir: Path) -> str:
     """A per-station secret kept in the data dir, so logins survive restarts."""
-    from scanner_app.services.storage import atomic_write_bytes
+    from scanner_app.platform.storage import atomic_write_bytes
 
     path = data_dir / "secret_key"
     if not path.exists():
@@ -73,9 +73,9 @@ def create_app(
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     htmx.init_app(app)
 
-    from scanner_app.auth import init_auth
-    from scanner_app.errors import register_error_handlers
-    from scanner_app.views import register_blueprints
+    from scanner_app.accounts.auth import init_auth
+    from scanner_app.blueprints import register_blueprints
+    from scanner_app.platform.errors import register_error_handlers
 
     register_error_handlers(app)
     init_auth(app)

@@ -95,7 +95,7 @@ def app(data_dir: Path, database_url: str):
 
 @pytest.fixture
 def api_key(app) -> str:
-    from scanner_app.services.users import create_api_key
+    from scanner_app.accounts.service import create_api_key
 
     with app.app_context():
         return create_api_key("tests")
@@ -153,3 +153,12 @@ def redis_server(tmp_path_factory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture
+def private_redis(data_dir: Path):
+    """The station's private Redis on <data_dir>/redis.sock (what `scanner run` starts)."""
+    from scanner_app.runtime.redis_server import PrivateRedis
+
+    with PrivateRedis(data_dir) as server:
+        yield server

@@ -156,7 +156,7 @@ def start_process(args: list[str], env: dict[str, str], ready: str,
 
 def api_client(app, name: str = "tests"):
     """A test client of `app` that sends a new API key on every request."""
-    from scanner_app.services.users import create_api_key
+    from scanner_app.accounts.service import create_api_key
 
     with app.app_context():
         key = create_api_key(name)
@@ -167,7 +167,33 @@ def api_client(app, name: str = "tests"):
 
 def dispose(app) -> None:
     """Close the app's database connections (a test's database can then be dropped)."""
-    from scanner_app.extensions import db
+    from scanner_app.platform.extensions import db
 
     with app.app_context():
         db.engine.dispose()
+
+
+def jpeg_bytes(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (40, 120, 110),
+               seed: int | None = None) -> bytes:
+    """A small, valid JPEG; `seed` varies the colour so files differ (and are not duplicates)."""
+    import io
+
+    from PIL import Image
+
+    if seed is not None:
+        color = (seed * 37 % 256, 120, 110)
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def session_row(app, session_id: int):
+    """The session's row as it is now, detached (readable outside the app context), or None."""
+    from scanner_app.models import ScanSession
+    from scanner_app.platform.extensions import db
+
+    with app.app_context():
+        row = db.session.get(ScanSession, session_id)
+        if row is not None:
+            db.session.expunge(row)
+        return row

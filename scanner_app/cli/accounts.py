@@ -5,7 +5,7 @@ import sys
 import click
 from flask.cli import with_appcontext
 
-from scanner_app.errors import StationError
+from scanner_app.platform.errors import StationError
 
 
 @click.group("user", help="Manage logins for the web UI.")
@@ -19,8 +19,8 @@ def user_cli() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @with_appcontext
 def create_user(name: str, admin: bool, password_stdin: bool) -> None:
-    from scanner_app.services.health import require_migrated
-    from scanner_app.services.users import create_user as create
+    from scanner_app.accounts.service import create_user as create
+    from scanner_app.station.health import require_migrated
 
     try:
         require_migrated()
@@ -46,8 +46,8 @@ def apikey_cli() -> None:
 @click.argument("name")
 @with_appcontext
 def create_key(name: str) -> None:
-    from scanner_app.services.health import require_migrated
-    from scanner_app.services.users import create_api_key
+    from scanner_app.accounts.service import create_api_key
+    from scanner_app.station.health import require_migrated
 
     try:
         require_migrated()

@@ -1,4 +1,4 @@
-"""`scanner button`: run the start-button daemon (scanner_app/services/button_daemon.py).
+"""`scanner button`: run the start-button daemon (scanner_app/runtime/button_daemon.py).
 
 `scanner button --press` / `--hold` play the person at the button of the daemon running for
 this data dir (it reads its pid from <data dir>/button.pid and sends SIGUSR1 / SIGUSR2), for
@@ -16,7 +16,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from scanner_app.services.storage import atomic_write_bytes
+from scanner_app.platform.storage import atomic_write_bytes
 
 PID_NAME = "button.pid"
 SIGNALS = {"press": signal.SIGUSR1, "hold": signal.SIGUSR2}
@@ -43,7 +43,7 @@ def _signal_daemon(pid_path: Path, action: str) -> None:
 @with_appcontext
 def button(action: str | None) -> None:
     from hal import HardwareError, load_button
-    from scanner_app.services.button_daemon import ButtonDaemon
+    from scanner_app.runtime.button_daemon import ButtonDaemon
 
     app = current_app._get_current_object()
     settings = app.config["SCANNER_SETTINGS"]

@@ -1,5 +1,5 @@
 """`scanner doctor [--repair]`: check database against disk, stale scans and free space
-(the checks live in scanner_app/services/doctor.py). Exit code 1 while problems remain."""
+(the checks live in scanner_app/station/doctor.py). Exit code 1 while problems remain."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from flask.cli import with_appcontext
                    "deletes images.")
 @with_appcontext
 def doctor(repair: bool) -> None:
-    from scanner_app.errors import StationError
-    from scanner_app.services.doctor import run_doctor
-    from scanner_app.services.health import require_migrated
+    from scanner_app.platform.errors import StationError
+    from scanner_app.station.doctor import run_doctor
+    from scanner_app.station.health import require_migrated
 
     try:
         require_migrated()

@@ -7,7 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from hal.check import run_hal_check
-from scanner_app.jobs.hardware_lock import HardwareBusy, hardware_lock
+from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
 
 hal_cli = click.Group("hal", help="Check the camera, turntable, light and button.")
 

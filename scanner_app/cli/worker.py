@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from scanner_app.jobs.queues import ALL_QUEUES
+from scanner_app.platform.queues import ALL_QUEUES
 
 
 @click.command("worker", help="Run the job worker: scans (hardware queue) and uploads.")
@@ -16,7 +16,7 @@ from scanner_app.jobs.queues import ALL_QUEUES
 @click.option("--name", default=None, help="Worker name shown in the RQ dashboard.")
 @with_appcontext
 def worker(queues: str, burst: bool, name: str | None) -> None:
-    from scanner_app.jobs.worker import WorkerCannotStart, run_worker
+    from scanner_app.runtime.worker import WorkerCannotStart, run_worker
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = [q for q in names if q not in ALL_QUEUES]

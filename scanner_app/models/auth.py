@@ -4,8 +4,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scanner_app.extensions import db
-from scanner_app.models._time import utcnow
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.extensions import db
 
 
 class User(db.Model):

@@ -5,8 +5,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scanner_app.extensions import db
-from scanner_app.models._time import iso, utcnow
+from scanner_app.platform.clock import iso, utcnow
+from scanner_app.platform.extensions import db
 
 SCAN_STATUSES = ("queued", "running", "paused", "completed", "failed", "cancelled", "interrupted")
 # A station has one rig: while a scan is in one of these, no other scan may start.

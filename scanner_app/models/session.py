@@ -5,8 +5,8 @@ from datetime import date, datetime
 from sqlalchemy import CheckConstraint, Index, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scanner_app.extensions import db
-from scanner_app.models._time import iso, utcnow
+from scanner_app.platform.clock import iso, utcnow
+from scanner_app.platform.extensions import db
 
 COUNTERS = ("files_count", "captures_count", "valid_count", "invalid_count", "scans_count")
 

@@ -5,8 +5,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scanner_app.extensions import db
-from scanner_app.models._time import iso, utcnow
+from scanner_app.platform.clock import iso, utcnow
+from scanner_app.platform.extensions import db
 
 
 def duplicate_note(original_id: int) -> str:

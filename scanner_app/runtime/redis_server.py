@@ -2,7 +2,7 @@
 
 Used when SCANNER_REDIS_URL is unset. `scanner run` starts it before the web, worker and
 button processes and stops it after them; they all reach it through
-`scanner_app.jobs.queues.redis_connection(settings)`, which picks the same socket.
+`scanner_app.platform.queues.redis_connection(settings)`, which picks the same socket.
 
 Persistence: a small RDB dump in the data dir (`redis-dump.rdb`, written every 5 minutes
 when something changed and on a clean stop). The database is the truth about scans, but a
@@ -40,7 +40,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from scanner_app.config import Settings
-from scanner_app.runtime.processes import process_alive
+from scanner_app.platform.processes import process_alive
 
 log = logging.getLogger("scanner.redis")
 

@@ -120,7 +120,7 @@ class StationServer(BaseApplication):
     def load(self) -> WSGIApp:
         """Runs in the worker process, after the fork."""
         from scanner_app import create_app
-        from scanner_app.services.scans import reconcile_at_startup
+        from scanner_app.scans.service import reconcile_at_startup
 
         app = create_app()
         reconcile_at_startup(app)  # scans left 'running' by a worker that died

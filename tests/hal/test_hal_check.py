@@ -89,7 +89,7 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
 
 
 def test_cli_refuses_while_a_scan_holds_the_rig(tmp_path: Path) -> None:
-    from scanner_app.jobs.hardware_lock import hardware_lock
+    from scanner_app.platform.hardware_lock import hardware_lock
 
     app = cli_app(HalSettings.from_mapping({"mock": FAST}), tmp_path)
     with hardware_lock(tmp_path, 0):  # what a running scan's worker holds

@@ -10,12 +10,11 @@ import pytest
 from sqlalchemy import select, update
 
 from hal.mock.button import MockButton
-from scanner_app.extensions import db
 from scanner_app.models import Scan
-from scanner_app.models._time import utcnow
-from scanner_app.services.button_daemon import ButtonDaemon
-from tests.runtime.conftest import session_row
-from tests.support import cli, process_env, run_cli, start_process, wait_until
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.extensions import db
+from scanner_app.runtime.button_daemon import ButtonDaemon
+from tests.support import cli, process_env, run_cli, session_row, start_process, wait_until
 
 
 def _scans(app) -> list[Scan]:
@@ -124,7 +123,7 @@ def test_press_when_the_queue_is_down_blinks_and_leaves_nothing(sqlite_app):
 
 
 def test_an_old_failure_is_not_shown_when_the_daemon_starts(sqlite_app):
-    from scanner_app.services.session_resolver import resolve_session
+    from scanner_app.sessions.resolver import resolve_session
 
     with sqlite_app.app_context():
         session_id = resolve_session(None)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from scanner_app.services import exports
-from scanner_app.services.exports import write_scan_export
-from scanner_app.services.session_resolver import resolve_session
-from scanner_app.services.sessions import create_manual_session
-from scanner_app.services.storage import StorageManager, atomic_open, current_storage
-from tests.runtime.conftest import jpeg_bytes
+from scanner_app.platform import zips as exports
+from scanner_app.platform.storage import StorageManager, atomic_open, current_storage
+from scanner_app.platform.zips import write_scan_export
+from scanner_app.sessions.resolver import resolve_session
+from scanner_app.sessions.service import create_manual_session
+from tests.support import jpeg_bytes
 
 
 def _scan_on_disk(store: StorageManager, session_id: int, scan_id: int, frames: int) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scanner_app.config import load_settings
-from scanner_app.jobs.queues import redis_connection
+from scanner_app.platform.queues import redis_connection
 from scanner_app.runtime import redis_server
 from scanner_app.runtime.redis_server import PrivateRedis, PrivateRedisError, start_private_redis
 from tests.runtime.procs import pid_alive

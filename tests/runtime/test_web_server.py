@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from scanner_app.extensions import db
 from scanner_app.models import Scan, Upload
+from scanner_app.platform.extensions import db
 from tests.conftest import build_app
 from tests.runtime.procs import http, upgrade_and_key
 from tests.support import Proc, cli, free_port, process_env, run_cli
@@ -76,8 +76,8 @@ def test_broken_configuration_is_a_sentence(data_dir):
 
 
 def test_app_lives_in_the_worker_which_reconciles_dead_scans_at_startup(data_dir):
-    from scanner_app.models._time import utcnow
-    from scanner_app.services.session_resolver import resolve_session
+    from scanner_app.platform.clock import utcnow
+    from scanner_app.sessions.resolver import resolve_session
 
     app = build_app(data_dir)
     with app.app_context():

@@ -12,11 +12,11 @@ from rq import Queue
 from rq.job import Job
 
 from scanner_app import create_app
-from scanner_app.extensions import db
 from scanner_app.models import Scan
-from scanner_app.models._time import utcnow
-from scanner_app.services.scans import reconcile_at_startup, reconcile_stale_scans
-from scanner_app.services.session_resolver import resolve_session
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.extensions import db
+from scanner_app.scans.service import reconcile_at_startup, reconcile_stale_scans
+from scanner_app.sessions.resolver import resolve_session
 from tests.support import free_port
 
 
@@ -53,7 +53,7 @@ def dead_pid() -> int:
 
 def started_job(station, job_id: str, pid: int) -> None:
     connection = redis.Redis.from_url(station.redis_url)
-    job = Job.create("scanner_app.jobs.scan_job.run_scan", args=(1,), id=job_id,
+    job = Job.create("scanner_app.scans.job.run_scan", args=(1,), id=job_id,
                      connection=connection)
     job.meta.update(pid=pid, host=os.uname().nodename)
     job.save()
@@ -113,7 +113,7 @@ def test_queued_scan_waits_for_a_worker_but_a_lost_job_is_interrupted(make_stati
     scan_id = add_scan(station, "queued", heartbeat_age=120, job_id="scan-waiting",
                        frames_captured=0)
     Queue("hardware", connection=redis.Redis.from_url(station.redis_url)).enqueue(
-        "scanner_app.jobs.scan_job.run_scan", scan_id, job_id="scan-waiting")
+        "scanner_app.scans.job.run_scan", scan_id, job_id="scan-waiting")
     assert reconcile(station) == []  # no worker yet: it just waits
     redis.Redis.from_url(station.redis_url).flushdb()  # e.g. Redis restarted without data
     assert reconcile(station) == [scan_id]

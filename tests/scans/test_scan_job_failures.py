@@ -10,7 +10,7 @@ import sys
 
 from sqlalchemy.exc import OperationalError
 
-from scanner_app.jobs import scan_job
+from scanner_app.scans import job as scan_job
 from tests.scans.conftest import Station
 from tests.scans.test_scan_worker import assert_frames_consistent, assert_rig_released
 from tests.support import PROJECT_ROOT
@@ -18,7 +18,7 @@ from tests.support import PROJECT_ROOT
 HOLD_LOCK = """
 import sys
 from pathlib import Path
-from scanner_app.jobs.hardware_lock import hardware_lock
+from scanner_app.platform.hardware_lock import hardware_lock
 with hardware_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     sys.stdin.read()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from hal.exif import read_exif
-from scanner_app.extensions import db
 from scanner_app.models import Scan
+from scanner_app.platform.extensions import db
 from tests.scans.conftest import Station
 from tests.support import free_port, wait_until
 

@@ -8,8 +8,8 @@ import redis
 from rq import Queue
 from sqlalchemy import func, select
 
-from scanner_app.extensions import db
 from scanner_app.models import Scan, ScanSession
+from scanner_app.platform.extensions import db
 from tests.support import free_port
 
 
@@ -66,8 +66,7 @@ def test_redis_down_answers_503_and_leaves_nothing_behind(make_station):
 
 def test_redis_failing_at_enqueue_removes_the_scan_and_its_count(make_station, monkeypatch):
     station = make_station()
-    from scanner_app.services import scans
-
+    from scanner_app.scans import service as scans
     def broken(*_args, **_kwargs):
         raise redis.exceptions.ConnectionError("Connection refused")
 
@@ -156,8 +155,8 @@ def test_session_deleted_between_resolving_and_inserting_is_404_not_409(make_sta
     """The session can go (deleted, or merged away) after the resolver picked it: the insert
     fails its foreign key, and that is 'no such session', not 'another scan started'."""
     station = make_station(database_url)
-    from scanner_app.services import scans
-    from scanner_app.services.sessions import delete_session
+    from scanner_app.scans import service as scans
+    from scanner_app.sessions.service import delete_session
 
     real_resolve = scans.resolve_session
     gone: list[int] = []

@@ -27,7 +27,7 @@ def test_web_started_scan_lands_in_the_one_session_the_web_resolved(make_station
     # The browser form, as a person sends it (login cookie instead of an API key).
     browser = station.app.test_client()
     with browser.session_transaction() as cookie:
-        from scanner_app.services.users import create_user
+        from scanner_app.accounts.service import create_user
 
         with station.app.app_context():
             cookie["user_id"] = create_user("maker", "long enough password").id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from scanner_app.extensions import db
+from scanner_app.platform.extensions import db
 
 
 def test_migrated_schema_matches_models(app):

@@ -18,15 +18,15 @@ from sqlalchemy import select, text
 
 from scanner_app import create_app
 from scanner_app.config import load_settings
-from scanner_app.extensions import db
 from scanner_app.models import ScanSession
-from scanner_app.services.counters import bump_session_counters
-from scanner_app.services.session_resolver import (
+from scanner_app.platform.extensions import db
+from scanner_app.platform.storage import current_storage
+from scanner_app.sessions.counters import bump_session_counters
+from scanner_app.sessions.resolver import (
     auto_session_name,
     resolve_session,
     station_today,
 )
-from scanner_app.services.storage import current_storage
 from tests.conftest import build_app, station_env
 
 PROCESSES = 16
@@ -147,7 +147,7 @@ def test_naive_select_then_insert_is_caught(race_app, data_dir, database_url):
 
 
 def _set_current_worker(env: dict, target: int | None, barrier, results) -> None:
-    from scanner_app.services.sessions import set_current_session
+    from scanner_app.sessions.service import set_current_session
 
     app = create_app(load_settings(env=env))
     try:
@@ -165,7 +165,7 @@ def test_choosing_the_current_session_races_safely_on_a_fresh_station(
         race_app, data_dir, database_url):
     """The station row does not exist yet: every racer's choice must land (no 500)."""
     from scanner_app.models import StationState
-    from scanner_app.services.sessions import create_manual_session
+    from scanner_app.sessions.service import create_manual_session
 
     with race_app.app_context():
         ids = [create_manual_session(f"Trial {i}", make_current=False).id for i in range(3)]

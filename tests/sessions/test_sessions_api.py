@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from scanner_app.extensions import db
 from scanner_app.models import Capture, Scan, ScanSession, Upload
-from scanner_app.services.counters import bump_session_counters
-from scanner_app.services.session_resolver import resolve_session
-from scanner_app.services.storage import StorageManager
+from scanner_app.platform.extensions import db
+from scanner_app.platform.storage import StorageManager
+from scanner_app.sessions.counters import bump_session_counters
+from scanner_app.sessions.resolver import resolve_session
 
 
 def error_code(response) -> str:
@@ -233,7 +233,7 @@ def _snapshot(app, data_dir):
 def test_failed_merge_leaves_database_and_disk_as_they_were(client, app, data_dir, monkeypatch):
     import os
 
-    import scanner_app.services.sessions as sessions_service
+    import scanner_app.sessions.service as sessions_service
 
     a = create(client, "A").get_json()["id"]
     b = create(client, "B").get_json()["id"]
@@ -286,7 +286,7 @@ def test_failed_delete_keeps_row_and_directory(client, app, data_dir, monkeypatc
         raise RuntimeError("database went away")
 
     with app.test_request_context():
-        import scanner_app.services.sessions as sessions_service
+        import scanner_app.sessions.service as sessions_service
 
         monkeypatch.setattr(db.session, "commit", failing_commit)
         with pytest.raises(RuntimeError):

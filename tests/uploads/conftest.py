@@ -18,9 +18,9 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
-from scanner_app.extensions import db
 from scanner_app.models import Capture, ScanSession, Upload
 from scanner_app.models.session import COUNTERS
+from scanner_app.platform.extensions import db
 from tests.conftest import build_app
 from tests.support import api_client, cli, dispose, process_env
 

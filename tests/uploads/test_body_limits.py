@@ -8,8 +8,8 @@ import io
 import pytest
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from scanner_app.extensions import db
 from scanner_app.models import Upload
+from scanner_app.platform.extensions import db
 from tests.conftest import build_app
 from tests.support import dispose
 from tests.uploads.conftest import error_of, session_ids
@@ -47,7 +47,7 @@ class CountingStream(io.RawIOBase):
 def small_app(data_dir):
     """A station that takes at most 1 MB per request."""
     app = build_app(data_dir, SCANNER_MAX_UPLOAD_MB="1")
-    from scanner_app.services.users import create_api_key
+    from scanner_app.accounts.service import create_api_key
 
     with app.app_context():
         app.config["TEST_KEY"] = create_api_key("limits")
@@ -149,8 +149,7 @@ def test_parts_without_content_disposition_are_400(small_app, data_dir, tmp_path
 
 
 def test_too_many_files_is_400_and_leaves_nothing(small_app, data_dir, tmp_path, monkeypatch):
-    from scanner_app.services import upload_intake
-
+    from scanner_app.uploads import intake as upload_intake
     assert upload_intake.MAX_FILES == 1000
     monkeypatch.setattr(upload_intake, "MAX_FILES", 20)  # the same check, 50 times faster
     before = snapshot(tmp_path)

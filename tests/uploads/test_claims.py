@@ -20,13 +20,13 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import select, update
 
-from scanner_app.extensions import db
 from scanner_app.models import Upload
-from scanner_app.models._time import utcnow
-from scanner_app.services import upload_recorder
-from scanner_app.services import uploads as upload_service
-from scanner_app.services.upload_claims import LEASE, Claim, new_token
-from scanner_app.services.upload_recorder import Recorder
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.extensions import db
+from scanner_app.uploads import recorder as upload_recorder
+from scanner_app.uploads import service as upload_service
+from scanner_app.uploads.claims import LEASE, Claim, new_token
+from scanner_app.uploads.recorder import Recorder
 from tests.uploads.conftest import (
     captures_of,
     counted,
@@ -51,7 +51,7 @@ class Run(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        from scanner_app.jobs.upload_job import process_uploads
+        from scanner_app.uploads.job import process_uploads
 
         try:
             with self.app.app_context():
@@ -106,7 +106,7 @@ def extracted_names(data_dir: Path, session_id: int, upload_id: int) -> list[str
 
 def test_a_second_run_leaves_an_upload_another_run_holds(app, client, data_dir, record_only,
                                                          pause_first_run):
-    from scanner_app.jobs.upload_job import process_uploads
+    from scanner_app.uploads.job import process_uploads
 
     paused, go_on = pause_first_run
     body = post_files(client, [("a.zip", zip_bytes(ARCHIVE))]).get_json()
@@ -131,7 +131,7 @@ def test_a_second_run_leaves_an_upload_another_run_holds(app, client, data_dir, 
 
 def test_a_run_that_lost_its_claim_stops_without_touching_counters(
         app, client, data_dir, record_only, pause_first_run):
-    from scanner_app.jobs.upload_job import process_uploads
+    from scanner_app.uploads.job import process_uploads
 
     paused, go_on = pause_first_run
     body = post_files(client, [("a.zip", zip_bytes(ARCHIVE))]).get_json()
@@ -186,7 +186,7 @@ def test_two_runs_racing_over_a_batch_count_each_upload_once(app, client, record
 
 def test_recovery_leaves_a_live_claim_alone_and_takes_an_expired_one(
         queued_app, queued_client, data_dir, redis_server, redis_conn):
-    from scanner_app.services.upload_recovery import recover_stuck_uploads
+    from scanner_app.uploads.recovery import recover_stuck_uploads
 
     body = post_files(queued_client, [(f"{i}.jpg", image_bytes(seed=i + 1))
                                       for i in range(3)]).get_json()
@@ -302,7 +302,7 @@ def test_a_request_leaves_the_files_a_running_job_claimed_first(
 def test_a_killed_job_fails_only_the_uploads_no_other_live_run_holds(app, client,
                                                                      record_only):
     """What the worker does when an uploads job's process was killed: mark_failed(...)."""
-    from scanner_app.jobs.upload_job import KILLED_SENTENCE, mark_failed
+    from scanner_app.uploads.job import KILLED_SENTENCE, mark_failed
 
     body = post_files(client, [(f"{i}.jpg", image_bytes(seed=i + 1))
                                for i in range(4)]).get_json()
@@ -321,8 +321,8 @@ def test_a_killed_job_fails_only_the_uploads_no_other_live_run_holds(app, client
 
 def test_a_working_run_renews_the_lease_of_its_whole_batch(app, client, record_only,
                                                            monkeypatch):
-    from scanner_app.services import upload_claims
-    from scanner_app.services.upload_claims import ClaimLost, release_expired
+    from scanner_app.uploads import claims as upload_claims
+    from scanner_app.uploads.claims import ClaimLost, release_expired
 
     body = post_files(client, [(f"{i}.jpg", image_bytes(seed=i + 1))
                                for i in range(2)]).get_json()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from scanner_app.extensions import db
 from scanner_app.models import Upload
+from scanner_app.platform.extensions import db
 from tests.conftest import build_app
 from tests.support import Proc, cli, dispose, free_port, process_env, stop_processes, wait_until
 from tests.uploads.conftest import counted, counters, session_ids
@@ -102,7 +102,7 @@ class LiveStation:
 def start_station(data_dir: Path, database_url: str | None, redis_url: str,
                   workers: int = 1, **env: str) -> LiveStation:
     app = build_app(data_dir, database_url, SCANNER_REDIS_URL=redis_url, **env)
-    from scanner_app.services.users import create_api_key
+    from scanner_app.accounts.service import create_api_key
 
     with app.app_context():
         key = create_api_key("live")

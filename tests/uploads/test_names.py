@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from scanner_app.services.upload_names import (
+from scanner_app.uploads.files.names import (
     MAX_NAME_BYTES,
     UnsafePath,
     archive_member_parts,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from scanner_app.extensions import db
 from scanner_app.models import Upload
-from scanner_app.services.upload_recorder import finish
+from scanner_app.platform.extensions import db
+from scanner_app.uploads.recorder import finish
 from tests.uploads.helpers import image_bytes, post_files, zip_with_raw_names
 
 

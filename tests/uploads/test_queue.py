@@ -7,9 +7,9 @@ from pathlib import Path
 
 from rq import Queue
 
-from scanner_app.extensions import db
 from scanner_app.models import Capture, Upload
-from scanner_app.services.storage import StorageManager
+from scanner_app.platform.extensions import db
+from scanner_app.platform.storage import StorageManager
 from tests.uploads.conftest import captures_of, counted, counters, run_worker, session_ids
 from tests.uploads.helpers import image_bytes, post_files, zip_bytes
 
@@ -81,9 +81,9 @@ def test_a_run_that_crashed_half_way_is_redone_counting_once(
 
     from sqlalchemy import update
 
-    from scanner_app.models._time import utcnow
-    from scanner_app.services.upload_claims import LEASE, Claim, new_token
-    from scanner_app.services.upload_recorder import Draft, Recorder
+    from scanner_app.platform.clock import utcnow
+    from scanner_app.uploads.claims import LEASE, Claim, new_token
+    from scanner_app.uploads.recorder import Draft, Recorder
 
     archive = zip_bytes({f"{i}.jpg": image_bytes(seed=i + 1) for i in range(4)})
     body = post_files(queued_client, [("a.zip", archive)]).get_json()
@@ -113,8 +113,8 @@ def test_uploads_whose_job_was_lost_are_queued_again(
 
     from sqlalchemy import update
 
-    from scanner_app.models._time import utcnow
-    from scanner_app.services.upload_recovery import recover_stuck_uploads
+    from scanner_app.platform.clock import utcnow
+    from scanner_app.uploads.recovery import recover_stuck_uploads
 
     body = post_files(queued_client, [("a.jpg", image_bytes(seed=1)),
                                       ("b.jpg", image_bytes(seed=2))]).get_json()
@@ -146,9 +146,9 @@ def test_worker_marks_uploads_of_a_killed_work_horse_failed_and_requeues_lost_on
     from rq.job import Job
     from sqlalchemy import update
 
-    from scanner_app.jobs.upload_job import KILLED_SENTENCE
-    from scanner_app.jobs.worker import StationWorker
-    from scanner_app.models._time import utcnow
+    from scanner_app.platform.clock import utcnow
+    from scanner_app.runtime.worker import StationWorker
+    from scanner_app.uploads.job import KILLED_SENTENCE
 
     first = post_files(queued_client, [("a.jpg", image_bytes(seed=3))]).get_json()
     second = post_files(queued_client, [("b.jpg", image_bytes(seed=4))]).get_json()

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete
 
-from scanner_app.extensions import db
 from scanner_app.models import Capture, ScanSession, Upload
-from scanner_app.services import uploads as upload_service
+from scanner_app.platform.extensions import db
+from scanner_app.uploads import service as upload_service
 from tests.uploads.conftest import counters, error_of, session_ids
 from tests.uploads.helpers import assert_written_only_inside, image_bytes, post_files, snapshot
 
@@ -20,7 +20,7 @@ FILES = [("a.jpg", image_bytes(seed=1)), ("b.jpg", image_bytes(seed=2))]
 def delete_after_resolving(monkeypatch):
     """The session is resolved, then deleted (through the API's own service) before the
     request records its files."""
-    from scanner_app.services.sessions import delete_session
+    from scanner_app.sessions.service import delete_session
 
     real_resolve = upload_service.resolve_session
     resolved: list[int] = []

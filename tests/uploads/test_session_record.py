@@ -9,11 +9,11 @@ import json
 import zipfile
 from pathlib import Path
 
-from scanner_app.extensions import db
 from scanner_app.models import ScanSession
 from scanner_app.models.session import COUNTERS
-from scanner_app.services.storage import StorageManager
-from scanner_app.services.upload_session_record import refresh_session_records
+from scanner_app.platform.extensions import db
+from scanner_app.platform.storage import StorageManager
+from scanner_app.uploads.session_refresh import refresh_session_records
 from tests.uploads.conftest import run_worker
 from tests.uploads.helpers import image_bytes, post_files, zip_bytes
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from scanner_app.services.storage import StorageManager
-from scanner_app.services.thumbnails import make_thumbnail, thumbnail_path
+from scanner_app.platform.storage import StorageManager
+from scanner_app.platform.thumbnails import make_thumbnail, thumbnail_path
 from tests.conftest import build_app
 from tests.support import api_client
 from tests.uploads.helpers import image_bytes, post_files
@@ -76,8 +76,8 @@ def test_a_thumbnail_never_brings_back_a_deleted_session_directory(tmp_path):
 
 
 def test_list_and_get_uploads(sqlite_app, sqlite_client):
-    from scanner_app.errors import NotFound
-    from scanner_app.services.uploads import get_upload, list_uploads
+    from scanner_app.platform.errors import NotFound
+    from scanner_app.uploads.service import get_upload, list_uploads
 
     body = post_files(sqlite_client, [("a.jpg", image_bytes(seed=1)),
                                       ("b.jpg", image_bytes(seed=2))]).get_json()

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from scanner_app.extensions import db
 from scanner_app.models import Upload
+from scanner_app.platform.extensions import db
 from tests.conftest import build_app
 from tests.support import api_client
 from tests.uploads.conftest import captures_of, counted, counters, error_of, session_ids
@@ -378,9 +378,8 @@ def test_processing_that_crashes_marks_the_upload_failed_and_keeps_the_file(
         sqlite_app, sqlite_client, data_dir, monkeypatch, caplog):
     import logging
 
-    from scanner_app.jobs.upload_job import FAILED_SENTENCE
-    from scanner_app.services import upload_processing
-
+    from scanner_app.uploads import processing as upload_processing
+    from scanner_app.uploads.job import FAILED_SENTENCE
     real = upload_processing.image_draft
 
     def explode(parts, handle, settings):

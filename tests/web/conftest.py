@@ -3,31 +3,23 @@ test client, and helpers to put rows and files in place the way the jobs would."
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from scanner_app.extensions import db
-from scanner_app.models import Capture, Scan, ScanSession, Upload, User
-from scanner_app.models._time import utcnow
-from scanner_app.services import sessions as session_service
-from scanner_app.services.storage import current_storage
+from scanner_app.models import Capture, Scan, Upload, User
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.extensions import db
+from scanner_app.platform.storage import current_storage
+from scanner_app.sessions import service as session_service
 from tests.conftest import build_app
+from tests.support import jpeg_bytes, session_row  # noqa: F401 - re-exported to the web tests
 
 PASSWORD = "correct horse battery"
 HX = {"HX-Request": "true"}
-
-
-def jpeg_bytes(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (40, 120, 110)
-               ) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, "JPEG", quality=85)
-    return buffer.getvalue()
 
 
 def make_web_app(data_dir: Path, **env: str):
@@ -112,14 +104,6 @@ def add_upload(app, session_id: int, status: str, filename: str = "photo.jpg") -
         db.session.add(upload)
         db.session.commit()
         return upload.id
-
-
-def session_row(app, session_id: int) -> ScanSession | None:
-    with app.app_context():
-        row = db.session.get(ScanSession, session_id)
-        if row is not None:
-            db.session.expunge(row)
-        return row
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from scanner_app.extensions import db
+from scanner_app.platform.extensions import db
 from tests.web.conftest import (
     HX,
     add_capture,
@@ -54,7 +54,7 @@ def test_anonymous_form_post_changes_nothing(web_app):
     answer = web_app.test_client().post("/sessions", data={"name": "Sneaky"}, headers=HX)
     assert answer.status_code == 401
     with web_app.app_context():
-        from scanner_app.services.sessions import list_sessions
+        from scanner_app.sessions.service import list_sessions
 
         assert list_sessions()[0] == []
 

@@ -10,7 +10,7 @@ import socket
 import pytest
 import redis
 
-from scanner_app.extensions import db
+from scanner_app.platform.extensions import db
 from tests.web.conftest import HX, add_scan, add_session, make_web_app, sign_in
 
 POLL = 'hx-trigger="every 1s"'

@@ -11,10 +11,10 @@ import re
 import pytest
 from sqlalchemy import event
 
-from scanner_app.extensions import db
 from scanner_app.models import Scan
-from scanner_app.models._time import utcnow
-from scanner_app.services import sessions as session_service
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.extensions import db
+from scanner_app.sessions import service as session_service
 
 HX = {"HX-Request": "true"}
 SLOW = 'hx-trigger="every 3s[!document.hidden]'

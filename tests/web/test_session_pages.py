@@ -61,8 +61,8 @@ def test_sessions_list_has_totals_row(web_app, browser):
     b = add_session(web_app, "B")
     add_upload(web_app, a, "done")
     with web_app.app_context():
-        from scanner_app.extensions import db
-        from scanner_app.services.counters import bump_session_counters
+        from scanner_app.platform.extensions import db
+        from scanner_app.sessions.counters import bump_session_counters
 
         bump_session_counters(a, captures_count=5, valid_count=4, invalid_count=1, files_count=2)
         bump_session_counters(b, captures_count=7, valid_count=7, scans_count=1)
@@ -200,8 +200,8 @@ def test_session_page_scans_and_uploads_poll_only_while_working(web_app, browser
         assert part + ' hx-trigger="scan-changed from:body, uploads-changed from:body"' in page
 
     with web_app.app_context():
-        from scanner_app.extensions import db
         from scanner_app.models import Scan, Upload
+        from scanner_app.platform.extensions import db
 
         db.session.get(Upload, processing).status = "done"
         db.session.get(Scan, scan_id).status = "completed"

@@ -1,0 +1,1 @@
+"""Logins, API keys and who may do what."""

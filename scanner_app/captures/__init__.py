@@ -1,0 +1,1 @@
+"""Captures: listing a session's images and serving their files and thumbnails."""

@@ -1,0 +1,1 @@
+"""Shared ground below every feature: database, storage, queues, disk, processes, web helpers."""

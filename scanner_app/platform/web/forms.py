@@ -1,0 +1,42 @@
+"""Reading browser form fields. A bad value becomes a BadRequest with a sentence that says
+what to type instead, shown next to the form."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import redirect, request
+from werkzeug.wrappers import Response
+
+from scanner_app.platform.errors import BadRequest
+
+T = TypeVar("T")
+
+
+def optional_int(name: str, label: str, *, minimum: int = 1, maximum: int | None = None
+                 ) -> int | None:
+    """A blank field is None; otherwise a whole number in [minimum, maximum]."""
+    raw = (request.form.get(name) or request.args.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < minimum or (maximum is not None and int(raw) > maximum):
+        upper = f" to {maximum}" if maximum is not None else ""
+        raise BadRequest(f"{label} must be a whole number from {minimum}{upper}.",
+                         code="invalid_form")
+    return int(raw)
+
+
+def done(location: str, partial: Callable[[], T]) -> T | Response:
+    """After a POST: htmx gets the re-rendered partial; a plain form post (no JavaScript)
+    gets a redirect, so reloading the page does not send the form again."""
+    if request.headers.get("HX-Request"):
+        return partial()
+    return redirect(location, code=303)
+
+
+def hx_redirect(location: str) -> Response:
+    """Leave the page after an action that removed it (delete, merge)."""
+    if request.headers.get("HX-Request"):
+        return Response("", 204, {"HX-Redirect": location})
+    return redirect(location, code=303)

@@ -1,0 +1,89 @@
+"""metadata/scans/<scan id>.json of one scan (CONTRACT "On disk"): the scan, its profile, the
+rig, one entry per recorded frame (angle, time, file, camera settings) and one entry per job
+run that worked on it (a resumed scan has several). Rewritten atomically after every frame, so
+a crash leaves either the previous or the next version, never half of one."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from scanner_app.config import ScanProfile
+from scanner_app.platform.clock import iso
+from scanner_app.platform.storage import atomic_write_json
+
+
+class ScanMetadata:
+    def __init__(self, path: Path, profile: ScanProfile):
+        self.path = path
+        self.profile = profile
+        self.frames: dict[int, dict[str, Any]] = {}  # by frame index
+        self.runs: list[dict[str, Any]] = []
+        self.rig: dict[str, Any] = {}
+        self.rig_state: dict[str, Any] | None = None
+
+    def load(self, job_id: str | None, started: datetime, first_frame: int | None) -> None:
+        """Take over what earlier runs wrote (on resume) and start this run's entry."""
+        try:
+            previous = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            previous = {}
+        if not isinstance(previous, dict):
+            previous = {}
+        for entry in previous.get("frames") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("index"), int):
+                self.frames[entry["index"]] = entry
+        self.runs = [r for r in previous.get("runs") or [] if isinstance(r, dict)]
+        # Kept when this run never opens the rig (e.g. it only finishes an export).
+        if isinstance(previous.get("rig"), dict):
+            self.rig = previous["rig"]
+        if isinstance(previous.get("rig_state"), dict):
+            self.rig_state = previous["rig_state"]
+        self.runs.append({"job": job_id, "started": iso(started), "first_frame": first_frame})
+
+    def set_exposure(self, exposure: dict[str, Any]) -> None:
+        self.runs[-1]["exposure"] = exposure
+
+    def add_frame(self, index: int, *, angle: float, taken_at: datetime, file: str, width: int,
+                  height: int, camera: dict[str, Any]) -> None:
+        """Replaces an entry of the same index (a frame re-taken after a crash)."""
+        self.frames[index] = {
+            "index": index,
+            "angle": angle,
+            "time": iso(taken_at),
+            "file": file,
+            "width": width,
+            "height": height,
+            "camera": dict(camera),
+        }
+
+    def _exposure(self) -> dict[str, Any] | None:
+        for run in reversed(self.runs):
+            if run.get("exposure"):
+                return run["exposure"]
+        return None
+
+    def write(self, scan: dict[str, Any], recorded: set[int] | None = None) -> None:
+        """Write the file with `scan` as its scan object. With `recorded`, only those frames
+        (an entry may outlive a commit that failed); otherwise every known frame."""
+        frames = self.frames
+        if recorded is not None:
+            frames = {i: e for i, e in frames.items() if i in recorded}
+        profile = dataclasses.asdict(self.profile)
+        profile["resolution"] = list(profile["resolution"])
+        # The request's `frames` overrides the profile's: record what this scan takes.
+        profile["frames"] = scan.get("frames_planned", profile["frames"])
+        data: dict[str, Any] = {
+            "scan": scan,
+            "profile": profile,
+            "rig": self.rig,
+            "exposure": self._exposure(),
+            "runs": self.runs,
+            "frames": [frames[i] for i in sorted(frames)],
+        }
+        if self.rig_state is not None:
+            data["rig_state"] = self.rig_state
+        atomic_write_json(self.path, data)

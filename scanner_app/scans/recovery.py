@@ -1,0 +1,235 @@
+"""Crash recovery of scans: which queued, running or paused scans lost their job or worker,
+and marking them `interrupted` so they can be resumed from their next frame.
+
+Used lazily by whoever looks at a scan (services/scans.py), by the worker at startup and in
+its maintenance rounds, where the web server starts, and by `scanner doctor --repair`.
+Every mark is a conditional UPDATE: a job that just showed a sign of life wins the race.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import Flask
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import select, update
+
+from scanner_app.config import Settings, current_settings
+from scanner_app.models import SCAN_ACTIVE_STATUSES, Scan
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.extensions import db
+from scanner_app.platform.processes import process_alive
+from scanner_app.platform.queues import redis_connection
+
+log = logging.getLogger("scanner.scans")
+
+# Liveness. The job writes heartbeat_at at every frame and every HEARTBEAT_SECONDS from a
+# thread. Younger than ALIVE_SECONDS: alive, nothing to check. Older than STALE_SECONDS: the
+# job is gone, whatever RQ says. In between, RQ's view decides (the job's process on this
+# machine is gone, or RQ says the job ended).
+HEARTBEAT_SECONDS = 3.0
+ALIVE_SECONDS = 8.0
+STALE_SECONDS = 25.0
+# A queued scan's job may legitimately not exist for a moment around enqueueing.
+QUEUED_GRACE_SECONDS = 30.0
+_ENDED_JOB_STATES = ("finished", "failed", "stopped", "canceled")
+
+
+class Heartbeat(threading.Thread):
+    """Run by the scan job: keeps heartbeat_at fresh while it is busy between frames
+    (homing, a long move, a pause, the export), so recovery can tell a slow scan from a dead
+    one. Only while the scan is still running or paused under `job_id`."""
+
+    def __init__(self, app: Flask, scan_id: int, job_id: str | None):
+        super().__init__(name=f"scan-{scan_id}-heartbeat", daemon=True)
+        self._app, self._scan_id, self._job_id = app, scan_id, job_id
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        with self._app.app_context():
+            while not self._halt.wait(HEARTBEAT_SECONDS):
+                where = [Scan.id == self._scan_id, Scan.status.in_(("running", "paused"))]
+                if self._job_id:
+                    where.append(Scan.rq_job_id == self._job_id)
+                try:
+                    with db.engine.begin() as conn:
+                        conn.execute(update(Scan).where(*where).values(heartbeat_at=utcnow()))
+                except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                    log.warning("Scan %s: heartbeat failed: %s", self._scan_id, exc)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+
+def last_sign_of_life(scan: Scan) -> datetime:
+    return scan.heartbeat_at or scan.started_at or scan.created_at
+
+
+def recently_alive(scan: Scan, now: datetime | None = None) -> bool:
+    """Whether the scan's job showed a sign of life so recently that nothing needs checking."""
+    age = ((now or utcnow()) - last_sign_of_life(scan)).total_seconds()
+    return age < ALIVE_SECONDS
+
+
+class _RqView:
+    """What RQ knows about a scan's job, as one of:
+    None        Redis cannot be asked (judge by heartbeats alone)
+    "missing"   no such job (Redis lost it)
+    "ended"     RQ says it finished, failed or was stopped
+    "dead"      it was started by a process on this machine that no longer exists
+    "here"      it runs in a live process on this machine
+    "started"   started somewhere we cannot check (another machine, or no pid yet)
+    "waiting"   still in the queue
+    """
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._connection: Redis | None = None
+        self._down = False
+        self.started_at: dict[str, datetime | None] = {}
+
+    def state(self, job_id: str | None) -> str | None:
+        if not job_id or self._down:
+            return None
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        try:
+            if self._connection is None:
+                self._connection = redis_connection(self._settings)
+            try:
+                job = Job.fetch(job_id, connection=self._connection)
+            except NoSuchJobError:
+                return "missing"
+            status = job.get_status(refresh=False)
+            status = str(getattr(status, "value", status))
+        except (RedisError, OSError) as exc:
+            log.info("Cannot ask Redis about job %s (%s); judging by heartbeats only", job_id,
+                     exc)
+            self._down = True
+            return None
+        if status in _ENDED_JOB_STATES:
+            return "ended"
+        if status != "started":
+            return "waiting"
+        started = job.started_at
+        self.started_at[job_id] = (started.replace(tzinfo=None) if started and started.tzinfo
+                                   else started)
+        meta = job.meta or {}
+        pid, host = meta.get("pid"), meta.get("host")
+        if isinstance(pid, int) and host == socket.gethostname():
+            return "here" if process_alive(pid) else "dead"
+        return "started"
+
+
+def _interrupted_message(scan: Scan, why: str) -> str:
+    taken = scan.frames_captured
+    return (f"{why} The {taken} frame{'s' if taken != 1 else ''} taken so far "
+            f"{'are' if taken != 1 else 'is'} kept; resume the scan to continue from frame "
+            f"{min(taken + 1, scan.frames_planned)} of {scan.frames_planned}.")
+
+
+def _why_stale(scan: Scan, now: datetime, rq: _RqView) -> str | None:
+    """A sentence saying why the scan's job is gone, or None while it may be alive."""
+    age = (now - last_sign_of_life(scan)).total_seconds()
+    if scan.status in ("running", "paused"):
+        if age < ALIVE_SECONDS:
+            return None
+        state = rq.state(scan.rq_job_id)
+        if state == "here":
+            return None  # slow (a database lock?), not dead: its process is still there
+        if state in ("dead", "ended") or age >= STALE_SECONDS:
+            return (f"The worker running this scan stopped (no sign of life for "
+                    f"{int(age)} seconds).")
+        return None
+    # queued: the job may not have been picked up yet; only a lost or dead job counts.
+    if age < QUEUED_GRACE_SECONDS:
+        return None
+    state = rq.state(scan.rq_job_id)
+    if state == "missing":
+        return "The scan's job was lost from the queue (was Redis restarted?)."
+    started = rq.started_at.get(scan.rq_job_id or "")
+    if state in ("dead", "ended") or (
+            state == "started" and started is not None
+            and (now - started).total_seconds() >= STALE_SECONDS):
+        return "The worker that picked up this scan stopped before it began."
+    return None
+
+
+def reconcile_stale_scans(scan_ids: list[int] | None = None) -> list[int]:
+    """Mark active scans whose job or worker is gone as `interrupted`; returns their ids.
+
+    Safe to call from any process at any time: the UPDATE only matches while the scan
+    still has the heartbeat it was judged by, so a job that just showed a sign of life wins.
+    """
+    query = select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES))
+    if scan_ids is not None:
+        query = query.where(Scan.id.in_(scan_ids))
+    scans = list(db.session.scalars(query))
+    if not scans:
+        return []
+    now = utcnow()
+    rq = _RqView(current_settings())
+    marked: list[int] = []
+    for scan in scans:
+        why = _why_stale(scan, now, rq)
+        if why is None:
+            continue
+        same_heartbeat = (Scan.heartbeat_at.is_(None) if scan.heartbeat_at is None
+                          else Scan.heartbeat_at == scan.heartbeat_at)
+        result = db.session.execute(
+            update(Scan)
+            .where(Scan.id == scan.id, Scan.status == scan.status, same_heartbeat)
+            .values(status="interrupted", control=None,
+                    error=_interrupted_message(scan, why))
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            marked.append(scan.id)
+            log.warning("Scan %s marked interrupted: %s", scan.id, why)
+    db.session.commit()
+    for scan in scans:
+        if scan.id in marked:
+            db.session.refresh(scan)
+    return marked
+
+
+def mark_interrupted(scan_id: int, job_id: str | None, why: str) -> bool:
+    """For the worker when it sees its work-horse die: interrupt the scan that job ran."""
+    scan = db.session.get(Scan, scan_id)
+    if scan is None or scan.status not in SCAN_ACTIVE_STATUSES:
+        db.session.rollback()
+        return False
+    where = [Scan.id == scan_id, Scan.status.in_(SCAN_ACTIVE_STATUSES)]
+    if job_id:
+        where.append(Scan.rq_job_id == job_id)
+    result = db.session.execute(
+        update(Scan).where(*where)
+        .values(status="interrupted", control=None, error=_interrupted_message(scan, why))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if result.rowcount == 1:
+        log.warning("Scan %s marked interrupted: %s", scan_id, why)
+        return True
+    return False
+
+
+def reconcile_at_startup(app: Flask) -> None:
+    """Called where the web server starts (the worker reconciles on its own): recover scans
+    left 'running' by a dead worker. Not in create_app, so a CLI command such as `scanner
+    doctor` sees the station as it was. Silent on a database without tables yet (before
+    `scanner db upgrade`) or one that is unreachable."""
+    try:
+        with app.app_context():
+            if not sa.inspect(db.engine).has_table(Scan.__tablename__):
+                return
+            reconcile_stale_scans()
+    except Exception as exc:  # noqa: BLE001 - startup must not fail because of this
+        log.warning("Could not check for interrupted scans at startup: %s", exc)

@@ -1,0 +1,395 @@
+"""Scans: the one way to start, pause, resume and cancel a scan, and its progress.
+
+Who changes what: the API (this module) inserts scans and sets `control`; the job
+(jobs/scan_job.py) owns the running <-> paused transitions and the final status; recovery
+(services/scan_recovery.py, re-exported here) marks scans whose job died as `interrupted`.
+Every transition is a conditional UPDATE, so two processes racing for the same scan never
+both win.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from scanner_app.config import ScanProfile, Settings, current_settings
+from scanner_app.models import SCAN_ACTIVE_STATUSES, Capture, Scan, ScanSession
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.disk import check_scan_space
+from scanner_app.platform.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from scanner_app.platform.extensions import db
+from scanner_app.platform.queues import HARDWARE_QUEUE, SCAN_JOB, queue, redis_connection
+from scanner_app.scans.recovery import (
+    HEARTBEAT_SECONDS,
+    QUEUED_GRACE_SECONDS,
+    STALE_SECONDS,
+    mark_interrupted,
+    recently_alive,
+    reconcile_at_startup,
+    reconcile_stale_scans,
+)
+from scanner_app.sessions.counters import bump_session_counters
+from scanner_app.sessions.resolver import resolve_session
+from scanner_app.sessions.service import get_session
+
+__all__ = [
+    "HEARTBEAT_SECONDS", "MAX_FRAMES", "QUEUED_GRACE_SECONDS", "SOURCES", "STALE_SECONDS",
+    "active_scan", "cancel_scan", "get_scan", "job_profile", "list_scans", "mark_interrupted",
+    "pause_scan", "profile_for", "reconcile_at_startup", "reconcile_stale_scans",
+    "resume_scan", "scan_json", "scan_progress", "start_scan",
+]
+
+log = logging.getLogger("scanner.scans")
+
+SOURCES = ("web", "api", "button")
+MAX_FRAMES = 720  # half a degree apart; more is a typo, not a scan
+# Pauses count towards RQ's job timeout, so it is long; a job that reaches it ends as
+# `interrupted` and can be resumed.
+JOB_TIMEOUT_SECONDS = 24 * 3600
+
+QUEUE_UNAVAILABLE = (
+    "The job queue (Redis) is not reachable, so the scan was not started. "
+    "Start the station with 'scanner run' or check SCANNER_REDIS_URL."
+)
+QUEUE_UNAVAILABLE_RESUME = (
+    "The job queue (Redis) is not reachable, so the scan was not resumed. "
+    "Start the station with 'scanner run' or check SCANNER_REDIS_URL."
+)
+
+
+# --- profiles and validation -----------------------------------------------------------
+
+def profile_for(name: str | None, settings: Settings | None = None) -> ScanProfile:
+    """The named profile (default profile for None); BadRequest naming the choices."""
+    settings = settings or current_settings()
+    name = settings.default_profile if name is None else name
+    if not isinstance(name, str) or name not in settings.profiles:
+        choices = ", ".join(sorted(settings.profiles)) or "(none configured)"
+        raise BadRequest(
+            f"There is no scan profile {name!r}. Choose one of: {choices}.",
+            code="invalid_profile",
+        )
+    return settings.profiles[name]
+
+
+def job_profile(name: str, settings: Settings) -> ScanProfile:
+    """For a job: the scan's profile, or defaults if it left the config since it started."""
+    if name in settings.profiles:
+        return settings.profiles[name]
+    if settings.default_profile in settings.profiles:
+        return settings.profiles[settings.default_profile]
+    return ScanProfile(name, 36, 0.3, (2028, 1520), 92)
+
+
+def _frames(frames: object, profile: ScanProfile) -> int:
+    if frames is None:
+        return profile.frames
+    if isinstance(frames, bool) or not isinstance(frames, int):
+        raise BadRequest(f"'frames' must be a whole number from 1 to {MAX_FRAMES}.",
+                         code="invalid_frames")
+    if not 1 <= frames <= MAX_FRAMES:
+        raise BadRequest(
+            f"A scan takes 1 to {MAX_FRAMES} frames, not {frames}. The {profile.name!r} "
+            f"profile takes {profile.frames}.",
+            code="invalid_frames",
+        )
+    return frames
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def get_scan(scan_id: int) -> Scan:
+    scan = db.session.get(Scan, scan_id)
+    if scan is None:
+        raise NotFound(f"There is no scan {scan_id}. Pick one from the session's scan list.")
+    if scan.status in SCAN_ACTIVE_STATUSES and not recently_alive(scan):
+        # Lazy recovery: whoever looks at a scan whose worker died sees it interrupted.
+        if reconcile_stale_scans([scan.id]):
+            db.session.refresh(scan)
+    return scan
+
+
+def active_scan() -> Scan | None:
+    """The scan that is queued, running or paused (at most one), after recovering a dead one."""
+    scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES)))
+    if scan is not None and not recently_alive(scan) and reconcile_stale_scans([scan.id]):
+        scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES)))
+    return scan
+
+
+def list_scans(session_id: int) -> list[Scan]:
+    """A session's scans, newest first."""
+    get_session(session_id)
+    return list(db.session.scalars(
+        select(Scan).where(Scan.session_id == session_id)
+        .order_by(Scan.created_at.desc(), Scan.id.desc())
+    ))
+
+
+def _seconds_per_frame(scan: Scan) -> float | None:
+    """Measured time per frame: median gap between the latest frames (a pause in between
+    does not distort it), or start-to-first-frame when there is only one."""
+    times = list(db.session.scalars(
+        select(Capture.taken_at).where(Capture.scan_id == scan.id, Capture.taken_at.is_not(None))
+        .order_by(Capture.taken_at.desc()).limit(8)
+    ))
+    if len(times) >= 2:
+        gaps = [(a - b).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+        return max(0.0, statistics.median(gaps))
+    if len(times) == 1 and scan.started_at is not None:
+        return max(0.0, (times[0] - scan.started_at).total_seconds())
+    return None
+
+
+def scan_progress(scan: Scan) -> dict:
+    """frames_captured, frames_planned, percent, current_angle, eta_seconds (None while
+    unknown: queued, paused, or no frame measured yet)."""
+    planned = scan.frames_planned or 0
+    captured = scan.frames_captured or 0
+    eta: int | None = None
+    if scan.status == "completed":
+        eta = 0
+    elif scan.status == "running" and captured < planned:
+        per_frame = _seconds_per_frame(scan)
+        if per_frame is not None:
+            eta = round(per_frame * (planned - captured))
+    return {
+        "frames_captured": captured,
+        "frames_planned": planned,
+        "percent": round(100.0 * captured / planned, 1) if planned else 0.0,
+        "current_angle": scan.current_angle,
+        "eta_seconds": eta,
+    }
+
+
+def scan_json(scan: Scan) -> dict:
+    """The Scan object of the API: the row plus its progress."""
+    return {**scan.to_dict(), **scan_progress(scan)}
+
+
+# --- starting --------------------------------------------------------------------------
+
+def _active_conflict(scan: Scan | None) -> Conflict:
+    if scan is None:
+        return Conflict("Another scan was started at the same moment. Wait for it to finish "
+                        "or cancel it, then try again.", code="scan_active")
+    if scan.status == "paused":
+        what = f"Scan {scan.id} is paused. Resume or cancel it before starting another scan."
+    elif scan.status == "queued":
+        what = (f"Scan {scan.id} is queued and about to start. Wait for it to finish or "
+                "cancel it before starting another scan.")
+    else:
+        what = (f"Scan {scan.id} is still running ({scan.frames_captured} of "
+                f"{scan.frames_planned} frames taken). Wait for it to finish or cancel it "
+                "before starting another scan.")
+    return Conflict(what, code="scan_active")
+
+
+def _session_gone(session_id: int) -> NotFound:
+    return NotFound(f"Session {session_id} was deleted or merged into another session while "
+                    "the scan was being started, so the scan was not started. Pick a session "
+                    "and start the scan again.")
+
+
+def _ping(connection: Redis, message: str) -> None:
+    try:
+        connection.ping()
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        log.warning("Redis is not reachable: %s", exc)
+        raise ServiceUnavailable(message, code="queue_unavailable") from None
+
+
+def _enqueue(scan: Scan, connection: Redis, settings: Settings) -> None:
+    queue(settings, HARDWARE_QUEUE, connection).enqueue(
+        SCAN_JOB,
+        scan.id,
+        job_id=scan.rq_job_id,
+        job_timeout=JOB_TIMEOUT_SECONDS,
+        result_ttl=7 * 24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"Scan {scan.id}: {scan.frames_planned} frames, session {scan.session_id}",
+    )
+
+
+def start_scan(
+    requested_session_id: int | None,
+    *,
+    profile: str | None = None,
+    frames: int | None = None,
+    source: str = "api",
+) -> Scan:
+    """Validate, refuse while another scan is active or the disk is too full, resolve the
+    session (once), insert the scan and enqueue its job. The web, the API and the button
+    all start scans here."""
+    settings = current_settings()
+    if source not in SOURCES:
+        raise BadRequest(f"Unknown scan source {source!r}; use one of {', '.join(SOURCES)}.")
+    chosen = profile_for(profile, settings)
+    planned = _frames(frames, chosen)
+    if (current := active_scan()) is not None:
+        raise _active_conflict(current)
+    check_scan_space(settings, chosen, planned)
+    connection = redis_connection(settings)
+    _ping(connection, QUEUE_UNAVAILABLE)  # before the resolver: a refusal leaves nothing behind
+
+    session_id = resolve_session(requested_session_id)
+    scan = Scan(session_id=session_id, status="queued", profile=chosen.name,
+                frames_planned=planned, frames_captured=0, source=source,
+                heartbeat_at=utcnow())
+    db.session.add(scan)
+    try:
+        db.session.flush()  # the partial unique index uq_scans_one_active is the real guard
+        scan.rq_job_id = f"scan-{scan.id}"
+        bump_session_counters(session_id, scans_count=1)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        # Two causes: another scan won the one-active-scan index, or the session was deleted
+        # or merged away between the resolver and this insert (its foreign key failed).
+        if db.session.get(ScanSession, session_id) is None:
+            db.session.rollback()
+            raise _session_gone(session_id) from None
+        raise _active_conflict(active_scan()) from None
+
+    try:
+        _enqueue(scan, connection, settings)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        # Nothing may stay 'queued' without a job: remove the row and undo the counter.
+        log.warning("Could not enqueue scan %s: %s", scan.id, exc)
+        scan_id = scan.id
+        db.session.rollback()
+        db.session.execute(delete(Scan).where(Scan.id == scan_id))
+        bump_session_counters(session_id, scans_count=-1)
+        db.session.commit()
+        raise ServiceUnavailable(QUEUE_UNAVAILABLE, code="queue_unavailable") from None
+    log.info("Scan %s queued: %s frames (%s) in session %s, from %s",
+             scan.id, planned, chosen.name, session_id, source)
+    return scan
+
+
+# --- control ---------------------------------------------------------------------------
+
+def _set(scan: Scan, where: list, **values) -> bool:
+    """Conditional UPDATE of one scan; True when it matched (then committed)."""
+    result = db.session.execute(
+        update(Scan).where(Scan.id == scan.id, *where).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    db.session.refresh(scan)
+    return result.rowcount == 1
+
+
+def _changed_meanwhile(scan: Scan) -> Conflict:
+    return Conflict(f"Scan {scan.id} changed while your request was handled; it is now "
+                    f"{scan.status}. Look at it again and retry.", code="scan_changed")
+
+
+def pause_scan(scan_id: int) -> Scan:
+    """Ask the job to pause before its next frame (a queued scan pauses as it starts)."""
+    scan = get_scan(scan_id)
+    if scan.status == "paused" or scan.control == "pause":
+        raise Conflict(f"Scan {scan.id} is already paused or pausing. Resume or cancel it.",
+                       code="invalid_transition")
+    if scan.control == "cancel":
+        raise Conflict(f"Scan {scan.id} is being cancelled and cannot be paused.",
+                       code="invalid_transition")
+    if scan.status not in ("queued", "running"):
+        raise Conflict(f"Scan {scan.id} is {scan.status}; only a queued or running scan can "
+                       "be paused.", code="invalid_transition")
+    if not _set(scan, [Scan.status.in_(("queued", "running")), Scan.control.is_(None)],
+                control="pause"):
+        raise _changed_meanwhile(scan)
+    log.info("Scan %s: pause requested", scan.id)
+    return scan
+
+
+def resume_scan(scan_id: int) -> Scan:
+    """Continue a paused scan, or re-enqueue an interrupted one from its next frame."""
+    scan = get_scan(scan_id)
+    if scan.status == "interrupted":
+        return _requeue(scan)
+    if scan.control == "pause" and scan.status in SCAN_ACTIVE_STATUSES:
+        # The job notices between frames and goes back to running.
+        if not _set(scan, [Scan.control == "pause"], control=None):
+            raise _changed_meanwhile(scan)
+        log.info("Scan %s: resume requested", scan.id)
+        return scan
+    if scan.status in SCAN_ACTIVE_STATUSES:
+        raise Conflict(f"Scan {scan.id} is {scan.status}, not paused; there is nothing to "
+                       "resume.", code="invalid_transition")
+    raise Conflict(f"Scan {scan.id} is {scan.status} and cannot be resumed; start a new scan "
+                   "instead.", code="invalid_transition")
+
+
+def _requeue(scan: Scan) -> Scan:
+    settings = current_settings()
+    if (current := active_scan()) is not None:
+        raise _active_conflict(current)
+    remaining = max(0, scan.frames_planned - scan.frames_captured)
+    check_scan_space(settings, job_profile(scan.profile, settings), remaining)
+    connection = redis_connection(settings)
+    _ping(connection, QUEUE_UNAVAILABLE_RESUME)
+
+    previous = {"error": scan.error, "rq_job_id": scan.rq_job_id}
+    job_id = f"scan-{scan.id}-resume-{int(time.time() * 1000)}"
+    try:
+        matched = _set(scan, [Scan.status == "interrupted"], status="queued", control=None,
+                       error=None, finished_at=None, rq_job_id=job_id, heartbeat_at=utcnow())
+    except IntegrityError:
+        db.session.rollback()
+        raise _active_conflict(active_scan()) from None
+    if not matched:
+        raise _changed_meanwhile(scan)
+    try:
+        _enqueue(scan, connection, settings)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning("Could not enqueue resumed scan %s: %s", scan.id, exc)
+        _set(scan, [Scan.status == "queued", Scan.rq_job_id == job_id],
+             status="interrupted", **previous)
+        raise ServiceUnavailable(QUEUE_UNAVAILABLE_RESUME, code="queue_unavailable") from None
+    log.info("Scan %s: resumed from frame %s of %s", scan.id, scan.frames_captured + 1,
+             scan.frames_planned)
+    return scan
+
+
+def cancel_scan(scan_id: int) -> Scan:
+    """A queued or interrupted scan is cancelled at once; a running or paused one stops
+    before its next frame. Frames already taken are kept."""
+    scan = get_scan(scan_id)
+    if scan.status in ("queued", "interrupted"):
+        status = scan.status
+        if _set(scan, [Scan.status == status], status="cancelled", control=None,
+                finished_at=utcnow()):
+            if status == "queued":
+                _cancel_job(scan.rq_job_id)
+            log.info("Scan %s cancelled while %s", scan.id, status)
+            return scan
+        # It started meanwhile: cancel it like a running one.
+    if scan.status in ("running", "paused"):
+        if not _set(scan, [Scan.status.in_(("running", "paused"))], control="cancel"):
+            raise _changed_meanwhile(scan)
+        log.info("Scan %s: cancel requested", scan.id)
+        return scan
+    raise Conflict(f"Scan {scan.id} is already {scan.status}; there is nothing to cancel.",
+                   code="invalid_transition")
+
+
+def _cancel_job(job_id: str | None) -> None:
+    """Best effort: the job also checks the scan's status when it starts."""
+    if not job_id:
+        return
+    try:
+        from rq.job import Job
+
+        Job.fetch(job_id, connection=redis_connection(current_settings())).cancel()
+    except Exception as exc:  # noqa: BLE001 - a job we cannot cancel exits on its own
+        log.info("Could not cancel RQ job %s (%s); it will see the scan is cancelled", job_id,
+                 exc)

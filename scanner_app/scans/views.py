@@ -1,0 +1,113 @@
+"""Starting a scan from the browser and following it: the progress partial polls itself
+while the scan is queued, running or paused, and stops once it is finished. The dashboard's
+scan slot around it watches for scans started elsewhere (the start button, the API)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from scanner_app.models import SCAN_ACTIVE_STATUSES, Scan
+from scanner_app.platform.errors import NotFound
+from scanner_app.platform.web.forms import done, optional_int
+from scanner_app.platform.web.render import HtmlWithHeaders, render
+from scanner_app.scans import service as scan_service
+
+bp = Blueprint("scans", __name__, url_prefix="/scans")
+
+MAX_FRAMES = scan_service.MAX_FRAMES
+
+def progress_context(scan: Scan | None) -> dict:
+    """What templates/scans/partials/_progress.html needs, for a scan or for none.
+    templates/scans/partials/_slot.html needs the same: `live` says whether it follows."""
+    if scan is None:
+        return {"scan": None, "progress": None, "live": False}
+    return {
+        "scan": scan,
+        "progress": scan_service.scan_progress(scan),
+        "live": scan.status in SCAN_ACTIVE_STATUSES,
+    }
+
+
+# Sent with the progress partial when a scan starts or ends, so other panels of the page
+# (the current session's counters, the dashboard's scan slot) refresh themselves once,
+# without polling.
+SCAN_CHANGED = {"HX-Trigger": "scan-changed"}
+
+
+def _progress(scan_id: int) -> str | HtmlWithHeaders:
+    scan = scan_service.get_scan(scan_id)
+    html = render("scans", "scan", partial="progress", **progress_context(scan))
+    if request.headers.get("HX-Request") and scan.status not in SCAN_ACTIVE_STATUSES:
+        return html, 200, SCAN_CHANGED
+    return html
+
+
+@bp.post("")
+def start() -> HtmlWithHeaders | Response:
+    profile = (request.form.get("profile") or "").strip() or None
+    frames = optional_int("frames", "The number of frames", maximum=MAX_FRAMES)
+    session_id = optional_int("session_id", "The session")
+    scan = scan_service.start_scan(session_id, profile=profile, frames=frames, source="web")
+    return done(url_for("scans.show", scan_id=scan.id),
+                lambda: (render("scans", "scan", partial="progress", **progress_context(scan)),
+                         200, SCAN_CHANGED))
+
+
+@bp.get("/slot")
+def slot() -> str | tuple[str, int] | HtmlWithHeaders | Response:
+    """The dashboard's scan slot (templates/scans/partials/_slot.html).
+
+    Whatever is active (queued, running, paused) is followed: the slot with its progress.
+    `?watch=1` is a watching slot's poll: while nothing is active it gets 204 (htmx swaps
+    nothing, the page keeps what it shows), so the check reads one indexed row and renders
+    nothing; once a scan is active, the slot following it plus "scan-changed" for the other
+    panels. `?last=<id>` asks for the watching slot that keeps scan <id>, just finished, in
+    view; neither gives the idle slot."""
+    if not request.headers.get("HX-Request"):
+        return redirect(url_for("dashboard.index"))
+    watching = bool(request.args.get("watch"))
+    scan = scan_service.active_scan()
+    if scan is None and watching:
+        return "", 204
+    if scan is not None:
+        html = render("scans", "scan", partial="slot", **progress_context(scan))
+        # Found by watching: a scan started elsewhere, so today's session may be new and its
+        # counters will change. (A following slot's own answer never says so: it listens.)
+        return (html, 200, SCAN_CHANGED) if watching else html
+    last = optional_int("last", "The scan")
+    try:
+        scan = scan_service.get_scan(last) if last is not None else None
+    except NotFound:
+        scan = None  # gone with its session (deleted, merged): nothing left to show
+    return render("scans", "scan", partial="slot", **progress_context(scan))
+
+
+@bp.get("/<int:scan_id>")
+def show(scan_id: int) -> str | HtmlWithHeaders:
+    return _progress(scan_id)
+
+
+@bp.get("/<int:scan_id>/progress")
+def progress(scan_id: int) -> str | HtmlWithHeaders:
+    return _progress(scan_id)
+
+
+def _control(scan_id: int, action: str) -> str | HtmlWithHeaders | Response:
+    getattr(scan_service, f"{action}_scan")(scan_id)
+    return done(url_for("scans.show", scan_id=scan_id), lambda: _progress(scan_id))
+
+
+@bp.post("/<int:scan_id>/pause")
+def pause(scan_id: int) -> str | HtmlWithHeaders | Response:
+    return _control(scan_id, "pause")
+
+
+@bp.post("/<int:scan_id>/resume")
+def resume(scan_id: int) -> str | HtmlWithHeaders | Response:
+    return _control(scan_id, "resume")
+
+
+@bp.post("/<int:scan_id>/cancel")
+def cancel(scan_id: int) -> str | HtmlWithHeaders | Response:
+    return _control(scan_id, "cancel")

@@ -1,0 +1,27 @@
+"""Session counters, kept by atomic SQL increments so that listing sessions never counts
+rows and concurrent jobs never lose an update."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from scanner_app.models import ScanSession
+from scanner_app.models.session import COUNTERS
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.extensions import db
+
+
+def bump_session_counters(session_id: int, **deltas: int) -> None:
+    """Add deltas, e.g. bump_session_counters(7, captures_count=1, valid_count=1).
+    Runs in the caller's transaction; the caller commits."""
+    unknown = set(deltas) - set(COUNTERS)
+    if unknown:
+        raise ValueError(f"unknown session counters: {sorted(unknown)}")
+    values = {name: getattr(ScanSession, name) + delta for name, delta in deltas.items() if delta}
+    if not values:
+        return
+    db.session.execute(
+        update(ScanSession)
+        .where(ScanSession.id == session_id)
+        .values(**values, updated_at=utcnow())
+    )

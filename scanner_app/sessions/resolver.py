@@ -1,0 +1,133 @@
+"""The one session resolver. Every entry point (web, API, button, CLI) calls it once, where a
+request enters, and passes the resulting id on; jobs never resolve or create sessions.
+
+Order: an explicit id, else the current manual session, else today's auto session. Today's
+auto session is written with INSERT ... ON CONFLICT against the partial unique index
+uq_sessions_auto_day, so the database (not a select-then-insert) decides which row wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+
+from flask import current_app
+from sqlalchemy import case, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from scanner_app.models import ScanSession, StationState
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.errors import NotFound
+from scanner_app.platform.extensions import db, dialect_insert
+from scanner_app.platform.storage import current_storage
+
+log = logging.getLogger("scanner.sessions")
+
+AUTO_NAME_PREFIX = "Session "
+
+
+def auto_session_name(day: date) -> str:
+    return f"{AUTO_NAME_PREFIX}{day.isoformat()}"
+
+
+def station_today(now: datetime | None = None) -> date:
+    """The calendar day in SCANNER_TIMEZONE (the system's zone when unset)."""
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return now.astimezone(current_app.config["SCANNER_SETTINGS"].timezone).date()
+
+
+def current_manual_session_id() -> int | None:
+    return db.session.scalar(select(StationState.current_session_id).where(StationState.id == 1))
+
+
+def _reactivate(session_id: int) -> bool:
+    """completed -> active in one statement; True when this call changed it."""
+    result = db.session.execute(
+        update(ScanSession)
+        .where(ScanSession.id == session_id, ScanSession.status == "completed")
+        .values(status="active", updated_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def _upsert_auto_session(day: date) -> tuple[int, bool, bool]:
+    """Insert today's auto session or take the existing one, whatever its status.
+
+    Returns (id, created, reactivated)."""
+    table = ScanSession.__table__
+    now = utcnow()
+    stmt = dialect_insert()(table).values(
+        kind="auto",
+        day=day,
+        name=auto_session_name(day),
+        status="active",
+        files_count=0,
+        captures_count=0,
+        valid_count=0,
+        invalid_count=0,
+        scans_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.day],
+        # Literal SQL, matching the index predicate exactly (see models/session.py).
+        index_where=text("kind = 'auto'"),
+        set_={
+            "status": "active",
+            "updated_at": case((table.c.status == "completed", now), else_=table.c.updated_at),
+        },
+    ).returning(table.c.id, table.c.created_at, table.c.updated_at)
+    row = db.session.execute(stmt).one()
+    created = row.created_at == now
+    reactivated = not created and row.updated_at == now
+    return row.id, created, reactivated
+
+
+def _upsert_auto_session_retrying(day: date, attempts: int = 5) -> tuple[int, bool, bool]:
+    """PostgreSQL arbitrates ON CONFLICT only on the day index. A racing insert of the same
+    day can first trip the *name* unique index (same "Session <day>" name) and raise instead.
+    The racer has committed by then, so a retry finds its row through ON CONFLICT (day)."""
+    for attempt in range(attempts):
+        try:
+            with db.session.begin_nested():
+                return _upsert_auto_session(day)
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            log.info("Session resolver: lost an insert race for %s; retrying", day)
+    raise AssertionError("unreachable")
+
+
+def resolve_session(session_id: int | None = None, *, now: datetime | None = None) -> int:
+    """Return the id of the session new work goes to, committing whatever that took.
+
+    Raises NotFound for an unknown explicit id. Creates the session directory (idempotently)
+    only after the database has committed the row."""
+    created = reactivated = False
+    if session_id is not None:
+        if db.session.get(ScanSession, session_id) is None:
+            raise NotFound(f"There is no session {session_id}. Pick one from the session list.")
+        resolved, how = session_id, "requested"
+        reactivated = _reactivate(session_id)
+    elif (manual_id := current_manual_session_id()) is not None:
+        resolved, how = manual_id, "current"
+        reactivated = _reactivate(manual_id)
+    else:
+        resolved, created, reactivated = _upsert_auto_session_retrying(station_today(now))
+        how = "today's auto"
+    db.session.commit()
+
+    store = current_storage()
+    record_missing = not (store.session_dir(resolved) / "metadata" / "session.json").exists()
+    if created or reactivated or record_missing:
+        session = db.session.get(ScanSession, resolved)
+        db.session.refresh(session)
+        store.write_session_record(session.to_dict())
+    else:
+        store.ensure_session_dir(resolved)
+    verb = "created new" if created else ("reactivated" if reactivated else "reused existing")
+    log.info("Session resolver: %s %s session %s", verb, how, resolved)
+    return resolved

@@ -1,0 +1,302 @@
+"""Sessions: list, create, rename, complete, delete and merge. Resolution of where new work
+goes lives in session_resolver.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from scanner_app.models import (
+    SCAN_ACTIVE_STATUSES,
+    Capture,
+    Scan,
+    ScanSession,
+    StationState,
+    Upload,
+)
+from scanner_app.models.session import COUNTERS
+from scanner_app.platform.errors import BadRequest, Conflict, NotFound
+from scanner_app.platform.extensions import db, dialect_insert
+from scanner_app.platform.storage import atomic_write_json, current_storage, fsync_dir
+from scanner_app.sessions.resolver import current_manual_session_id, station_today
+
+log = logging.getLogger("scanner.sessions")
+
+MAX_NAME_LENGTH = 120
+_AUTO_NAME = re.compile(r"^Session \d{4}-\d{2}-\d{2}$")
+
+
+def get_session(session_id: int) -> ScanSession:
+    session = db.session.get(ScanSession, session_id)
+    if session is None:
+        raise NotFound(f"There is no session {session_id}. Pick one from the session list.")
+    return session
+
+
+def list_sessions() -> tuple[list[ScanSession], dict[str, int]]:
+    """Sessions newest first, and totals for "All sessions" summed from the counters."""
+    sessions = db.session.scalars(
+        select(ScanSession).order_by(ScanSession.created_at.desc(), ScanSession.id.desc())
+    ).all()
+    sums = db.session.execute(
+        select(*[func.coalesce(func.sum(getattr(ScanSession, c)), 0) for c in COUNTERS])
+    ).one()
+    return list(sessions), {name: int(value) for name, value in zip(COUNTERS, sums, strict=True)}
+
+
+def clean_name(raw: object) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise BadRequest("Give the session a name, for example 'Trial ABC-123'.",
+                         code="invalid_name")
+    name = " ".join(raw.split())
+    if len(name) > MAX_NAME_LENGTH:
+        raise BadRequest(
+            f"The name is {len(name)} characters long; keep it to {MAX_NAME_LENGTH} or fewer.",
+            code="invalid_name",
+        )
+    if _AUTO_NAME.match(name):
+        raise BadRequest(
+            "Names like 'Session 2026-01-31' are kept for the automatic daily sessions; "
+            "choose another name.",
+            code="invalid_name",
+        )
+    return name
+
+
+def _ensure_name_free(name: str, except_id: int | None = None) -> None:
+    clash = db.session.scalar(select(ScanSession.id).where(ScanSession.name == name))
+    if clash is not None and clash != except_id:
+        raise Conflict(f"A session named '{name}' already exists; choose another name.",
+                       code="name_in_use")
+
+
+def _commit_or_name_conflict(name: str) -> None:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # someone took the name between our check and our write
+        raise Conflict(f"A session named '{name}' already exists; choose another name.",
+                       code="name_in_use") from None
+
+
+def _write_record(session: ScanSession) -> None:
+    db.session.refresh(session)
+    current_storage().write_session_record(session.to_dict())
+
+
+def set_current_session(session_id: int | None) -> None:
+    """None means: new work goes to today's auto session."""
+    if session_id is not None:
+        get_session(session_id)
+    table = StationState.__table__
+    try:
+        # One statement for the one station row: requests racing on a fresh station all land.
+        db.session.execute(
+            dialect_insert()(table).values(id=1, current_session_id=session_id)
+            .on_conflict_do_update(index_elements=[table.c.id],
+                                   set_={"current_session_id": session_id})
+        )
+        db.session.commit()
+    except IntegrityError:  # the session was deleted between the check and the write
+        db.session.rollback()
+        raise NotFound(f"There is no session {session_id}. Pick one from the session "
+                       "list.") from None
+
+
+def current_session() -> tuple[str, ScanSession | None]:
+    """("manual", session) or ("auto", today's auto session or None if not made yet)."""
+    manual_id = current_manual_session_id()
+    if manual_id is not None:
+        return "manual", db.session.get(ScanSession, manual_id)
+    today = db.session.scalar(
+        select(ScanSession).where(ScanSession.kind == "auto", ScanSession.day == station_today())
+    )
+    return "auto", today
+
+
+def create_manual_session(name: object, make_current: bool = True) -> ScanSession:
+    name = clean_name(name)
+    _ensure_name_free(name)
+    session = ScanSession(kind="manual", day=station_today(), name=name, status="active")
+    db.session.add(session)
+    _commit_or_name_conflict(name)
+    _write_record(session)
+    if make_current:
+        set_current_session(session.id)
+    log.info("Created manual session %s (%r)", session.id, name)
+    return session
+
+
+def update_session(session_id: int, changes: dict) -> ScanSession:
+    session = get_session(session_id)
+    unknown = set(changes) - {"name", "status"}
+    if unknown:
+        raise BadRequest("Only 'name' and 'status' can be changed; leave out "
+                         + ", ".join(f"'{key}'" for key in sorted(unknown)) + ".")
+    if "name" in changes:
+        name = changes["name"]
+        if session.kind == "auto" and name == session.name:
+            pass
+        else:
+            name = clean_name(name)
+            _ensure_name_free(name, except_id=session.id)
+            session.name = name
+    if "status" in changes:
+        status = changes["status"]
+        if status not in ("active", "completed"):
+            raise BadRequest("Status must be 'active' or 'completed'.", code="invalid_status")
+        session.status = status
+        if status == "completed" and current_manual_session_id() == session.id:
+            # A finished trial stops receiving work; new scans go to today's session again.
+            db.session.execute(update(StationState).where(StationState.id == 1)
+                               .values(current_session_id=None))
+    _commit_or_name_conflict(session.name)
+    _write_record(session)
+    return session
+
+
+def _lock_sessions(session_ids: list[int]) -> None:
+    """Take the write lock on these session rows before anything else (the order upload
+    processing uses too), so jobs bumping their counters wait for us instead of racing.
+    A no-op UPDATE locks the row on PostgreSQL and takes SQLite's write lock."""
+    for session_id in sorted(session_ids):
+        db.session.execute(
+            update(ScanSession).where(ScanSession.id == session_id)
+            .values(updated_at=ScanSession.updated_at)
+        )
+
+
+def _active_scan_id(session_ids: list[int]) -> int | None:
+    return db.session.scalar(
+        select(Scan.id).where(Scan.session_id.in_(session_ids),
+                              Scan.status.in_(SCAN_ACTIVE_STATUSES))
+    )
+
+
+def delete_session(session_id: int) -> None:
+    """Delete the row and its directory, or neither."""
+    get_session(session_id)
+    _lock_sessions([session_id])
+    if _active_scan_id([session_id]) is not None:
+        db.session.rollback()
+        raise Conflict("A scan of this session is still queued, running or paused. "
+                       "Cancel it first, then delete the session.", code="scan_running")
+    store = current_storage()
+    root = store.session_dir(session_id)
+    aside = None
+    db.session.execute(delete(Capture).where(Capture.session_id == session_id))
+    db.session.execute(delete(Upload).where(Upload.session_id == session_id))
+    db.session.execute(delete(Scan).where(Scan.session_id == session_id))
+    db.session.execute(
+        update(StationState).where(StationState.current_session_id == session_id)
+        .values(current_session_id=None)
+    )
+    db.session.execute(delete(ScanSession).where(ScanSession.id == session_id))
+    try:
+        if root.exists():
+            aside = store.move_session_dir_aside(session_id)  # undone below if commit fails
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        if aside is not None:
+            os.replace(aside, root)
+        raise
+    if aside is not None:
+        store.remove_session_dir_path(aside)
+    log.info("Deleted session %s and its directory", session_id)
+
+
+def _plan_moves(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    """Which entries move where. Scan and upload folders are named by globally unique ids,
+    so they never clash; other files (exports) get a prefix when a name is taken."""
+    moves: list[tuple[Path, Path]] = []
+    for container in (
+        "images/scans", "images/uploads", "metadata/scans", "metadata/thumbnails", "exports"
+    ):
+        folder = src / container
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            target = dst / container / entry.name
+            if target.exists():
+                target = dst / container / f"from-session-{src.name}-{entry.name}"
+            if target.exists():
+                raise Conflict(f"Cannot merge: {container}/{entry.name} exists in both sessions.")
+            moves.append((entry, target))
+    return moves
+
+
+def _point_scan_metadata_at(session_id: int, moved: list[Path]) -> None:
+    """Moved scans' metadata/scans/<id>.json still name the old session: fix that."""
+    for path in moved:
+        if path.suffix != ".json" or path.parent.name != "scans":
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data.get("scan"), dict):
+                data["scan"]["session_id"] = session_id
+                atomic_write_json(path, data)
+        except (OSError, ValueError) as exc:  # the database is right; the file can lag
+            log.warning("Could not update %s after the merge: %s", path, exc)
+
+
+def merge_sessions(source_id: int, target_id: int) -> ScanSession:
+    """Move files, captures, uploads and scans of `source_id` into `target_id`, then remove
+    the source. On any failure database and disk are left as they were."""
+    if source_id == target_id:
+        raise BadRequest("A session cannot be merged into itself; pick another target.",
+                         code="merge_into_self")
+    get_session(source_id)
+    target = get_session(target_id)
+    _lock_sessions([source_id, target_id])
+    if _active_scan_id([source_id, target_id]) is not None:
+        db.session.rollback()
+        raise Conflict("A scan of one of these sessions is still queued, running or paused. "
+                       "Wait for it or cancel it, then merge.", code="scan_running")
+    store = current_storage()
+    src_dir, dst_dir = store.ensure_session_dir(source_id), store.ensure_session_dir(target_id)
+    moves = _plan_moves(src_dir, dst_dir)
+
+    for model in (Capture, Upload, Scan):
+        db.session.execute(
+            update(model).where(model.session_id == source_id).values(session_id=target_id)
+        )
+    # Summed in SQL under the row locks: no increment made meanwhile is lost.
+    source_row = select(ScanSession).where(ScanSession.id == source_id).subquery()
+    db.session.execute(
+        update(ScanSession).where(ScanSession.id == target_id).values(
+            **{c: getattr(ScanSession, c) + select(getattr(source_row.c, c)).scalar_subquery()
+               for c in COUNTERS}
+        )
+    )
+    db.session.execute(
+        update(StationState).where(StationState.current_session_id == source_id)
+        .values(current_session_id=target_id)
+    )
+    db.session.execute(delete(ScanSession).where(ScanSession.id == source_id))
+
+    done: list[tuple[Path, Path]] = []
+    try:
+        for src, dst in moves:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(src, dst)  # same filesystem: atomic per entry
+            done.append((src, dst))
+        for folder in {dst.parent for _, dst in done}:
+            fsync_dir(folder)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        for src, dst in reversed(done):
+            os.rename(dst, src)
+        raise
+    store.remove_session_dir(source_id)
+    _point_scan_metadata_at(target_id, [dst for _, dst in moves])
+    _write_record(target)
+    log.info("Merged session %s into %s (%d entries moved)", source_id, target_id, len(moves))
+    return target

@@ -1,0 +1,1 @@
+"""The station itself: dashboard, doctor, health, RQ dashboard, station API."""

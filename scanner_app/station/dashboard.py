@@ -1,0 +1,58 @@
+"""The dashboard: where new work goes, the scan form and the scan slot (the live progress
+of whatever scan is active, however it was started; scanner_app/scans/views.py)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from scanner_app.platform.web.forms import done, optional_int
+from scanner_app.platform.web.layout import init_layout
+from scanner_app.platform.web.render import render
+from scanner_app.scans import service as scan_service
+from scanner_app.scans.views import progress_context
+from scanner_app.sessions import service as sessions
+
+bp = Blueprint("dashboard", __name__)
+init_layout(bp)
+
+
+def current_context() -> dict:
+    """The current session and the sessions that could become current."""
+    mode, current = sessions.current_session()
+    all_sessions, _totals = sessions.list_sessions()
+    choices = [s for s in all_sessions
+               if s.status == "active" and (current is None or s.id != current.id)]
+    return {"mode": mode, "current": current, "choices": choices}
+
+
+def scan_form_context() -> dict:
+    settings = current_app.config["SCANNER_SETTINGS"]
+    profiles = sorted(settings.profiles.values(), key=lambda p: (p.frames, p.name))
+    return {"profiles": profiles, "default_profile": settings.default_profile}
+
+
+@bp.get("/")
+def index() -> str:
+    return render(
+        "station", "index",
+        **current_context(),
+        **scan_form_context(),
+        **progress_context(scan_service.active_scan()),
+    )
+
+
+@bp.get("/current")
+def current_card() -> str | Response:
+    """The current-session panel alone; the dashboard asks for it when a scan starts or ends."""
+    if not request.headers.get("HX-Request"):
+        return redirect(url_for("dashboard.index"))
+    return render("station", "index", partial="current", **current_context())
+
+
+@bp.post("/current")
+def make_current() -> str | Response:
+    """Make a session current, or (blank session_id) go back to today's auto session."""
+    sessions.set_current_session(optional_int("session_id", "The session"))
+    return done(url_for("dashboard.index"),
+                lambda: render("station", "index", partial="current", **current_context()))

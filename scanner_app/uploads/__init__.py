@@ -1,0 +1,1 @@
+"""Uploads: intake, claims, processing on the uploads queue, recovery, pages, API."""

@@ -1,0 +1,246 @@
+"""Streaming a multipart upload to disk: never the whole body in memory.
+
+Each file part is written, as it arrives, into a staging folder inside the data dir
+(<data dir>/incoming/<random>/, on the same filesystem as the sessions, so moving a file into
+its session is an atomic rename), with its sha256 and size computed on the way. Anything that
+goes wrong (too large, cut off, malformed) removes the staging folder: no half file is left.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from flask import Request
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+from werkzeug.wsgi import get_input_stream
+
+from scanner_app.platform.disk import DiskSpaceError, free_bytes
+from scanner_app.platform.errors import BadRequest, StationError
+
+log = logging.getLogger("scanner.uploads")
+
+FILES_FIELD = "files"
+MAX_FILES = 1000
+CHUNK_BYTES = 1024 * 1024
+MAX_FIELD_BYTES = 8 * 1024  # session_id and the like, held in memory
+MAX_PART_HEADER_BYTES = 4 * CHUNK_BYTES  # decoder buffer bound (headers, boundary search)
+
+
+def too_large(max_bytes: int) -> StationError:
+    return StationError(
+        f"The upload is larger than the {max_bytes // (1024 * 1024)} MB this station accepts "
+        "in one request. Send fewer or smaller files, or raise SCANNER_MAX_UPLOAD_MB.",
+        code="too_large", status=413)
+
+
+def interrupted() -> BadRequest:
+    return BadRequest("The upload was cut off before all of it arrived, so nothing was kept. "
+                      "Send it again.", code="upload_interrupted")
+
+
+@dataclass
+class StagedFile:
+    filename: str  # as sent
+    path: Path
+    size: int = 0
+    sha256: str = ""
+
+
+@dataclass
+class StagedRequest:
+    directory: Path
+    files: list[StagedFile] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class _PartWriter:
+    """Where the data of the current multipart part goes: a staged file, a small in-memory
+    field, or nowhere (file parts under another field name are read past and dropped)."""
+
+    def __init__(self, kind: str, staged: StagedFile | None = None):
+        self.kind = kind
+        self.staged = staged
+        self.handle: BinaryIO | None = open(staged.path, "xb") if kind == "file" else None
+        self.hasher = hashlib.sha256()
+        self.field_bytes = bytearray()
+
+    def write(self, data: bytes) -> None:
+        if self.kind == "file":
+            self.handle.write(data)
+            self.hasher.update(data)
+            self.staged.size += len(data)
+        elif self.kind == "field":
+            self.field_bytes += data
+            if len(self.field_bytes) > MAX_FIELD_BYTES:
+                raise BadRequest("A form field other than 'files' is too long; send only "
+                                 "'files' and an optional 'session_id'.", code="field_too_long")
+
+    def finish(self) -> None:
+        if self.handle is not None:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())  # the bytes are on disk before any row names them
+            self.handle.close()
+            self.staged.sha256 = self.hasher.hexdigest()
+
+    def abandon(self) -> None:
+        if self.handle is not None and not self.handle.closed:
+            self.handle.close()
+
+
+def _boundary(req: Request) -> bytes:
+    if req.mimetype != "multipart/form-data":
+        raise BadRequest("Send the files as multipart/form-data in a form field named 'files'.",
+                         code="no_files")
+    boundary = req.mimetype_params.get("boundary", "")
+    if not boundary:
+        raise BadRequest("The multipart request has no boundary; send it as a normal form "
+                         "upload.", code="bad_multipart")
+    return boundary.encode("latin-1")
+
+
+def _check_space(staging_root: Path, needed: int, reserve_bytes: int) -> None:
+    free = free_bytes(staging_root)
+    if free - needed < reserve_bytes:
+        raise no_space(free, reserve_bytes)
+
+
+def no_space(free: int, reserve_bytes: int) -> DiskSpaceError:
+    mb = 1024 * 1024
+    return DiskSpaceError(
+        f"There is not enough free space for this upload: {max(free, 0) // mb} MB are free "
+        f"and the station keeps {reserve_bytes // mb} MB in reserve. Delete old sessions or "
+        "exports, then send the files again (the reserve is SCANNER_DISK_RESERVE_MB).")
+
+
+def stream_multipart(req: Request, staging_root: Path, max_bytes: int,
+                     reserve_bytes: int = 0) -> StagedRequest:
+    """Read the request body once, in chunks, writing file parts to a new staging folder.
+    Raises a StationError (413 / 400) after removing whatever was staged."""
+    if req.content_length is not None and req.content_length > max_bytes:
+        raise too_large(max_bytes)  # before reading a byte of the body
+    boundary = _boundary(req)
+    _check_space(staging_root, req.content_length or 0, reserve_bytes)
+
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staged = StagedRequest(staging_root / uuid.uuid4().hex)
+    staged.directory.mkdir()
+    try:
+        _decode(req, boundary, staged, max_bytes)
+    except RequestEntityTooLarge:
+        staged.cleanup()
+        raise too_large(max_bytes) from None
+    except ClientDisconnected:
+        staged.cleanup()
+        log.info("Upload cut off mid-body; staged parts removed")
+        raise interrupted() from None
+    except ValueError as exc:  # the decoder's word for malformed or truncated form data
+        staged.cleanup()
+        log.info("Malformed or truncated multipart body: %s", exc)
+        if "cannot parse beyond" in str(exc):  # the body ended in the middle of a part
+            raise interrupted() from None
+        raise BadRequest("The request is not valid multipart/form-data. Send the files as a "
+                         "normal form upload in the field 'files'.",
+                         code="bad_multipart") from None
+    except OSError as exc:
+        staged.cleanup()
+        if exc.errno == errno.ENOSPC:
+            raise no_space(free_bytes(staging_root), reserve_bytes) from None
+        raise
+    except BaseException:
+        staged.cleanup()
+        raise
+    return staged
+
+
+def _decode(req: Request, boundary: bytes, staged: StagedRequest, max_bytes: int) -> None:
+    decoder = MultipartDecoder(boundary, max_form_memory_size=MAX_PART_HEADER_BYTES)
+    # Werkzeug's own limited stream refuses any read once the limit is reached, even when the
+    # body ends exactly there; the contract refuses only larger bodies. So the stream may go
+    # one byte past the limit and the count below decides.
+    stream = get_input_stream(req.environ, max_content_length=max_bytes + 1)
+    received = 0
+    writer: _PartWriter | None = None
+    part_name = ""
+    finished = False
+    try:
+        while not finished:
+            chunk = stream.read(CHUNK_BYTES)
+            received += len(chunk)
+            if received > max_bytes:
+                raise RequestEntityTooLarge()
+            decoder.receive_data(chunk or None)
+            event = decoder.next_event()
+            while not isinstance(event, NeedData):
+                if isinstance(event, Epilogue):
+                    finished = True
+                    break
+                if isinstance(event, File):
+                    part_name = event.name
+                    writer = _open_file_writer(staged, event) if event.name == FILES_FIELD else (
+                        _PartWriter("discard"))
+                elif isinstance(event, Field):
+                    part_name = event.name
+                    writer = _PartWriter("field")
+                elif isinstance(event, Data):
+                    writer.write(event.data)
+                    if not event.more_data:
+                        _close_writer(staged, writer, part_name)
+                        writer = None
+                event = decoder.next_event()
+            if not chunk and not finished:
+                raise ClientDisconnected()
+    finally:
+        if writer is not None:
+            writer.abandon()
+
+
+def _open_file_writer(staged: StagedRequest, event: File) -> _PartWriter:
+    if len(staged.files) >= MAX_FILES:
+        raise BadRequest(f"Send at most {MAX_FILES} files in one request; split the rest "
+                         "into further uploads.", code="too_many_files")
+    path = staged.directory / f"{len(staged.files):05d}"
+    return _PartWriter("file", StagedFile(filename=event.filename, path=path))
+
+
+def _close_writer(staged: StagedRequest, writer: _PartWriter, part_name: str) -> None:
+    if writer.kind == "field":
+        staged.fields[part_name] = writer.field_bytes.decode("utf-8", errors="replace")
+        return
+    if writer.kind == "discard":
+        return
+    writer.finish()
+    # A browser form with no file chosen sends one empty part with an empty file name.
+    if not writer.staged.filename and writer.staged.size == 0:
+        writer.staged.path.unlink(missing_ok=True)
+        return
+    staged.files.append(writer.staged)
+
+
+def remove_stale_staging(root: Path, older_than_seconds: float = 24 * 3600) -> int:
+    """Remove staging folders left by a crash mid-request from `root` (the storage's
+    incoming_dir()). Returns how many were removed."""
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for entry in root.iterdir():
+        try:
+            if entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

@@ -1,0 +1,131 @@
+"""The uploads job: process the files of one upload request (on the `uploads` queue, never the
+hardware queue; it touches no hardware). Each file is processed on its own, so one that makes
+processing crash is marked 'failed' (its file kept) and the others still get done."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask, current_app, has_app_context
+
+log = logging.getLogger("scanner.uploads")
+
+_worker_app: Flask | None = None
+
+
+@contextmanager
+def job_app_context() -> Iterator[Flask]:
+    """The current app inside a request or a worker that pushed one; otherwise an app built
+    once per worker process from the environment, in a fresh context per job."""
+    global _worker_app
+    if has_app_context():
+        yield current_app._get_current_object()
+        return
+    if _worker_app is None:
+        from scanner_app import create_app
+
+        _worker_app = create_app()
+    with _worker_app.app_context():
+        yield _worker_app
+
+
+# What a person reads on a failed upload. The exception itself (its text names files, paths
+# and library internals) goes to the log, with its traceback, never into Upload.error.
+FAILED_SENTENCE = ("Processing this file stopped with an error on the station. The file is kept "
+                   "in the session folder; upload it again, and report it (the details are in "
+                   "the station's log) if this keeps happening.")
+TIMEOUT_SENTENCE = ("Processing took longer than the station allows and was stopped. The "
+                    "file is kept in the session folder; send fewer or smaller files at once.")
+KILLED_SENTENCE = ("The worker processing this upload stopped unexpectedly (for example, out "
+                   "of memory). The file is kept in the session folder; try a smaller file.")
+
+
+def mark_failed(upload_ids: list[int], sentence: str, token: str | None = None,
+                job_id: str | None = None) -> None:
+    """Mark uploads still 'processing' as failed with `sentence` (their files are kept).
+
+    With `token`: only the uploads that run holds. Otherwise (the worker, when the process
+    running an uploads job was killed: mark_failed(job.args[0], KILLED_SENTENCE,
+    job_id=job.id) inside an app context) every one of them, except those another live run
+    holds right now: any other run when `job_id` is given, else a web request processing
+    them itself."""
+    from scanner_app.platform.extensions import db
+    from scanner_app.uploads.recorder import finish
+
+    for upload_id in upload_ids:
+        try:
+            if token is None and _held_by_another_run(upload_id, job_id):
+                db.session.rollback()
+                continue
+            finish(upload_id, "failed", sentence, token)
+        except Exception:  # noqa: BLE001 - e.g. the database itself is down
+            db.session.rollback()
+            log.exception("Could not mark upload %s as failed", upload_id)
+
+
+def _held_by_another_run(upload_id: int, job_id: str | None) -> bool:
+    from scanner_app.uploads.claims import REQUEST_PREFIX, job_token_prefix, live_holder
+
+    holder = live_holder(upload_id)
+    if holder is None:
+        return False
+    if job_id:
+        return not holder.startswith(job_token_prefix(job_id))
+    return holder.startswith(REQUEST_PREFIX)
+
+
+def _claim_token() -> str:
+    """This run's token: names the RQ job when there is one."""
+    from rq import get_current_job
+
+    from scanner_app.uploads.claims import new_token
+
+    job = get_current_job()
+    return new_token(job.id if job is not None else None)
+
+
+def process_uploads(upload_ids: list[int]) -> dict[str, int]:
+    """RQ entry point (also called in the web request when the queue is down). Claims the
+    uploads first: those another run holds, or that are finished already, are skipped.
+    Returns how many uploads ended done / failed / skipped."""
+    from rq.timeouts import JobTimeoutException
+
+    from scanner_app.config import current_settings
+    from scanner_app.platform.extensions import db
+    from scanner_app.platform.storage import StorageManager
+    from scanner_app.uploads.claims import Claim
+    from scanner_app.uploads.processing import process_upload
+    from scanner_app.uploads.service import forget_upload_objects
+    from scanner_app.uploads.session_refresh import refresh_after_processing
+
+    summary = {"done": 0, "failed": 0, "skipped": 0}
+    with job_app_context():
+        settings = current_settings()
+        claim = Claim.take(upload_ids, _claim_token())
+        took_any = bool(claim.held)
+        try:
+            for position, upload_id in enumerate(upload_ids):
+                try:
+                    summary[process_upload(upload_id, settings, claim)] += 1
+                except JobTimeoutException:
+                    db.session.rollback()
+                    mark_failed(upload_ids[position:], TIMEOUT_SENTENCE, claim.token)
+                    raise  # RQ ends the job; the files stay where they are
+                except Exception:  # noqa: BLE001 - one bad file must not stop the rest
+                    log.exception("Processing upload %s failed", upload_id)
+                    db.session.rollback()
+                    mark_failed([upload_id], FAILED_SENTENCE, claim.token)
+                    summary["failed"] += 1
+                finally:
+                    forget_upload_objects()  # nothing is kept between uploads
+        finally:
+            # Once per run, not per file: metadata/session.json gets the counters this run
+            # changed (only when this run processed something).
+            if took_any:
+                refresh_after_processing(StorageManager(settings.data_dir), upload_ids)
+    if summary["skipped"]:
+        log.info("Uploads: %d skipped (finished, gone, or processed by another run)",
+                 summary["skipped"])
+    return summary

@@ -1,0 +1,65 @@
+"""The upload page: files sent with htmx (progress bar while the body travels), then the
+uploads' processing status, which polls itself while any upload is still processing."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request, url_for
+from werkzeug.wrappers import Response
+
+from scanner_app.models import ScanSession, Upload
+from scanner_app.platform.errors import BadRequest
+from scanner_app.platform.web.forms import done
+from scanner_app.platform.web.render import render
+from scanner_app.sessions import service as sessions
+from scanner_app.uploads import service as upload_service
+
+bp = Blueprint("uploads", __name__)
+
+MAX_POLLED_IDS = 500  # one request's worth of files (the issue's 500-file batch)
+
+
+def _listing(uploads: list[Upload], poll_url: str, session: ScanSession | None = None) -> dict:
+    processing = sum(1 for u in uploads if u.status == "processing")
+    return {"uploads": uploads, "poll_url": poll_url, "processing": processing,
+            "upload_session": session}
+
+
+def uploads_context(session_id: int) -> dict:
+    """A session's uploads for its page, polled at /sessions/<id>/uploads."""
+    return _listing(upload_service.list_uploads(session_id),
+                    url_for("sessions.uploads", session_id=session_id))
+
+
+def _batch_context(ids: list[int]) -> dict:
+    uploads = [upload_service.get_upload(upload_id) for upload_id in ids]
+    session = sessions.get_session(uploads[0].session_id) if uploads else None
+    poll_url = url_for("uploads.batch", ids=",".join(str(i) for i in ids))
+    return _listing(uploads, poll_url, session)
+
+
+def _form_context() -> dict:
+    mode, current = sessions.current_session()
+    all_sessions, _totals = sessions.list_sessions()
+    return {"mode": mode, "current": current, "targets": all_sessions}
+
+
+@bp.get("/upload")
+def index() -> str:
+    return render("uploads", "index", **_form_context(), **_listing([], ""))
+
+
+@bp.post("/upload")
+def send() -> str | Response:
+    session_id, uploads = upload_service.accept_upload_request(request)
+    ids = [u.id for u in uploads]
+    return done(url_for("sessions.show", session_id=session_id),
+                lambda: render("uploads", "index", partial="list", **_batch_context(ids)))
+
+
+@bp.get("/uploads/batch")
+def batch() -> str:
+    raw = [part for part in request.args.get("ids", "").split(",") if part]
+    if not raw or len(raw) > MAX_POLLED_IDS or not all(part.isdigit() for part in raw):
+        raise BadRequest("Ask for uploads by their ids, e.g. ?ids=3,4,5.")
+    return render("uploads", "index", partial="list", **_form_context(),
+                  **_batch_context([int(part) for part in raw]))

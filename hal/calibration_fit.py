@@ -110,7 +110,7 @@ def initial_rig(views: list[BoardView], rvecs, tvecs,
 
 
 def _unpack(p: np.ndarray, base: Intrinsics) -> tuple[Intrinsics, RigGeometry, np.ndarray]:
-    f, k1, k2, dist, height, elev, pan, roll = p[:8]
+    f, k1, k2, dist, height, elev, pan, roll = (float(x) for x in p[:8])
     intr = Intrinsics(f, f, base.cx, base.cy, base.width, base.height, (k1, k2, 0.0, 0.0, 0.0))
     target = height - dist * math.tan(math.radians(elev))
     return intr, RigGeometry(dist, height, target, pan, roll), p[8:11]

@@ -224,7 +224,7 @@ def rotation_to_qvec(R: np.ndarray) -> np.ndarray:  # noqa: N803
     ]) / 3.0
     vals, vecs = np.linalg.eigh(k)
     x, y, z, w = vecs[:, np.argmax(vals)]
-    q = np.array([w, x, y, z])
+    q = np.array([w, -x, -y, -z])  # that eigenvector is the inverse (transposed) rotation
     return -q if q[0] < 0 else q
 
 

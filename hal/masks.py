@@ -36,6 +36,7 @@ from hal.geometry import (
 
 PLATE_THRESHOLD = 28.0  # 0-255 scale, after a light blur: JPEG noise stays well below it
 PLATE_LOW_FRACTION = 0.4
+STRONG_FACTOR = 3.0
 UNIFORM_THRESHOLD = 40.0
 
 
@@ -121,8 +122,11 @@ def uniform_difference(frame: np.ndarray, border: int | None = None) -> np.ndarr
                                else np.abs(f - colour[0])))
 
 
-def refine_mask(raw: np.ndarray, shrink: bool = True) -> np.ndarray:
-    """Clean a raw mask without losing the object's holes or thin parts."""
+def refine_mask(raw: np.ndarray, strong: np.ndarray | None = None) -> np.ndarray:
+    """Clean a raw mask without losing the object's holes or thin parts.
+
+    `strong`: pixels that differ from the background very clearly (kept even on the edge).
+    """
     h, w = raw.shape
     scale = max(1, round(min(h, w) / 480))
     m = raw.astype(np.uint8)
@@ -133,7 +137,7 @@ def refine_mask(raw: np.ndarray, shrink: bool = True) -> np.ndarray:
     if n > 1:
         areas = stats[1:, cv2.CC_STAT_AREA]
         keep = np.zeros(n, bool)
-        keep[1:] = areas >= max(20 * scale * scale, 0.02 * areas.max())
+        keep[1:] = areas >= max(20 * scale * scale, 0.005 * areas.max())
         m = keep[labels].astype(np.uint8)
     # Fill only small holes (colour coincidences inside the object), not real openings.
     inv = (m == 0).astype(np.uint8)
@@ -143,12 +147,22 @@ def refine_mask(raw: np.ndarray, shrink: bool = True) -> np.ndarray:
     touches = np.zeros(n, bool)  # a gap open to the image border is background
     touches[np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))] = True
     fill = small & ~touches
-    m = ((m == 1) | fill[labels]).astype(np.uint8)
-    if shrink:
-        # Blur and JPEG's halved chroma resolution spread a difference about one pixel
-        # past the silhouette; pull the boundary back by that much.
-        m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
-    return m.astype(bool)
+    out = (m == 1) | fill[labels]
+    # Blur and JPEG's halved chroma resolution spread every difference about a pixel past
+    # the silhouette: pull the edge in by one pixel, but give back pixels that differ very
+    # clearly, so that parts one or two pixels wide survive.
+    eroded = cv2.erode(out.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)))
+    out_eroded = eroded.astype(bool)
+    if strong is not None:
+        # Thin parts that the opening or the pull-in removed, where they touch the object.
+        near = cv2.dilate(out_eroded.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        give_back = raw & strong
+        n, labels = cv2.connectedComponents(give_back.astype(np.uint8), connectivity=8)
+        touching = np.zeros(n, bool)
+        touching[np.unique(labels[give_back & near])] = True
+        touching[0] = False
+        out_eroded |= touching[labels]
+    return out_eroded
 
 
 def hysteresis(diff: np.ndarray, high: float, low: float) -> np.ndarray:
@@ -168,13 +182,16 @@ def hysteresis(diff: np.ndarray, high: float, low: float) -> np.ndarray:
 def mask_from_plate(frame: np.ndarray, plate: np.ndarray, warp: PlatterWarp | None = None,
                     threshold: float = PLATE_THRESHOLD) -> np.ndarray:
     """Object mask (bool) of a frame from its background plate (RGB or BGR, same order)."""
-    return refine_mask(hysteresis(plate_difference(frame, plate, warp), threshold,
-                                  threshold * PLATE_LOW_FRACTION))
+    diff = plate_difference(frame, plate, warp)
+    return refine_mask(hysteresis(diff, threshold, threshold * PLATE_LOW_FRACTION),
+                       diff > threshold * STRONG_FACTOR)
 
 
 def mask_uniform(frame: np.ndarray, threshold: float = UNIFORM_THRESHOLD) -> np.ndarray:
     """Object mask (bool) of a frame before a uniform backdrop, with no plate."""
-    return refine_mask(uniform_difference(frame) > threshold)
+    diff = uniform_difference(frame)
+    return refine_mask(hysteresis(diff, threshold, threshold * PLATE_LOW_FRACTION),
+                       diff > threshold * STRONG_FACTOR)
 
 
 def object_mask(

@@ -157,8 +157,8 @@ def intersect_mug(mug: MugShape, origin: np.ndarray, dirs: np.ndarray):
 def object_mesh(mug: MugShape = MUG, sections: int = 192):
     """The mug as a trimesh.Trimesh in the object frame (metres, Z up).
 
-    The body is closed; the handle is its torus cut where it enters the body, so the mesh is
-    the visible surface (plus the body's bottom, which stands on the platter).
+    The body is closed; the handle is its torus less the faces wholly inside the body, so
+    the mesh is the visible surface (plus the body's bottom, which stands on the platter).
     """
     import trimesh
 
@@ -176,17 +176,34 @@ def object_mesh(mug: MugShape = MUG, sections: int = 192):
         faces += [[i, j, sections + j], [i, sections + j, sections + i]]
         faces += [[bottom_c, j, i], [top_c, sections + i, sections + j]]
     body = trimesh.Trimesh(verts, np.array(faces), process=True)
-    handle = trimesh.creation.torus(major_radius=mug.handle_major,
-                                    minor_radius=mug.handle_minor,
-                                    major_sections=sections, minor_sections=48)
-    handle.apply_transform(trimesh.transformations.rotation_matrix(math.pi / 2, [1, 0, 0]))
-    handle.apply_translation(mug.handle_centre)
-    # Keep the handle outside the body; at the tube's sides the body curves in by < 1.5 mm.
-    cut = mug.a * math.sqrt(1 - (mug.handle_minor / mug.b) ** 2)
-    handle = handle.slice_plane([cut, 0.0, 0.0], [1.0, 0.0, 0.0])
-    body.visual.face_colors = (205, 120, 60, 255)
-    handle.visual.face_colors = (40, 90, 210, 255)
+    handle = _handle_mesh(mug, sections, 48)
+    body.visual.vertex_colors = (205, 120, 60, 255)
+    handle.visual.vertex_colors = (40, 90, 210, 255)
     return trimesh.util.concatenate([body, handle])
+
+
+def _handle_mesh(mug: MugShape, major: int, minor: int):
+    """The handle's torus without the faces that lie wholly inside the body."""
+    import trimesh
+
+    al, be = np.meshgrid(np.linspace(0, 2 * math.pi, major, endpoint=False),
+                         np.linspace(0, 2 * math.pi, minor, endpoint=False), indexing="ij")
+    rho = mug.handle_major + mug.handle_minor * np.cos(be)
+    c = mug.handle_centre
+    verts = np.stack([c[0] + rho * np.cos(al), c[1] + mug.handle_minor * np.sin(be),
+                      c[2] + rho * np.sin(al)], axis=-1).reshape(-1, 3)
+    i, j = np.meshgrid(np.arange(major), np.arange(minor), indexing="ij")
+    v00 = i * minor + j
+    v10 = ((i + 1) % major) * minor + j
+    v01 = i * minor + (j + 1) % minor
+    v11 = ((i + 1) % major) * minor + (j + 1) % minor
+    faces = np.concatenate([np.stack([v00, v11, v10], -1).reshape(-1, 3),
+                            np.stack([v00, v01, v11], -1).reshape(-1, 3)])
+    inside = (verts[:, 0] / mug.a) ** 2 + (verts[:, 1] / mug.b) ** 2 < 1
+    faces = faces[~inside[faces].all(axis=1)]
+    mesh = trimesh.Trimesh(verts, faces, process=False)
+    mesh.remove_unreferenced_vertices()
+    return mesh
 
 
 def write_object_glb(path: Path | str, mug: MugShape = MUG) -> Path:

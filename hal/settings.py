@@ -233,13 +233,28 @@ class TurntableSettings:
         return self.steps_per_rev * self.microsteps * self.gear_ratio
 
 
+HARDWARE_PWM_PINS = (12, 13, 18, 19)
+
+
 @dataclass(frozen=True)
 class LightSettings:
     pin: Pin = setting(12, _pin)
-    pwm: bool = setting(True, _bool)
+    # false: plain DC, fully on whenever it is on (no banding in photos). true: dimmable by
+    # the Pi's hardware PWM (GPIO 12/13/18/19 with the kernel's pwm overlay); software PWM
+    # is never used, because its jitter shows as dark bands across the photos.
+    pwm: bool = setting(False, _bool)
     brightness: float = setting(1.0, _non_negative)
     active_high: bool = setting(True, _bool)
-    pwm_frequency: float = setting(1000.0, _positive)
+    pwm_frequency: float = setting(20000.0, _positive)
+    pwm_chip: int = setting(0, _non_negative_int)  # /sys/class/pwm/pwmchipN
+    pwm_channel: int = setting(-1, _int)  # -1: from the pin (and the Pi model)
+
+    def __post_init__(self) -> None:
+        if self.pwm and self.pin not in HARDWARE_PWM_PINS:
+            raise ValueError(
+                f"Setting 'hal.light.pwm' = true needs the light on a hardware PWM pin "
+                f"(GPIO 12, 13, 18 or 19 with the pwm overlay), not {self.pin!r}: move the "
+                "light or set pwm = false (plain on/off, no dimming).")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from hal.errors import LightError
 from hal.pi.button import PiButton
 from hal.pi.light import PiLight
 from hal.settings import ButtonSettings, LightSettings
@@ -25,18 +26,56 @@ def wait_for(condition, timeout: float = 5.0) -> bool:
 
 
 # -- light --------------------------------------------------------------------------------
-def test_pwm_light_drives_the_duty_cycle(pwm_factory):
-    light = PiLight(LightSettings(pwm=True, brightness=0.8, pwm_frequency=1000.0))
-    pin = pwm_factory.pin(LIGHT)
-    assert pin.frequency == 1000
+def fake_sysfs(root, npwm: int = 2, channel: int = 0):
+    chip = root / "pwmchip0"
+    (chip / f"pwm{channel}").mkdir(parents=True)
+    (chip / "npwm").write_text(str(npwm))
+    (chip / "export").write_text("")
+    for name in ("enable", "period", "duty_cycle"):
+        (chip / f"pwm{channel}" / name).write_text("0")
+    return chip / f"pwm{channel}"
+
+
+def read(pwm, name: str) -> int:
+    return int((pwm / name).read_text())
+
+
+def test_hardware_pwm_light_drives_the_duty_cycle(tmp_path):
+    pwm = fake_sysfs(tmp_path)
+    light = PiLight(LightSettings(pwm=True, brightness=0.8, pwm_frequency=20000.0),
+                    sysfs_root=tmp_path)
+    assert read(pwm, "period") == 50000 and read(pwm, "enable") == 1
     light.on(0.5)
-    assert pin.state == pytest.approx(0.4)
-    assert light.is_on
+    assert read(pwm, "duty_cycle") == 20000  # 0.5 x 0.8 of 50 µs
     light.on()
-    assert pin.state == pytest.approx(0.8)
+    assert read(pwm, "duty_cycle") == 40000
     light.off()
-    assert pin.state == 0
-    assert not light.is_on
+    assert read(pwm, "duty_cycle") == 0 and not light.is_on
+    light.close()
+    assert read(pwm, "enable") == 0
+
+
+def test_pi5_pwm_channels_follow_the_pin(tmp_path):
+    pwm = fake_sysfs(tmp_path, npwm=4, channel=2)
+    light = PiLight(LightSettings(pin=18, pwm=True), sysfs_root=tmp_path)
+    light.on()
+    assert read(pwm, "duty_cycle") == read(pwm, "period")
+    light.close()
+
+
+def test_hardware_pwm_needs_a_pwm_pin_and_the_overlay(tmp_path):
+    with pytest.raises(ValueError, match="GPIO 12, 13, 18 or 19"):
+        LightSettings(pin=17, pwm=True)
+    with pytest.raises(LightError, match="overlay"):
+        PiLight(LightSettings(pwm=True), sysfs_root=tmp_path)
+
+
+def test_without_hardware_pwm_the_light_is_fully_on_for_captures(mock_factory):
+    light = PiLight(LightSettings(pwm=False, brightness=0.5))
+    pin = mock_factory.pin(LIGHT)
+    light.on(0.3)  # no software PWM: it would band the photos
+    assert pin.state is True and light.level == 1.0
+    assert [s.state for s in pin.states][1:] == [True]  # one switch, no flicker
     light.close()
 
 

@@ -29,6 +29,7 @@ from hal.calibration_board import BoardSpec, charuco_board
 from hal.calibration_fit import BoardView, fit_rig, initial_focal, initial_rig
 from hal.errors import HardwareError
 from hal.geometry import Intrinsics, Pose, RigGeometry, camera_pose
+from hal.mock.scene import scene_content
 
 MIN_CORNERS = 8  # fewer corners than this on one photo give no reliable pose
 MIN_VIEWS = 4
@@ -198,12 +199,8 @@ def run_calibration(
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    scene = getattr(rig.camera, "scene", None)
-    previous = getattr(scene, "content", None)
-    if scene is not None:
-        scene.content = "board"
     paths, angles = [], []
-    try:
+    with scene_content(rig.camera, "board"):
         for i, angle in enumerate(calibration_angles(views)):
             rig.turntable.move_to(angle)
             path = workdir / f"calib_{i:02d}.jpg"
@@ -212,7 +209,4 @@ def run_calibration(
             angles.append(float(rig.turntable.angle_deg))
             if on_progress is not None:
                 on_progress(i + 1, views)
-    finally:
-        if scene is not None:
-            scene.content = previous
     return solve_calibration(paths, angles, board)

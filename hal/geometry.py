@@ -256,6 +256,20 @@ def colmap_camera(intrinsics: Intrinsics) -> tuple[str, list[float]]:
     return "OPENCV", base + [k1, k2, p1, p2]
 
 
+def colmap_cameras_line(camera_id: int, intrinsics: Intrinsics) -> str:
+    """One line of cameras.txt: CAMERA_ID MODEL WIDTH HEIGHT PARAMS..."""
+    model, params = colmap_camera(intrinsics)
+    return " ".join([str(camera_id), model, str(intrinsics.width), str(intrinsics.height),
+                     *(repr(float(p)) for p in params)])
+
+
+def colmap_images_lines(image_id: int, pose: Pose, camera_id: int, name: str) -> str:
+    """The two lines of images.txt for one image (the second, its 2D points, empty)."""
+    q, t = colmap_image_pose(pose)
+    nums = " ".join(repr(float(x)) for x in (*q, *t))
+    return f"{image_id} {nums} {camera_id} {name}\n\n"
+
+
 # -- nerfstudio / instant-ngp -----------------------------------------------------------
 def nerfstudio_transform(pose: Pose) -> list[list[float]]:
     """The frame's `transform_matrix`: camera-to-world with OpenGL axes (y up, z back)."""

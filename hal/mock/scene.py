@@ -17,11 +17,15 @@ the mock rig.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from hal.calibration_board import BoardSpec, board_image
 from hal.geometry import (
@@ -161,6 +165,24 @@ class MockScene:
         if gain != 1.0:
             rgb = np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8)
         return Frame(rgb, mask, depth)
+
+    def photo(self, elevation_deg: float | None, angle_deg: float, size: tuple[int, int],
+              gain: float = 1.0) -> Image.Image:
+        """What the mock camera saves: the view of whatever `content` says, as a PIL image."""
+        return Image.fromarray(self.render(elevation_deg, angle_deg, size, gain=gain).rgb)
+
+    def prepare(self, elevation_deg: float | None = None,
+                size: tuple[int, int] | None = None) -> None:
+        """Cast the layers that do not turn now (0.2-0.4 s at 1280x960, once per elevation
+        and size), e.g. while the camera is tilted to a new ring, so frames stay fast."""
+        size = tuple(size or (self.intrinsics.width, self.intrinsics.height))
+        elevation = self.geometry.elevation_deg if elevation_deg is None else elevation_deg
+        self._static_layers(size, float(elevation))
+
+    def describe(self) -> dict[str, Any]:
+        """The true camera model (for describe() of the mock camera and for tests)."""
+        return {"intrinsics": self.intrinsics.to_dict(), "geometry": self.geometry.to_dict(),
+                "backdrop": self.backdrop, "platter_radius_m": PLATTER_RADIUS_M}
 
     def render_board(self, elevation_deg: float | None = None, angle_deg: float = 0.0,
                      size: tuple[int, int] | None = None, supersample: int = 2) -> np.ndarray:
@@ -315,6 +337,25 @@ class MockScene:
     def _pose_at(self, st: _Static, angle_deg: float) -> Pose:
         r = st.pose0.R @ rot_z(math.radians(angle_deg))
         return Pose(r, st.pose0.t.copy())
+
+
+@contextlib.contextmanager
+def scene_content(camera: Any, content: str) -> Iterator[Any]:
+    """`with scene_content(rig.camera, "board"):` shows the board (or "empty": a background
+    plate) to a camera that renders a MockScene, and puts back what was there. Any other
+    camera is left alone: on a real rig the operator lays the board or removes the object."""
+    scene = getattr(camera, "scene", None)
+    if not isinstance(scene, MockScene):
+        yield None
+        return
+    if content not in CONTENTS:
+        raise ValueError(f"content must be one of {CONTENTS}")
+    previous = scene.content
+    scene.content = content
+    try:
+        yield scene
+    finally:
+        scene.content = previous
 
 
 def _object_box(mug: MugShape, pose: Pose, intr: Intrinsics,

@@ -13,7 +13,9 @@ from hal.geometry import (
     RigGeometry,
     camera_pose,
     colmap_camera,
+    colmap_cameras_line,
     colmap_image_pose,
+    colmap_images_lines,
     distort_normalised,
     geometry_from_pose,
     nerfstudio_camera,
@@ -168,3 +170,16 @@ def test_undistort_inverts_distort() -> None:
     xd, yd = distort_normalised(x, y, dist)
     ux, uy = undistort_normalised(xd, yd, dist)
     assert np.max(np.abs(ux - x)) < 1e-10 and np.max(np.abs(uy - y)) < 1e-10
+
+
+def test_colmap_text_lines_carry_full_precision() -> None:
+    assert colmap_cameras_line(1, INTR) == "1 PINHOLE 1280 960 1100.0 1100.0 640.0 480.0"
+    pose = camera_pose(GEOM, 35.0, 123.456)
+    text = colmap_images_lines(7, pose, 1, "ring1/frame_007.jpg")
+    first, second, rest = text.split("\n")
+    assert second == "" and rest == ""
+    fields = first.split()
+    assert fields[0] == "7" and fields[8:] == ["1", "ring1/frame_007.jpg"]
+    q, t = np.array(fields[1:5], float), np.array(fields[5:8], float)
+    assert np.max(np.abs(qvec_to_rotation(q) - pose.R)) < 1e-12
+    assert np.max(np.abs(t - pose.t)) < 1e-15

@@ -14,7 +14,7 @@ from hal.calibration import detect_board
 from hal.calibration_board import charuco_board
 from hal.calibration_fit import _board_to_object
 from hal.geometry import project
-from hal.mock.scene import UNIFORM_COLOUR, MockScene
+from hal.mock.scene import UNIFORM_COLOUR, MockScene, scene_content
 from hal.mock.scene_object import MUG, object_mesh, write_object_glb
 
 SMALL = (640, 480)
@@ -169,3 +169,19 @@ def test_true_mesh_is_written_as_glb_in_the_object_frame(tmp_path) -> None:
     assert mesh.vertices[:, 0].max() > 2 * abs(mesh.vertices[:, 0].min()) * 0.9
     body_volume = math.pi * MUG.a * MUG.b * MUG.height
     assert body_volume < mesh.volume
+
+
+def test_scene_content_switch_is_scoped_and_ignores_real_cameras() -> None:
+    class Camera:
+        scene = MockScene()
+
+    camera = Camera()
+    with scene_content(camera, "empty") as shown:
+        assert shown is camera.scene and camera.scene.content == "empty"
+    assert camera.scene.content == "object"
+    with scene_content(object(), "board") as shown:  # a Pi camera has no scene
+        assert shown is None
+    photo = camera.scene.photo(None, 30.0, SMALL)
+    assert photo.size == SMALL and photo.mode == "RGB"
+    camera.scene.prepare(12.5, SMALL)
+    assert camera.scene.describe()["intrinsics"]["fx"] == 1100.0

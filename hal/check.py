@@ -17,6 +17,7 @@ from PIL import Image
 from hal.errors import HardwareError
 from hal.factory import load_button, load_rig, rig_is_mock
 from hal.interfaces import Rig
+from hal.pins import pin_clashes
 from hal.settings import HalSettings
 
 OK = "✔"
@@ -41,9 +42,12 @@ def _seconds(t: float) -> str:
     return f"{t:.1f} s"
 
 
-def run_hal_check(settings: HalSettings, out: Callable[[str], None] = print) -> bool:
+def run_hal_check(settings: HalSettings, out: Callable[[str], None] = print,
+                  set_zero: bool = False) -> bool:
     """Home, turn a quarter, light on, lock exposure, take a photo, light off, then the
-    button and its status LED.
+    button and its status LED. With `set_zero`, first call where the platter stands 0°
+    (the person turned it to its 0° mark), which is how a rig without a home switch gets a
+    true zero.
 
     Prints one line per step and a summary; returns True when every step worked.
     """
@@ -51,6 +55,12 @@ def run_hal_check(settings: HalSettings, out: Callable[[str], None] = print) -> 
         out("Checking the simulated hardware (SCANNER_HAL=mock): nothing physical moves.")
     else:
         out("Checking the Raspberry Pi hardware (SCANNER_HAL=pi).")
+    clashes = pin_clashes(settings)
+    if clashes:
+        for problem in clashes:
+            out(f"{FAILED} Pins: {problem}")
+        out("Summary: two parts share a GPIO pin, so nothing was switched.")
+        return False
     try:
         rig = load_rig(settings)
     except Exception as exc:
@@ -76,6 +86,8 @@ def run_hal_check(settings: HalSettings, out: Callable[[str], None] = print) -> 
 
     with tempfile.TemporaryDirectory(prefix="hal-check-") as tmp:
         with rig:
+            if set_zero:
+                step("0° set where the platter stands", lambda: _set_zero(rig))
             _run_steps(rig, Path(tmp), step)
         for problem in rig.close_errors:
             failed.append("Shutdown")
@@ -91,12 +103,17 @@ def run_hal_check(settings: HalSettings, out: Callable[[str], None] = print) -> 
     return False
 
 
+def _set_zero(rig: Rig) -> str:
+    rig.turntable.set_zero_here()
+    return "saved for every later scan"
+
+
 def _run_steps(rig: Rig, tmp: Path, step: Callable[[str, Callable[[], str | None]], None]) -> None:
     turntable, camera, light = rig.turntable, rig.camera, rig.light
 
     def home() -> str:
         turntable.home()
-        return "now at 0°"
+        return f"now at 0°. {turntable.position_note}"
 
     def quarter_turn() -> str:
         turntable.move_to(90.0)
@@ -117,7 +134,8 @@ def _run_steps(rig: Rig, tmp: Path, step: Callable[[str, Callable[[], str | None
         with Image.open(info.path) as img:
             img.verify()  # a truncated file would fail here
         size_kb = info.path.stat().st_size / 1024
-        return f"{info.width}×{info.height}, {size_kb:.0f} kB"
+        note = camera.describe().get("size_note")
+        return f"{info.width}×{info.height}, {size_kb:.0f} kB" + (f"; {note}" if note else "")
 
     def light_off() -> None:
         light.off()

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
+from sqlalchemy import CheckConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scanner_app.platform.clock import utcnow
@@ -16,6 +18,23 @@ class User(db.Model):
     password_hash: Mapped[str] = mapped_column(db.String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Part of every login cookie; replaced on logout, so copies of old cookies stop working.
+    session_token: Mapped[str] = mapped_column(db.String(64), default=lambda: new_token())
+
+
+def new_token() -> str:
+    return secrets.token_hex(32)
+
+
+class FirstRun(db.Model):
+    """At most one row (id = 1): written with the first admin made by /setup, in the same
+    transaction, so of racing first-run requests exactly one can commit."""
+
+    __tablename__ = "first_run"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    done_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiKey(db.Model):

@@ -26,6 +26,8 @@ class ScanSession(db.Model):
             sqlite_where=text("kind = 'auto'"),
             postgresql_where=text("kind = 'auto'"),
         ),
+        # "alpha" and "Alpha" are one name (sessions/names.py also compares casefolded).
+        Index("uq_sessions_name_lower", text("lower(name)"), unique=True),
         CheckConstraint("kind IN ('auto', 'manual')", name="kind"),
         CheckConstraint("status IN ('active', 'completed')", name="status"),
         {"sqlite_autoincrement": True},  # never reuse an id: it names a directory

@@ -30,16 +30,18 @@ from sqlalchemy import func, select, update
 
 from hal import HardwareError, Rig, load_rig
 from scanner_app.config import current_settings
-from scanner_app.models import Capture, Scan, ScanSession
+from scanner_app.models import Capture, Scan
 from scanner_app.platform.clock import iso, utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
 from scanner_app.platform.storage import current_storage
 from scanner_app.platform.thumbnails import make_thumbnail
 from scanner_app.platform.zips import write_scan_export
+from scanner_app.scans.disk_full import DISK_FULL, disk_full
 from scanner_app.scans.metadata import ScanMetadata
 from scanner_app.scans.recovery import Heartbeat
 from scanner_app.scans.service import job_profile
+from scanner_app.sessions import record as session_records
 from scanner_app.sessions.counters import bump_session_counters
 
 log = logging.getLogger("scanner.scan_job")
@@ -98,7 +100,8 @@ def run_scan(scan_id: int) -> str:
     """Run (or continue) scan `scan_id`; returns its final status."""
     with _app_context():
         try:
-            return ScanRun(scan_id).run()
+            with session_records.batched():  # session.json once, at the end of the run
+                return ScanRun(scan_id).run()
         finally:
             db.session.remove()
 
@@ -216,13 +219,23 @@ class ScanRun:
             if stop_requested():
                 error = self._where("The worker was stopped during the scan.", resume=True)
         except HardwareError as exc:
-            error = self._where(_sentence(str(exc)))
+            if disk_full(exc):  # a camera driver that wraps the failed write
+                status, error = "interrupted", self._where(DISK_FULL, resume=True)
+            else:
+                error = self._where(_sentence(str(exc)))
         except OSError as exc:
-            error = self._where(self._os_error_sentence(exc))
+            if exc.errno == errno.ENOSPC:  # resumable once space is freed
+                status, error = "interrupted", self._where(DISK_FULL, resume=True)
+            else:
+                error = self._where(self._os_error_sentence(exc))
         except Exception as exc:
             if type(exc).__name__ == "JobTimeoutException":
                 status, error = "interrupted", self._where(
                     "The scan ran longer than the job time limit.", resume=True)
+            elif disk_full(exc):
+                # The database hit the full disk before the frame file did: the same story.
+                log.warning("Scan %s: the database could not be written: %s", self.scan_id, exc)
+                status, error = "interrupted", self._where(DISK_FULL, resume=True)
             else:
                 # The exception's text (SQL and its parameters, paths, reprs) is for the log,
                 # never for the person looking at the scan. Resumable: an outage passes.
@@ -356,7 +369,6 @@ class ScanRun:
             self.meta.write(final, recorded=self.recorded)
         except OSError as exc:
             log.warning("Scan %s: could not write its final metadata: %s", self.scan_id, exc)
-        self._write_session_record()
         if status == "completed":
             self._export()
         result = db.session.execute(
@@ -384,17 +396,6 @@ class ScanRun:
             return False
         return True
 
-    def _write_session_record(self) -> None:
-        """Keep metadata/session.json's counters in step with the frames just recorded."""
-        try:
-            session = db.session.get(ScanSession, self.session_id)
-            if session is not None:
-                self.store.write_session_record(session.to_dict())
-        except Exception as exc:  # noqa: BLE001 - the database has the truth
-            log.warning("Scan %s: could not rewrite the session record: %s", self.scan_id, exc)
-        finally:
-            db.session.rollback()
-
     def _at(self) -> str:
         if self.index is not None:
             return f"at frame {self.index + 1} of {self.planned}"
@@ -421,9 +422,6 @@ class ScanRun:
 
     @staticmethod
     def _os_error_sentence(exc: OSError) -> str:
-        if exc.errno == errno.ENOSPC:
-            return ("the disk is full, so the photo could not be saved. Delete old sessions "
-                    "or exports to make room.")
         where = f" {exc.filename}" if exc.filename else ""
         return (f"the station could not write{where} ({exc.strerror or exc}). Check that the "
                 "data directory is writable and the storage is healthy.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,11 @@ from hal.mock.scene import scene_content
 
 MIN_CORNERS = 8  # fewer corners than this on one photo give no reliable pose
 MIN_VIEWS = 4
+MAX_RMS_PX = 2.0  # a good fit is well under one pixel
+UNSOLVABLE_MESSAGE = (
+    "The calibration could not be solved from these photos: lay the board flat in the middle "
+    "of the platter so the camera sees all of it at every angle, and try again."
+)
 
 
 class CalibrationError(HardwareError):
@@ -171,12 +177,22 @@ def solve_calibration(
              | cv2.CALIB_FIX_ASPECT_RATIO | cv2.CALIB_ZERO_TANGENT_DIST | cv2.CALIB_FIX_K3)
     obj = [v.board_points.astype(np.float32) for v in views]
     img = [v.corners.astype(np.float32).reshape(-1, 1, 2) for v in views]
-    _, k, dist, rvecs, tvecs = cv2.calibrateCamera(obj, img, (w, h), k, np.zeros(5),
-                                                   flags=flags)
-    intr = Intrinsics(float(k[0, 0]), float(k[1, 1]), cx, cy, w, h,
-                      tuple(float(x) for x in dist.ravel()[:5]))
-    geometry, placement = initial_rig(views, rvecs, tvecs, board)
-    intr, geometry, rms = fit_rig(views, intr, geometry, placement, board)
+    try:
+        _, k, dist, rvecs, tvecs = cv2.calibrateCamera(obj, img, (w, h), k, np.zeros(5),
+                                                       flags=flags)
+        intr = Intrinsics(float(k[0, 0]), float(k[1, 1]), cx, cy, w, h,
+                          tuple(float(x) for x in dist.ravel()[:5]))
+        geometry, placement = initial_rig(views, rvecs, tvecs, board)
+        intr, geometry, rms = fit_rig(views, intr, geometry, placement, board)
+    except (cv2.error, np.linalg.LinAlgError, ValueError, ZeroDivisionError) as exc:
+        raise CalibrationError(UNSOLVABLE_MESSAGE) from exc
+    if not math.isfinite(rms) or rms > MAX_RMS_PX:
+        # One rig model does not fit: the board slid, or the platter did not turn as told.
+        raise CalibrationError(
+            f"The photos do not fit one camera and turntable (error {rms:.1f} pixels): make "
+            "sure the board cannot slide on the platter and the turntable turns freely, "
+            "then try again."
+        )
     return Calibration(intrinsics=intr, geometry=geometry, rms_px=rms, board=board,
                        angles_deg=tuple(v.angle_deg for v in views), views_used=len(views))
 

@@ -254,7 +254,7 @@ class MockScene:
         top_xy = ((c[0] + tb * d[0][r0:r1, c0:c1]).astype(np.float32),
                   (c[1] + tb * d[1][r0:r1, c0:c1]).astype(np.float32))
         st = _Static(pose0, rgb, depth, box, top[r0:r1, c0:c1], top_xy)
-        if len(self._static) > 6:
+        if len(self._static) >= 4:  # about 15 MB each at 1280x960
             self._static.clear()
         self._static[key] = st
         return st

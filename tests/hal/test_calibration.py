@@ -130,3 +130,14 @@ def test_calibration_saves_and_loads_atomically_as_json(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(CalibrationError, match="run `scanner hal calibrate` again"):
         load_calibration(path)
+
+
+def test_a_board_that_slid_or_a_platter_that_slipped_is_refused() -> None:
+    scene = MockScene()
+    angles = [0.0, 45.0, 90.0, 135.0, 180.0, 225.0]
+    images = [scene.render_board(None, a, (640, 480), supersample=1) for a in angles]
+    told = list(angles)
+    told[2], told[4] = told[4], told[2]  # the turntable was not where it said
+    with pytest.raises(CalibrationError, match=r"^The photos do not fit one camera"):
+        solve_calibration(images, told, scene.board)
+    assert solve_calibration(images, angles, scene.board).rms_px < 0.5

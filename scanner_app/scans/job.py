@@ -30,7 +30,7 @@ from sqlalchemy import func, select, update
 
 from hal import HardwareError, Rig, load_rig
 from scanner_app.config import current_settings
-from scanner_app.models import Capture, Scan
+from scanner_app.models import Capture, Scan, ScanSession
 from scanner_app.platform.clock import iso, utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
@@ -41,7 +41,6 @@ from scanner_app.scans.disk_full import DISK_FULL, disk_full
 from scanner_app.scans.metadata import ScanMetadata
 from scanner_app.scans.recovery import Heartbeat
 from scanner_app.scans.service import job_profile
-from scanner_app.sessions import record as session_records
 from scanner_app.sessions.counters import bump_session_counters
 
 log = logging.getLogger("scanner.scan_job")
@@ -100,8 +99,7 @@ def run_scan(scan_id: int) -> str:
     """Run (or continue) scan `scan_id`; returns its final status."""
     with _app_context():
         try:
-            with session_records.batched():  # session.json once, at the end of the run
-                return ScanRun(scan_id).run()
+            return ScanRun(scan_id).run()
         finally:
             db.session.remove()
 
@@ -369,6 +367,7 @@ class ScanRun:
             self.meta.write(final, recorded=self.recorded)
         except OSError as exc:
             log.warning("Scan %s: could not write its final metadata: %s", self.scan_id, exc)
+        self._write_session_record()
         if status == "completed":
             self._export()
         result = db.session.execute(
@@ -395,6 +394,17 @@ class ScanRun:
                         self.job_id)
             return False
         return True
+
+    def _write_session_record(self) -> None:
+        """Keep metadata/session.json's counters in step with the frames just recorded."""
+        try:
+            session = db.session.get(ScanSession, self.session_id)
+            if session is not None:
+                self.store.write_session_record(session.to_dict())
+        except Exception as exc:  # noqa: BLE001 - the database has the truth
+            log.warning("Scan %s: could not rewrite the session record: %s", self.scan_id, exc)
+        finally:
+            db.session.rollback()
 
     def _at(self) -> str:
         if self.index is not None:

@@ -309,6 +309,16 @@ def undistort_normalised(xd: np.ndarray, yd: np.ndarray, distortion: tuple[float
     return x, y
 
 
+def nerfstudio_frame(file_path: str, pose: Pose, mask_path: str | None = None,
+                     **extra: Any) -> dict[str, Any]:
+    """One entry of transforms.json's "frames" (paths relative to the file)."""
+    frame: dict[str, Any] = {"file_path": file_path, "transform_matrix": nerfstudio_transform(pose)}
+    if mask_path is not None:
+        frame["mask_path"] = mask_path
+    frame.update(extra)
+    return frame
+
+
 def project(intrinsics: Intrinsics, pose: Pose, points: np.ndarray) -> np.ndarray:
     """Pixel coordinates (N, 2) of object-frame points (N, 3), distortion included."""
     import cv2  # local: geometry itself needs only numpy

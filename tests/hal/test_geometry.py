@@ -19,6 +19,7 @@ from hal.geometry import (
     distort_normalised,
     geometry_from_pose,
     nerfstudio_camera,
+    nerfstudio_frame,
     nerfstudio_transform,
     project,
     qvec_to_rotation,
@@ -139,6 +140,9 @@ def test_nerfstudio_transform_is_camera_to_world_with_opengl_axes() -> None:
     w2c = np.linalg.inv(m)
     assert np.diag([1, -1, -1]) @ w2c[:3, :3] == pytest.approx(pose.R)
     assert isinstance(Pose(pose.R, pose.t).camera_to_world, np.ndarray)
+    frame = nerfstudio_frame("images/f1.jpg", pose, "masks/f1.png", ring=1)
+    assert frame["mask_path"] == "masks/f1.png" and frame["ring"] == 1
+    assert np.array(frame["transform_matrix"]) == pytest.approx(m)
 
 
 def test_camera_models_shift_the_principal_point_by_half_a_pixel() -> None:

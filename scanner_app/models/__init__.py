@@ -4,16 +4,31 @@ from scanner_app.models.auth import ApiKey, FirstRun, User
 from scanner_app.models.capture import Capture
 from scanner_app.models.scan import SCAN_ACTIVE_STATUSES, Scan
 from scanner_app.models.session import ScanSession, StationState
+from scanner_app.models.statuses import (
+    SCAN_ACTIVE,
+    SCAN_UNDER_WAY,
+    ScanStatus,
+    SessionStatus,
+    UploadStatus,
+)
+from scanner_app.models.transitions import transition, update_while
 from scanner_app.models.upload import Upload
 
 __all__ = [
     "ApiKey",
     "Capture",
     "FirstRun",
+    "SCAN_ACTIVE",
     "SCAN_ACTIVE_STATUSES",
+    "SCAN_UNDER_WAY",
     "Scan",
     "ScanSession",
+    "ScanStatus",
+    "SessionStatus",
     "StationState",
     "Upload",
+    "UploadStatus",
     "User",
+    "transition",
+    "update_while",
 ]

@@ -3,32 +3,28 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, Index, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from scanner_app.models.statuses import SCAN_ACTIVE, ScanStatus, StatusType, sql_in
 from scanner_app.platform.clock import iso, utcnow
 from scanner_app.platform.extensions import db
 
-SCAN_STATUSES = ("queued", "running", "paused", "completed", "failed", "cancelled", "interrupted")
 # A station has one rig: while a scan is in one of these, no other scan may start.
-SCAN_ACTIVE_STATUSES = ("queued", "running", "paused")
+SCAN_ACTIVE_STATUSES = SCAN_ACTIVE
 
 
 class Scan(db.Model):
     __tablename__ = "scans"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('queued', 'running', 'paused', 'completed', 'failed', 'cancelled', "
-            "'interrupted')",
-            name="status",
-        ),
+        CheckConstraint(sql_in("status", ScanStatus), name="status"),
         CheckConstraint("source IN ('web', 'api', 'button')", name="source"),
         # One scan at a time, decided by the database like the one auto session per day.
         Index(
             "uq_scans_one_active",
             "station",
             unique=True,
-            sqlite_where=text("status IN ('queued', 'running', 'paused')"),
-            postgresql_where=text("status IN ('queued', 'running', 'paused')"),
+            sqlite_where=text(sql_in("status", SCAN_ACTIVE)),
+            postgresql_where=text(sql_in("status", SCAN_ACTIVE)),
         ),
         # Ids name folders and RQ jobs (scan-<id>): never reuse one.
         {"sqlite_autoincrement": True},
@@ -40,7 +36,8 @@ class Scan(db.Model):
     )
     # Constant 1: the column the "one active scan" index is built on.
     station: Mapped[int] = mapped_column(default=1, server_default="1")
-    status: Mapped[str] = mapped_column(db.String(12), default="queued")
+    status: Mapped[ScanStatus] = mapped_column(StatusType(ScanStatus, 12),
+                                               default=ScanStatus.QUEUED)
     profile: Mapped[str] = mapped_column(db.String(60))
     frames_planned: Mapped[int]
     frames_captured: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -55,11 +52,16 @@ class Scan(db.Model):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 
+    @validates("status")
+    def _known_status(self, _key: str, value: str | None) -> ScanStatus | None:
+        # Assigned as a plain string too: keep the enum, so pages can ask it questions.
+        return None if value is None else ScanStatus(value)
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,
             "session_id": self.session_id,
-            "status": self.status,
+            "status": None if self.status is None else ScanStatus(self.status).value,
             "profile": self.profile,
             "frames_planned": self.frames_planned,
             "frames_captured": self.frames_captured,

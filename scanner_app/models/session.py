@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import CheckConstraint, Index, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from scanner_app.models.statuses import SessionStatus, StatusType, sql_in
 from scanner_app.platform.clock import iso, utcnow
 from scanner_app.platform.extensions import db
 
@@ -29,7 +30,7 @@ class ScanSession(db.Model):
         # "alpha" and "Alpha" are one name (sessions/names.py also compares casefolded).
         Index("uq_sessions_name_lower", text("lower(name)"), unique=True),
         CheckConstraint("kind IN ('auto', 'manual')", name="kind"),
-        CheckConstraint("status IN ('active', 'completed')", name="status"),
+        CheckConstraint(sql_in("status", SessionStatus), name="status"),
         {"sqlite_autoincrement": True},  # never reuse an id: it names a directory
     )
 
@@ -37,7 +38,8 @@ class ScanSession(db.Model):
     kind: Mapped[str] = mapped_column(db.String(10))
     day: Mapped[date] = mapped_column(db.Date)
     name: Mapped[str] = mapped_column(db.String(120), unique=True)
-    status: Mapped[str] = mapped_column(db.String(10), default="active")
+    status: Mapped[SessionStatus] = mapped_column(StatusType(SessionStatus, 10),
+                                                  default=SessionStatus.ACTIVE)
     files_count: Mapped[int] = mapped_column(default=0, server_default="0")
     captures_count: Mapped[int] = mapped_column(default=0, server_default="0")
     valid_count: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -46,13 +48,18 @@ class ScanSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    @validates("status")
+    def _known_status(self, _key: str, value: str | None) -> SessionStatus | None:
+        # Assigned as a plain string too: keep the enum, so pages can ask it questions.
+        return None if value is None else SessionStatus(value)
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,
             "kind": self.kind,
             "day": self.day.isoformat(),
             "name": self.name,
-            "status": self.status,
+            "status": None if self.status is None else SessionStatus(self.status).value,
             **{name: getattr(self, name) for name in COUNTERS},
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),

@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from scanner_app.models.statuses import StatusType, UploadStatus, sql_in
 from scanner_app.platform.clock import iso, utcnow
 from scanner_app.platform.extensions import db
 
@@ -19,7 +20,7 @@ class Upload(db.Model):
 
     __tablename__ = "uploads"
     __table_args__ = (
-        CheckConstraint("status IN ('processing', 'done', 'failed')", name="status"),
+        CheckConstraint(sql_in("status", UploadStatus), name="status"),
         # Ids name folders and jobs: never reuse one (SQLite would, after a delete).
         {"sqlite_autoincrement": True},
     )
@@ -32,7 +33,8 @@ class Upload(db.Model):
     stored_name: Mapped[str | None] = mapped_column(db.String(255))  # cleaned, on disk
     size: Mapped[int] = mapped_column(db.BigInteger, default=0)
     sha256: Mapped[str | None] = mapped_column(db.String(64), index=True)
-    status: Mapped[str] = mapped_column(db.String(12), default="processing")
+    status: Mapped[UploadStatus] = mapped_column(StatusType(UploadStatus, 12),
+                                                 default=UploadStatus.PROCESSING)
     captures_count: Mapped[int] = mapped_column(default=0, server_default="0")
     valid_count: Mapped[int] = mapped_column(default=0, server_default="0")
     invalid_count: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -57,6 +59,11 @@ class Upload(db.Model):
             return duplicate_note(self.duplicate_of_id)
         return self.note
 
+    @validates("status")
+    def _known_status(self, _key: str, value: str | None) -> UploadStatus | None:
+        # Assigned as a plain string too: keep the enum, so pages can ask it questions.
+        return None if value is None else UploadStatus(value)
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,
@@ -64,7 +71,7 @@ class Upload(db.Model):
             "filename": self.filename,
             "size": self.size,
             "sha256": self.sha256,
-            "status": self.status,
+            "status": None if self.status is None else UploadStatus(self.status).value,
             "captures_count": self.captures_count,
             "valid_count": self.valid_count,
             "invalid_count": self.invalid_count,

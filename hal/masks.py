@@ -17,7 +17,6 @@ because nothing fills holes wholesale.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,13 +112,12 @@ def uniform_difference(frame: np.ndarray, border: int | None = None) -> np.ndarr
     h, w = frame.shape[:2]
     b = border or max(2, min(h, w) // 40)
     f = _blur(frame)
-    edge = np.concatenate([f[:b].reshape(-1, f.shape[2] if f.ndim == 3 else 1),
-                           f[-b:].reshape(-1, f.shape[2] if f.ndim == 3 else 1),
-                           f[:, :b].reshape(-1, f.shape[2] if f.ndim == 3 else 1),
-                           f[:, -b:].reshape(-1, f.shape[2] if f.ndim == 3 else 1)])
+    if f.ndim == 2:
+        f = f[:, :, None]
+    edge = np.concatenate([f[:b].reshape(-1, f.shape[2]), f[-b:].reshape(-1, f.shape[2]),
+                           f[:, :b].reshape(-1, f.shape[2]), f[:, -b:].reshape(-1, f.shape[2])])
     colour = np.median(edge, axis=0)
-    return _channel_max(np.abs(f - colour.reshape((1, 1, -1)) if f.ndim == 3
-                               else np.abs(f - colour[0])))
+    return np.abs(f - colour[None, None, :]).max(axis=2)
 
 
 def refine_mask(raw: np.ndarray, strong: np.ndarray | None = None) -> np.ndarray:
@@ -228,7 +226,7 @@ def encode_mask_png(mask: np.ndarray) -> bytes:
     ok, buf = cv2.imencode(".png", np.where(mask, 255, 0).astype(np.uint8))
     if not ok:
         raise ValueError("The mask could not be encoded as PNG.")
-    return io.BytesIO(buf.tobytes()).getvalue()
+    return buf.tobytes()
 
 
 def write_mask(path: Path | str, mask: np.ndarray) -> Path:

@@ -37,7 +37,12 @@ from hal.geometry import (
     undistort_normalised,
 )
 from hal.mock import scene_textures as tex
-from hal.mock.scene_object import MUG, MugShape, intersect_mug
+from hal.mock.scene_object import MUG, MugShape, intersect_mug, object_mesh, write_object_glb
+
+__all__ = [
+    "DEFAULT_GEOMETRY", "DEFAULT_INTRINSICS", "PLATTER_RADIUS_M", "BoardPlacement", "Frame",
+    "MockScene", "object_mesh", "scene_content", "write_object_glb",
+]
 
 CONTENTS = ("object", "board", "empty")
 BACKDROPS = ("studio", "uniform")

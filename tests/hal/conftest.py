@@ -66,7 +66,7 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path_factory, monkeypatch):
+def hal_data_dir(tmp_path_factory, monkeypatch):
     """Every hal test gets its own data dir: rig positions never land in the real home."""
     path = tmp_path_factory.mktemp("data")
     monkeypatch.setenv("SCANNER_DATA_DIR", str(path))

@@ -107,27 +107,27 @@ def test_rig_and_button_pins_are_checked_against_each_other(mock_factory):
         load_rig(clash)
 
 
-def test_lgpio_files_go_to_a_runtime_dir_not_the_checkout(mock_factory, data_dir):
+def test_lgpio_files_go_to_a_runtime_dir_not_the_checkout(mock_factory, hal_data_dir):
     assert "LG_WD" not in os.environ
-    build_rig(HalSettings(driver="pi", data_dir=str(data_dir)),
+    build_rig(HalSettings(driver="pi", data_dir=str(hal_data_dir)),
               picamera2_factory=Picamera2Factory()).close()
-    assert os.environ["LG_WD"] == str(data_dir / "run")
-    assert (data_dir / "run").is_dir()
+    assert os.environ["LG_WD"] == str(hal_data_dir / "run")
+    assert (hal_data_dir / "run").is_dir()
 
 
-def test_safe_off_drives_the_driver_and_light_off(mock_factory, data_dir):
+def test_safe_off_drives_the_driver_and_light_off(mock_factory, hal_data_dir):
     enable, light = mock_factory.pin(ENABLE), mock_factory.pin(LIGHT)
     assert enable.state is False  # what a killed worker can leave: driver enabled
-    done = pi_safe_off(HalSettings(driver="pi", data_dir=str(data_dir)))
+    done = pi_safe_off(HalSettings(driver="pi", data_dir=str(hal_data_dir)))
     assert done == ["Switched the light off.", "Switched the motor driver off."]
     assert True in [s.state for s in enable.states]  # driven inactive (high)
     assert light.state is False
 
 
 def test_a_camera_that_never_answers_interrupts_the_scan_with_motor_and_light_off(
-        mock_factory, data_dir, tmp_path: Path):
+        mock_factory, hal_data_dir, tmp_path: Path):
     settings = HalSettings.from_mapping({
-        "driver": "pi", "data_dir": str(data_dir),
+        "driver": "pi", "data_dir": str(hal_data_dir),
         "camera": {"capture_timeout_s": 0.2, "autofocus_timeout_s": 0.2, "settle_frames": 1},
         "turntable": {"max_speed_deg_s": 36000, "accel_deg_s2": 0},
     })

@@ -90,7 +90,7 @@ def test_with_an_endstop_homing_makes_it_known(build, mock_factory, sleeps):
     assert t.position_known and "known" in t.position_note
 
 
-def test_set_zero_here_is_saved_and_used_by_the_next_rig(data_dir, mock_factory):
+def test_set_zero_here_is_saved_and_used_by_the_next_rig(hal_data_dir, mock_factory):
     hal = HalSettings.from_mapping({"driver": "pi", "turntable": {"gear_ratio": 3.0},
                                     "light": {"pwm": False}})
     with load_rig(hal) as rig:

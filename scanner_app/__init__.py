@@ -76,9 +76,11 @@ def create_app(
     from scanner_app.accounts.auth import init_auth
     from scanner_app.blueprints import register_blueprints
     from scanner_app.platform.errors import register_error_handlers
+    from scanner_app.platform.web.security import init_security
 
     register_error_handlers(app)
     init_auth(app)
+    init_security(app)  # CSRF after the login check; headers on every response
     register_blueprints(app)
 
     from scanner_app.cli import register_app_commands

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from scanner_app import create_app
 from scanner_app.config import load_settings
+from tests.csrf_client import CsrfClient
 from tests.support import api_client, dispose, free_port, station_env
 
 PG_ADMIN_URL = os.environ.get(
@@ -67,6 +68,7 @@ def build_app(data_dir: Path, database_url: str | None = None, **env: str):
     extra = {"SCANNER_DATABASE_URL": database_url} if database_url else {}
     settings = load_settings(env=station_env(data_dir, **extra, **env))
     app = create_app(settings, overrides={"TESTING": True})
+    app.test_client_class = CsrfClient  # forms carry the page's CSRF token, as in a browser
     with app.app_context():
         upgrade()
     return app

@@ -9,20 +9,37 @@ builds).
 
 The Redis client is created lazily, so the app starts while Redis is down; the dashboard
 then shows its own "Connection Error" page.
+
+Safety (see scanner_app.platform.web.security): the dashboard's actions (delete, requeue,
+empty, compact) are POSTs and need the page's CSRF token like every other form; its jQuery
+gets the token from static/rq-dashboard-csrf.js, added to its pages here. A dashboard route
+that also answers GET would change state on a mere link or <img>, so such routes are refused
+on GET. Its pages run one inline script of the dashboard's own plus underscore templates
+(compiled with `new Function`), so their CSP allows exactly that script by hash and eval,
+and nothing else inline.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from urllib.parse import urlencode
 
 import rq_dashboard
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, request, url_for
+from flask_wtf.csrf import csrf_meta_tag
+from markupsafe import escape
 
 from scanner_app.config import Settings
 from scanner_app.platform.errors import error_response
 
 URL_PREFIX = "/rq"
 BLUEPRINT_NAME = rq_dashboard.blueprint.name  # "rq_dashboard"
+
+# Inline <script> elements that run (not the dashboard's type="text/template" ones).
+_INLINE_SCRIPT = re.compile(
+    r"<script(?![^>]*\bsrc=)(?![^>]*type=\"text/template\")[^>]*>(.*?)</script>", re.S)
 
 
 def dashboard_redis_url(settings: Settings) -> str:
@@ -57,3 +74,44 @@ def init_rq_dashboard(app: Flask) -> None:
             401, "unauthorized",
             "The job dashboard needs a login or an X-Api-Key header.",
         )
+
+    @app.before_request
+    def _dashboard_changes_state_only_by_post() -> tuple[Response | str, int] | None:
+        rule = request.url_rule
+        if (request.blueprint == BLUEPRINT_NAME and rule is not None
+                and request.method == "GET" and "POST" in (rule.methods or ())):
+            return error_response(
+                405, "method_not_allowed",
+                "This job dashboard action changes the queues: use its button, which sends it "
+                "as a form.",
+            )
+        return None
+
+    @app.after_request
+    def _dashboard_page_policy(response: Response) -> Response:
+        if request.blueprint == BLUEPRINT_NAME and response.mimetype == "text/html":
+            dashboard_page_policy(response)
+        return response
+
+
+def scripts_policy(html: str) -> str:
+    """A CSP for one dashboard page: its own inline scripts by hash, eval for underscore's
+    templates, and otherwise only the station's own files."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in _INLINE_SCRIPT.findall(html))
+    return (f"default-src 'self'; script-src 'self' 'unsafe-eval' {hashes}; style-src 'self'; "
+            "img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
+
+
+def dashboard_page_policy(response: Response) -> None:
+    """Add the CSRF token and the script that hands it to jQuery, then the page's CSP."""
+    if response.direct_passthrough:
+        return
+    html = response.get_data(as_text=True)
+    script = escape(url_for("static", filename="rq-dashboard-csrf.js"))
+    html = html.replace("</head>", f"{csrf_meta_tag()}<script src=\"{script}\" defer>"
+                        "</script></head>", 1)
+    response.set_data(html)
+    response.headers["Content-Security-Policy"] = scripts_policy(html)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.web.conftest import add_capture, add_session, jpeg_bytes
@@ -25,7 +27,9 @@ def test_serves_a_file_inside_the_session(web_app, browser, two_sessions):
     assert answer.data == image
     assert answer.mimetype == "image/jpeg"
     record = browser.get(f"/sessions/{mine}/files/metadata/session.json")
-    assert record.status_code == 200 and record.get_json()["name"] == "Mine"
+    # Not an image: a download (tests/platform/test_stored_files.py), with the record in it.
+    assert record.status_code == 200 and json.loads(record.data)["name"] == "Mine"
+    assert record.mimetype == "application/octet-stream"
 
 
 @pytest.mark.parametrize("relpath", [

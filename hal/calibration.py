@@ -35,6 +35,9 @@ from hal.mock.scene import scene_content
 MIN_CORNERS = 8  # fewer corners than this on one photo give no reliable pose
 MIN_VIEWS = 4
 MAX_RMS_PX = 2.0  # a good fit is well under one pixel
+# A board lying flat seen nearly face-on cannot tell focal length from distance; the fit's
+# own standard deviation of the focal length says when (about 0.1 % at 20-30 degrees).
+MAX_FOCAL_SIGMA = 0.008
 UNSOLVABLE_MESSAGE = (
     "The calibration could not be solved from these photos: lay the board flat in the middle "
     "of the platter so the camera sees all of it at every angle, and try again."
@@ -60,6 +63,7 @@ class Calibration:
     board: BoardSpec
     angles_deg: tuple[float, ...] = ()
     views_used: int = 0
+    focal_sigma_px: float = 0.0  # the fit's standard deviation of the focal length
     created_at: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -84,6 +88,7 @@ class Calibration:
             "board": self.board.to_dict(),
             "angles_deg": list(self.angles_deg),
             "views_used": self.views_used,
+            "focal_sigma_px": self.focal_sigma_px,
         }
 
     @classmethod
@@ -95,6 +100,7 @@ class Calibration:
             board=BoardSpec.from_dict(d["board"]),
             angles_deg=tuple(float(a) for a in d.get("angles_deg", ())),
             views_used=int(d.get("views_used", 0)),
+            focal_sigma_px=float(d.get("focal_sigma_px", 0.0)),
             created_at=str(d["created_at"]),
             id=str(d["id"]),
         )
@@ -183,7 +189,7 @@ def solve_calibration(
         intr = Intrinsics(float(k[0, 0]), float(k[1, 1]), cx, cy, w, h,
                           tuple(float(x) for x in dist.ravel()[:5]))
         geometry, placement = initial_rig(views, rvecs, tvecs, board)
-        intr, geometry, rms = fit_rig(views, intr, geometry, placement, board)
+        intr, geometry, rms, focal_sigma = fit_rig(views, intr, geometry, placement, board)
     except (cv2.error, np.linalg.LinAlgError, ValueError, ZeroDivisionError) as exc:
         raise CalibrationError(UNSOLVABLE_MESSAGE) from exc
     if not math.isfinite(rms) or rms > MAX_RMS_PX:
@@ -193,8 +199,15 @@ def solve_calibration(
             "sure the board cannot slide on the platter and the turntable turns freely, "
             "then try again."
         )
+    if not focal_sigma < MAX_FOCAL_SIGMA * intr.fx:
+        raise CalibrationError(
+            f"The camera looks down on the board too steeply ({geometry.elevation_deg:.0f} "
+            "degrees) to measure its lens: calibrate with the camera lower, between 10 and 50 "
+            "degrees above the platter, then set it back."
+        )
     return Calibration(intrinsics=intr, geometry=geometry, rms_px=rms, board=board,
-                       angles_deg=tuple(v.angle_deg for v in views), views_used=len(views))
+                       angles_deg=tuple(v.angle_deg for v in views), views_used=len(views),
+                       focal_sigma_px=focal_sigma)
 
 
 def calibration_angles(views: int = 12) -> list[float]:

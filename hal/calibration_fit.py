@@ -135,8 +135,12 @@ _STEPS = np.array([1e-3, 1e-6, 1e-6, 1e-7, 1e-7, 1e-5, 1e-5, 1e-5, 1e-7, 1e-7, 1
 
 def fit_rig(views: list[BoardView], intr: Intrinsics, geometry: RigGeometry,
             placement: np.ndarray, board: BoardSpec,
-            iterations: int = 30) -> tuple[Intrinsics, RigGeometry, float]:
-    """Levenberg-Marquardt on every corner of every view; returns the RMS error in pixels."""
+            iterations: int = 30) -> tuple[Intrinsics, RigGeometry, float, float]:
+    """Levenberg-Marquardt on every corner of every view.
+
+    Returns the fitted intrinsics and geometry, the RMS error in pixels and the standard
+    deviation of the focal length in pixels.
+    """
     k = list(intr.distortion) + [0.0, 0.0]
     p = np.array([intr.fx, k[0], k[1], geometry.distance_m, geometry.height_m,
                   geometry.elevation_deg, geometry.pan_deg, geometry.roll_deg,
@@ -163,4 +167,12 @@ def fit_rig(views: list[BoardView], intr: Intrinsics, geometry: RigGeometry,
             break
     intr, geometry, _ = _unpack(p, intr)
     rms = math.sqrt(cost / max(1, len(r) // 2))
-    return intr, geometry, rms
+    # Standard deviation of the focal length from the fit's own covariance: large when the
+    # board is seen too nearly face-on to tell focal length from distance.
+    dof = max(1, len(r) - len(p))
+    try:
+        cov = np.linalg.inv(jac.T @ jac) * (cost / dof)
+        focal_sigma = float(math.sqrt(max(cov[0, 0], 0.0)))
+    except np.linalg.LinAlgError:
+        focal_sigma = float("inf")
+    return intr, geometry, rms, focal_sigma

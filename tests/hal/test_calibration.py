@@ -69,6 +69,7 @@ def _assert_recovers(cal: Calibration, scene: MockScene) -> None:
         cos = (np.trace(est.R @ truth.R.T) - 1) / 2
         assert math.degrees(math.acos(min(1.0, cos))) < 0.1
     assert 0 < cal.rms_px < 0.5
+    assert 0 < cal.focal_sigma_px < 0.004 * cal.intrinsics.fx
 
 
 def test_calibrating_the_mock_rig_recovers_its_camera(tmp_path: Path) -> None:
@@ -163,3 +164,12 @@ def test_calibrating_through_the_real_mock_camera_and_turntable(
     camera.lock_exposure()
     cal = run_calibration(rig, tmp_path, views=8)
     _assert_recovers(cal, scene)
+
+
+def test_a_camera_looking_down_too_steeply_is_told_to_calibrate_lower() -> None:
+    # Seen nearly face-on, a flat board cannot tell focal length from distance.
+    scene = MockScene(geometry=RigGeometry.from_elevation(0.35, 72.0, 0.045))
+    angles = [30.0 * i for i in range(8)]
+    images = [scene.render_board(None, a, supersample=1) for a in angles]
+    with pytest.raises(CalibrationError, match=r"too steeply \(72 degrees\).*between 10 and 50"):
+        solve_calibration(images, angles, scene.board)

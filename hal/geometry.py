@@ -127,7 +127,7 @@ class RigGeometry:
                    float(d.get("pan_deg", 0.0)), float(d.get("roll_deg", 0.0)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays do not compare to one bool; use np.allclose
 class Pose:
     """A camera pose: `x_cam = R @ X_obj + t` (OpenCV axes)."""
 

@@ -48,6 +48,15 @@ class ExposureSettings:
     colour_gains: tuple[float, float]  # (red, blue) white-balance gains
     lens_position: float | None = None  # dioptres; None when the lens is fixed/unknown
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExposureSettings:
+        """The inverse of as_dict (what a scan saved), for re-applying it on resume."""
+        lens = data.get("lens_position")
+        red, blue = (float(g) for g in data["colour_gains"])
+        return cls(exposure_time_us=int(data["exposure_time_us"]),
+                   analogue_gain=float(data["analogue_gain"]), colour_gains=(red, blue),
+                   lens_position=None if lens is None else float(lens))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "exposure_time_us": self.exposure_time_us,

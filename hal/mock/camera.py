@@ -241,6 +241,9 @@ class MockCamera(Camera):
         return {
             "type": "mock",
             "model": "Simulated camera",
+            "sensor": "simulated",
             "resolution": list(self._resolution),
+            "size_note": None,
             "capture_seconds": self._capture_seconds,
+            "control_delay_frames": self._delay,
         }

@@ -32,9 +32,8 @@ def run_job(settings: HalSettings, out: Path, done: dict[int, dict], stop_after:
             if saved_exposure is None:
                 exposure = rig.camera.lock_exposure().as_dict()
             else:
-                exposure = rig.camera.apply_exposure(ExposureSettings(
-                    **{**saved_exposure,
-                       "colour_gains": tuple(saved_exposure["colour_gains"])})).as_dict()
+                exposure = rig.camera.apply_exposure(
+                    ExposureSettings.from_dict(saved_exposure)).as_dict()
             for i in range(FRAMES):
                 if i in done:
                     continue

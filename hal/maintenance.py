@@ -7,10 +7,8 @@ last level, so the motor driver could stay enabled (hot motor) and the light on.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
-from hal.factory import load_rig
 from hal.mock.platter import MockPlatter
 from hal.position import PositionStore, RigPosition
 from hal.settings import HalSettings
@@ -49,16 +47,9 @@ def safe_off(settings: HalSettings) -> list[str]:
         from hal.pi.safety import pi_safe_off  # gpiozero only on the Pi path
     except Exception as exc:  # noqa: BLE001 - a sentence, never a traceback
         return [f"Could not load the GPIO library to switch the hardware off: {exc}."]
-    with contextlib.suppress(Exception):
-        done = pi_safe_off(settings)
-    return done or ["Nothing could be switched off: see the log."]
-
-
-def rig_position_summary(settings: HalSettings) -> str:
-    """One sentence: where the rig believes it is and whether that is known or assumed."""
-    rig = load_rig(settings)
     try:
-        t = rig.turntable
-        return f"The turntable is at {t.angle_deg:.1f}°. {t.position_note}"
-    finally:
-        rig.close()
+        done = pi_safe_off(settings)
+    except Exception as exc:  # noqa: BLE001 - a sentence, never a traceback
+        log.exception("safe-off failed")
+        done = [f"Could not switch the hardware off: {exc}."]
+    return done or ["Nothing was configured to switch off."]

@@ -47,10 +47,16 @@ def clamp(value: float, limits: Sequence[Any] | None) -> float:
 
 def lock_controls(camera_controls: Mapping[str, Any], exposure_us: int, gain: float,
                   colour_gains: tuple[float, float], lens: float | None) -> dict[str, Any]:
-    """The controls that fix exposure, gain, white balance (and focus) at these values."""
-    controls: dict[str, Any] = {"AeEnable": False, "ExposureTime": exposure_us,
-                                "AnalogueGain": gain, "AwbEnable": False,
-                                "ColourGains": colour_gains}
+    """The controls that fix exposure, gain, white balance (and focus) at these values.
+
+    Only advertised controls are sent (picamera2 refuses others): AeEnable on every
+    Raspberry Pi libcamera so far, ExposureTimeMode/AnalogueGainMode from libcamera 0.5 on,
+    where upstream dropped AeEnable.
+    """
+    controls: dict[str, Any] = {"ExposureTime": exposure_us, "AnalogueGain": gain,
+                                "AwbEnable": False, "ColourGains": colour_gains}
+    if "AeEnable" in camera_controls:
+        controls["AeEnable"] = False
     for mode in ("ExposureTimeMode", "AnalogueGainMode"):  # libcamera 0.5: say it outright
         if mode in camera_controls:
             controls[mode] = MODE_MANUAL
@@ -60,7 +66,9 @@ def lock_controls(camera_controls: Mapping[str, Any], exposure_us: int, gain: fl
 
 
 def auto_controls(camera_controls: Mapping[str, Any]) -> dict[str, Any]:
-    controls: dict[str, Any] = {"AeEnable": True, "AwbEnable": True}
+    controls: dict[str, Any] = {"AwbEnable": True}
+    if "AeEnable" in camera_controls:
+        controls["AeEnable"] = True
     for mode in ("ExposureTimeMode", "AnalogueGainMode"):
         if mode in camera_controls:
             controls[mode] = MODE_AUTO

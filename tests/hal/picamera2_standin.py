@@ -98,7 +98,8 @@ class StandInPicamera2:
         self.clock = lambda: factory.now_ns
         self.options: dict[str, Any] = {}
         self.camera_properties = dict(data["camera_properties"])
-        self.camera_controls = dict(data["camera_controls"])
+        self.camera_controls = {k: v for k, v in data["camera_controls"].items()
+                                if k not in factory.drop_controls}
         self._modes = data["sensor_modes"]
         self.sensor_resolution = tuple(data["sensor_resolution"])
         self.config: dict[str, Any] | None = None
@@ -198,7 +199,8 @@ class StandInPicamera2:
             self._controls.update({k: self._clamp(k, v) for k, v in controls.items()})
         self._pending = [p for p in self._pending if p[0] > self.frame]
         c, f = self._controls, self.factory
-        auto = c.get("AeEnable", True) and c.get("ExposureTimeMode", 0) == 0
+        auto = c.get("AeEnable", True) and c.get("ExposureTimeMode", 0) == 0 \
+            and c.get("AnalogueGainMode", 0) == 0
         t = min(1.0, self.frame / f.ae_frames)
         ae = [a + (b - a) * t for a, b in zip(AE_START, AE_TARGET, strict=True)]
         exposure = int(ae[0]) if auto else int(c.get("ExposureTime", ae[0]))
@@ -306,12 +308,14 @@ class Picamera2Factory:
                  fail_on: dict[str, Exception] | None = None, cameras: int = 1,
                  open_error: Exception | None = None, control_delay: int = 2,
                  ae_frames: int = 3, awb_frames: int = 6, hang: bool = False,
-                 focus_ok: bool = True, awb_wobble: float = 0.0) -> None:
+                 focus_ok: bool = True, awb_wobble: float = 0.0,
+                 drop_controls: tuple[str, ...] = ()) -> None:
         self.sensor, self.legacy_ae, self.hang, self.focus_ok = sensor, legacy_ae, hang, focus_ok
         self.fail_on = dict(fail_on or {})
         self.cameras, self.open_error = cameras, open_error
         self.control_delay, self.ae_frames, self.awb_frames = control_delay, ae_frames, awb_frames
         self.awb_wobble = awb_wobble
+        self.drop_controls = drop_controls  # e.g. ("AeEnable",): upstream libcamera 0.5
         self.now_ns = 10**12  # the simulated clock the frames' SensorTimestamps use
         self.calls: list[tuple] = []
         self.instances: list[StandInPicamera2] = []

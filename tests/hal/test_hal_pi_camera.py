@@ -95,7 +95,8 @@ def test_lock_waits_for_ae_and_stable_white_balance_then_confirms(sensor, legacy
     assert locked.colour_gains == pytest.approx(AWB_TARGET)  # AWB settled, not mid-way
     assert cam.describe()["metering_converged"] is True
     lock = next(c[1] for c in factory.calls if c[0] == "set_controls" and
-                c[1].get("AeEnable") is False)
+                "ExposureTime" in c[1])
+    assert lock["AeEnable"] is False
     assert lock["ExposureTime"] == 12000 and lock["AwbEnable"] is False
     assert ("ExposureTimeMode" in lock) is (not legacy)  # libcamera 0.5 names it outright
     # Frames were read after the lock until the values were in effect (2 frames later:
@@ -104,6 +105,17 @@ def test_lock_waits_for_ae_and_stable_white_balance_then_confirms(sensor, legacy
     assert [c[0] for c in after].count("capture_metadata") >= factory.control_delay
     md = factory.instances[0].capture_metadata(wait=1.0)
     assert (md["ExposureTime"], md["AnalogueGain"]) == (12000, pytest.approx(2.2))
+
+
+def test_a_libcamera_without_ae_enable_is_locked_by_the_mode_controls(tmp_path: Path):
+    factory = Picamera2Factory("imx708", drop_controls=("AeEnable",))
+    cam = make(factory)
+    locked = cam.lock_exposure()  # would raise "not advertised" if AeEnable were sent
+    lock = next(c[1] for c in factory.calls if c[0] == "set_controls" and "ExposureTime" in c[1])
+    assert "AeEnable" not in lock
+    assert (lock["ExposureTimeMode"], lock["AnalogueGainMode"]) == (1, 1)
+    assert cam.capture(tmp_path / "f.jpg").settings["exposure_time_us"] == \
+        locked.exposure_time_us
 
 
 def test_metering_that_never_settles_is_bounded_and_warned(caplog):

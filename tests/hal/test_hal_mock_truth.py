@@ -146,3 +146,35 @@ def test_safe_off_releases_the_simulated_motor() -> None:
     assert build_platter(settings).state().energised  # a killed worker leaves it on
     assert safe_off(settings) and not build_platter(settings).state().energised
     rig.close()
+
+
+def test_a_kill_mid_move_leaves_the_position_uncertain_until_homed() -> None:
+    settings = HalSettings.from_mapping({
+        "mock": {"capture_seconds": 0, "seconds_per_rev": 8, "resolution": [64, 48]},
+        "turntable": {"pins": {"endstop": 6}},  # the mock's switch sits at the true 0°
+    })
+    left_behind: dict[str, str] = {}
+    slices = iter(range(1000))
+
+    def killed_here(_seconds: float) -> None:
+        if next(slices) == 5:  # what is on disk when the process dies at this instant
+            left_behind["position"] = settings.position_file.read_text()
+            left_behind["truth"] = settings.platter_file.read_text()
+
+    with load_rig(settings) as rig:
+        rig.turntable._sleep = killed_here
+        rig.turntable.move_to(90)
+    settings.position_file.write_text(left_behind["position"])
+    settings.platter_file.write_text(left_behind["truth"])
+    fast_homing = HalSettings.from_mapping({**settings.as_dict(),
+                                            "mock": {**settings.as_dict()["mock"],
+                                                     "seconds_per_rev": 0}})
+    with load_rig(fast_homing) as rig:
+        assert not rig.position_known
+        assert "cut short" in rig.turntable.position_note
+        assert build_platter(settings).true_angle() != pytest.approx(rig.turntable.angle_deg)
+        rig.turntable.home()
+        assert rig.position_known
+        with rig.hold_position():
+            rig.turntable.move_to(30)
+            assert build_platter(settings).true_angle() == pytest.approx(30)

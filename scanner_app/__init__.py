@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from scanner_app.config import PROJECT_ROOT, Settings, load_settings
 from scanner_app.platform.extensions import db, htmx, migrate
@@ -18,14 +21,42 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def _secret_key(data_dir: Path) -> str:
-    """A per-station secret kept in the data dir, so logins survive restarts."""
-    from scanner_app.platform.storage import atomic_write_bytes
-
+    """A per-station secret kept in the data dir (mode 0600), so logins survive restarts.
+    Created with os.link, which refuses an existing name: processes starting together (web,
+    worker) all end up reading the one that was linked first."""
     path = data_dir / "secret_key"
     if not path.exists():
-        atomic_write_bytes(path, secrets.token_hex(32).encode())
-        path.chmod(0o600)
+        fd, tmp = tempfile.mkstemp(prefix=".secret_key.", dir=data_dir)  # mode 0600
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+            os.fsync(fd)
+            os.close(fd)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    _owner_only(path)
     return path.read_text().strip()
+
+
+def _owner_only(path: Path) -> None:
+    """Secrets and password hashes: readable by the station's user alone (0600)."""
+    if path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
+def _private_sqlite_file(database_url: str) -> None:
+    """Create the SQLite file with mode 0600 before SQLite does (it would use the umask,
+    usually 0644); its -wal and -shm files copy the database file's mode."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    if path.parent.is_dir():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
+        _owner_only(path.with_name(name))
 
 
 @event.listens_for(Engine, "connect")
@@ -45,7 +76,7 @@ def create_app(
     settings: Settings | None = None, overrides: Mapping[str, object] | None = None
 ) -> Flask:
     settings = settings or load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # 0700 when new
     settings.sessions_dir.mkdir(parents=True, exist_ok=True)
 
     app = Flask(
@@ -53,6 +84,7 @@ def create_app(
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
+    _private_sqlite_file(settings.database_url)
     engine_options = {"pool_pre_ping": True}
     if settings.database_url.startswith("sqlite"):
         # The SQLite file is shared by web threads, workers and the button daemon.
@@ -76,9 +108,11 @@ def create_app(
     from scanner_app.accounts.auth import init_auth
     from scanner_app.blueprints import register_blueprints
     from scanner_app.platform.errors import register_error_handlers
+    from scanner_app.platform.web.converters import init_converters
     from scanner_app.platform.web.security import init_security
 
     register_error_handlers(app)
+    init_converters(app)  # before any route is added: ids are bounded ASCII digits
     init_auth(app)
     init_security(app)  # CSRF after the login check; headers on every response
     register_blueprints(app)

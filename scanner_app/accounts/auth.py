@@ -1,22 +1,31 @@
-"""Who may use the station: a browser login (Flask session cookie) or an X-Api-Key header.
+"""Who may use the station: a browser login (Flask-Login) or an X-Api-Key header.
 
 Anonymous API requests get 401 with the error body; anonymous page requests are sent to the
 login page. The check is app-wide (before_request), so every blueprint, the RQ dashboard
 included, is covered without each view remembering to ask.
+
+A login cookie carries "<user id>:<session token>". The token lives in the users table and is
+replaced on logout, so a copy of the cookie taken before logout no longer signs anyone in.
+Login attempts are throttled with Flask-Limiter (see views.py) in memory: the station serves
+with one gunicorn worker process, so one process sees every attempt; counts restart with it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import timedelta
 
 from flask import Flask, g, redirect, request, session, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
 from sqlalchemy import select, update
 
 from scanner_app.models import ApiKey, User
 from scanner_app.platform.clock import utcnow
-from scanner_app.platform.errors import error_response
+from scanner_app.platform.errors import StationError, error_response
 from scanner_app.platform.extensions import db
 
 # How stale last_used_at may get: writing it on every request would make each progress poll
@@ -25,6 +34,43 @@ LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 # Endpoints anyone may reach: the login and first-run pages, static files, the health check.
 PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static", "health.healthz"}
+
+login_manager = LoginManager()
+limiter = Limiter(key_func=get_remote_address, storage_uri="memory://",
+                  headers_enabled=True, default_limits=[])
+
+
+class Forbidden(StationError):
+    status, code = 403, "forbidden"
+
+
+class SignedIn(UserMixin):
+    """The Flask-Login view of a User row: its id for the cookie includes the session token."""
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+        self.id = user.id
+        self.name = user.name
+        self.is_admin = bool(user.is_admin)
+
+    def get_id(self) -> str:
+        return f"{self.user.id}:{self.user.session_token}"
+
+
+class Anonymous(AnonymousUserMixin):
+    is_admin = False
+    name = None
+
+
+@login_manager.user_loader
+def _load_user(cookie_id: str) -> SignedIn | None:
+    user_id, _, token = (cookie_id or "").partition(":")
+    if not user_id.isascii() or not user_id.isdigit() or not token or len(user_id) > 10:
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not hmac.compare_digest(user.session_token.encode(), token.encode()):
+        return None
+    return SignedIn(user)
 
 
 def hash_key(key: str) -> str:
@@ -47,9 +93,18 @@ def user_for_api_key(key: str) -> ApiKey | None:
     return api_key
 
 
-def current_user() -> User | None:
-    user_id = session.get("user_id")
-    return db.session.get(User, user_id) if user_id else None
+def signed_in_user() -> SignedIn | None:
+    """The person signed in with a browser login, or None (API keys are not people)."""
+    return current_user if current_user.is_authenticated else None
+
+
+def require_admin() -> SignedIn:
+    """User and key management is for admins signed in with a browser login."""
+    user = signed_in_user()
+    if user is None or not user.is_admin:
+        raise Forbidden("Only an admin can manage logins and API keys. Ask one to do it, "
+                        "or use 'scanner user create' and 'scanner apikey' on the station.")
+    return user
 
 
 def _authenticate() -> bool:
@@ -57,13 +112,20 @@ def _authenticate() -> bool:
     if key:
         g.api_key = user_for_api_key(key)
         return g.api_key is not None
-    g.user = current_user()
+    g.user = signed_in_user()
     return g.user is not None
 
 
 def init_auth(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.anonymous_user = Anonymous
+    limiter.init_app(app)
+
     @app.before_request
     def _require_login():
+        if "_user_id" in session and not current_user.is_authenticated:
+            # A stale cookie (its login was signed out elsewhere): forget all of it.
+            session.clear()
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
         if _authenticate():

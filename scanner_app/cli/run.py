@@ -10,8 +10,9 @@ from scanner_app.config import ConfigError, load_settings
 from scanner_app.runtime.redis_server import PrivateRedisError
 
 
-@click.command("run", help="Start everything: web, worker and button daemon "
-                           "(and a private Redis when SCANNER_REDIS_URL is unset).")
+@click.command("run", help="Migrate the database, then start everything: web, scan worker, "
+                           "uploads worker and button daemon (and a private Redis when "
+                           "SCANNER_REDIS_URL is unset), restarting a part that dies.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def run(host: str, port: int) -> None:

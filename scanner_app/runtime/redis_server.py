@@ -4,11 +4,13 @@ Used when SCANNER_REDIS_URL is unset. `scanner run` starts it before the web, wo
 button processes and stops it after them; they all reach it through
 `scanner_app.platform.queues.redis_connection(settings)`, which picks the same socket.
 
-Persistence: a small RDB dump in the data dir (`redis-dump.rdb`, written every 5 minutes
-when something changed and on a clean stop). The database is the truth about scans, but a
-scan that was still *queued* when the station stopped only exists as an RQ job in Redis:
-with the dump it runs after a restart instead of sitting 'queued' with no job behind it.
-Nothing else depends on the dump; deleting it while the station is stopped is safe.
+Persistence: an append-only file synced every second (`appendonlydir/` in the data dir), and
+a small RDB dump (`redis-dump.rdb`, written every 5 minutes when something changed and on a
+clean stop), so a Redis that `scanner run` restarts after a crash keeps its queues. The
+database is the truth about scans, but a scan that was still *queued* when the station
+stopped only exists as an RQ job in Redis: with these files it runs after a restart instead
+of sitting 'queued' with no job behind it. Nothing else depends on them; deleting them while
+the station is stopped is safe.
 A failed dump never stops the queue (`stop-writes-on-bgsave-error no`): on a full disk the
 station keeps working and reports the disk, not a frozen queue.
 
@@ -31,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from redis import Redis
@@ -95,13 +97,15 @@ class PrivateRedis:
     """One redis-server process on `socket_path`; `start()` returns once it answers PING."""
 
     def __init__(self, data_dir: Path, socket_path: Path | None = None,
-                 binary: str | None = None) -> None:
+                 binary: str | None = None,
+                 wrap: Callable[[list[str]], list[str]] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.socket_path = Path(socket_path) if socket_path else self.data_dir / "redis.sock"
         self.pid_path = self.data_dir / "redis.pid"
         self.log_path = self.data_dir / "redis.log"
         self.lock_path = self.data_dir / "redis.lock"
         self.binary = binary
+        self.wrap = wrap  # e.g. parent_death.wrapped: the server dies with its station
         self.process: subprocess.Popen | None = None
         self._lock_fd: int | None = None
 
@@ -206,7 +210,10 @@ class PrivateRedis:
             "--dir", str(self.data_dir),
             "--dbfilename", DUMP_NAME,
             "--save", "300 1",
-            "--appendonly", "no",
+            # The append-only file, synced every second: a Redis that is killed and started
+            # again by `scanner run` still has the jobs queued up to a second before.
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
             "--stop-writes-on-bgsave-error", "no",
             "--pidfile", str(self.pid_path),
             "--daemonize", "no",
@@ -217,8 +224,8 @@ class PrivateRedis:
             # Own process group: a Ctrl-C in the terminal reaches the supervisor only, which
             # stops Redis last, after the processes that use it.
             self.process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=logfile, stderr=subprocess.STDOUT,
-                process_group=0,
+                self.wrap(args) if self.wrap else args, stdin=subprocess.DEVNULL,
+                stdout=logfile, stderr=subprocess.STDOUT, process_group=0,
             )
 
     def _log_tail(self, lines: int = 5) -> str:

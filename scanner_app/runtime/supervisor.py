@@ -1,18 +1,26 @@
-"""The all-in-one station behind `scanner run`: private Redis (when none is configured), then
-`scanner web`, `scanner worker` and `scanner button` as child processes.
+"""The all-in-one station behind `scanner run`: migrate the database, start a private Redis (when
+none is configured), then `scanner web`, a scan worker (`hardware` queue), an uploads worker
+(`uploads` queue: processing a big upload never delays a scan) and `scanner button`.
 
-Each child runs in its own process group, so a Ctrl-C in the terminal reaches only this
-supervisor, which then stops things in order: web and button first (no new work comes in),
-the worker, and Redis last (the others still need it while they stop).
+Like systemd's Restart=on-failure, for each part (see parts.py): a part that dies is restarted
+after a back-off, with one line saying so; after RESTART_LIMIT failures within RESTART_WINDOW
+seconds the station gives up and stops everything with a sentence naming the part. The
+private Redis restarts the same way, from its own files (its data survives).
 
-A child that dies on its own stops the whole station with exit code 1 and a sentence naming
-the part. We do not restart it: a part that crashes once usually crashes again (port in use,
-broken config, database unreachable), and a restart loop would hide that. On a Pi, systemd
-restarts the units (or `scanner run`) with a back-off, which is the right place for that.
+Nothing outlives the station:
+- every part runs in its own process group (a Ctrl-C in the terminal reaches only this
+  process, which stops things in order), and is signalled as a group;
+- every part, the private Redis included, is started through parent_death.py: a `kill -9` of
+  `scanner run` sends them SIGTERM;
+- this process is a child subreaper: whatever a dead part leaves behind (an RQ work-horse is
+  in a process group of its own) is re-parented here, told to stop, and killed after a grace
+  time, before the part is started again.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -20,68 +28,84 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from scanner_app.config import Settings
-from scanner_app.runtime.redis_server import PrivateRedis, start_private_redis
+from scanner_app.runtime.output import LineSink
+from scanner_app.runtime.parent_death import wrapped
+from scanner_app.runtime.parts import RESTART_LIMIT, RESTART_WINDOW, Part, child_command
+from scanner_app.runtime.redis_server import PrivateRedis, PrivateRedisError
 
-# What each part is called in sentences and in the output prefix.
-PARTS = {
-    "web": "the web server (scanner web)",
-    "worker": "the scan worker (scanner worker)",
-    "button": "the start-button daemon (scanner button)",
-}
-# Stopping order: nothing new comes in, then the worker finishes or is stopped.
-STOP_ORDER = ("web", "button", "worker")
+# Stopping order: nothing new comes in, then the workers finish or are stopped.
+STOP_ORDER = ("web", "button", "worker", "uploads")
+PR_SET_CHILD_SUBREAPER = 36
 
 
-@dataclass
-class Child:
-    name: str
-    args: list[str]
-    process: subprocess.Popen | None = None
-    reader: threading.Thread | None = None
-    expected_exit: bool = False
-    last_lines: list[str] = field(default_factory=list)
-
-    @property
-    def description(self) -> str:
-        return PARTS.get(self.name, self.name)
+def default_parts(host: str, port: int) -> list[Part]:
+    return [
+        Part("web", "the web server (scanner web)",
+             child_command("web", "--host", host, "--port", str(port))),
+        Part("worker", "the scan worker (scanner worker --queues hardware)",
+             child_command("worker", "--queues", "hardware")),
+        Part("uploads", "the uploads worker (scanner worker --queues uploads)",
+             child_command("worker", "--queues", "uploads")),
+        Part("button", "the start-button daemon (scanner button)", child_command("button")),
+    ]
 
 
-def child_command(*args: str) -> list[str]:
-    """The `scanner` CLI of this very installation, whatever PATH says."""
-    return [sys.executable, "-m", "scanner_app.cli", *args]
+def become_subreaper() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def adopted_children(known: set[int]) -> list[int]:
+    """Processes whose parent is this one but that we did not start: orphans of a dead part."""
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in known:
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == me:  # fields: state, ppid, ...
+            found.append(int(entry.name))
+    return found
 
 
 class Supervisor:
     def __init__(self, settings: Settings, host: str = "127.0.0.1", port: int = 5000,
-                 out: TextIO | None = None, stop_grace: float = 10.0) -> None:
+                 out: TextIO | None = None, stop_grace: float = 10.0,
+                 parts: list[Part] | None = None, migrate: bool = True,
+                 restart_limit: int = RESTART_LIMIT,
+                 restart_window: float = RESTART_WINDOW, subreaper: bool = True) -> None:
         self.settings = settings
-        self.out = out or sys.stdout
+        self.sink = LineSink(out or sys.stdout)
         self.stop_grace = stop_grace
-        self.children = [
-            Child("web", child_command("web", "--host", host, "--port", str(port))),
-            Child("worker", child_command("worker")),
-            Child("button", child_command("button")),
-        ]
+        self.parts = parts if parts is not None else default_parts(host, port)
+        self.migrate = migrate
+        self.subreaper = subreaper  # off in tests that run the supervisor inside pytest
+        for part in self.parts:
+            part.limit, part.window = restart_limit, restart_window
         self.redis: PrivateRedis | None = None
+        self.redis_part = Part("redis", "the private Redis", [], limit=restart_limit,
+                               window=restart_window)
         self._stop = threading.Event()
-        self._out_lock = threading.Lock()
 
     # --- output ------------------------------------------------------------------------
     def say(self, text: str, prefix: str = "run") -> None:
-        with self._out_lock:
-            self.out.write(f"{prefix:>6} | {text}\n")
-            self.out.flush()
+        self.sink.say(text, prefix)
 
-    def _forward(self, child: Child) -> None:
-        assert child.process is not None and child.process.stdout is not None
-        for raw in child.process.stdout:
+    def _forward(self, part: Part, process: subprocess.Popen) -> None:
+        # Never stops reading until EOF: the sink drops lines rather than make us wait.
+        for raw in process.stdout:
             line = raw.rstrip("\n")
-            child.last_lines = (child.last_lines + [line])[-5:]
-            self.say(line, child.name)
+            part.last_lines = (part.last_lines + [line])[-5:]
+            self.say(line, part.name)
 
     # --- lifecycle ---------------------------------------------------------------------
     def request_stop(self, *_: object) -> None:
@@ -104,97 +128,201 @@ class Supervisor:
         env["SCANNER_DATA_DIR"] = str(self.settings.data_dir)
         return env
 
-    def start_children(self) -> None:
-        env = self._env()
-        for child in self.children:
-            child.process = subprocess.Popen(
-                child.args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1,
-                process_group=0,  # the terminal's Ctrl-C goes to us only; we stop them in order
-            )
-            child.reader = threading.Thread(target=self._forward, args=(child,),
-                                            name=f"forward-{child.name}", daemon=True)
-            child.reader.start()
-            self.say(f"started {child.description}, pid {child.process.pid}")
+    def migrate_database(self) -> bool:
+        """`scanner db upgrade` before anything starts: a fresh data dir just works."""
+        done = subprocess.run(child_command("db", "upgrade"), env=self._env(),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              errors="replace")
+        if done.returncode == 0:
+            self.say("database is up to date")
+            return True
+        for line in (done.stdout + done.stderr).strip().splitlines()[-5:]:
+            self.say(line, "db")
+        self.say("The database could not be migrated (see the lines above); nothing was "
+                 "started. Check SCANNER_DATABASE_URL and that the data dir is writable.")
+        return False
 
-    def dead_child(self) -> Child | None:
-        for child in self.children:
-            if child.process is not None and child.process.poll() is not None:
-                return child
-        return None
+    def start_part(self, part: Part) -> None:
+        # Called from the main thread only: PR_SET_PDEATHSIG fires when the thread that
+        # started the child ends, and the main thread lives as long as the station.
+        process = subprocess.Popen(
+            wrapped(part.args), env=self._env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+            bufsize=1, process_group=0,
+        )
+        part.started(process)
+        threading.Thread(target=self._forward, args=(part, process),
+                         name=f"forward-{part.name}", daemon=True).start()
+        self.say(f"started {part.description}, pid {process.pid}")
 
-    def _signal_group(self, child: Child, sig: int) -> None:
-        try:
-            os.killpg(child.process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+    def start_redis(self) -> None:
+        self.redis = PrivateRedis(self.settings.data_dir, self.settings.redis_socket,
+                                  wrap=wrapped)
+        self.redis.start()
+        self.redis_part.started(None)
+        self.say(f"private Redis ready on {self.redis.socket_path}")
 
-    def stop_children(self) -> None:
-        """SIGTERM to every part (in STOP_ORDER), a second SIGTERM halfway through the grace
-        time (RQ and most servers read a second one as "now"), SIGKILL to whatever is left."""
-        alive = [c for name in STOP_ORDER for c in self.children
-                 if c.name == name and c.process is not None and c.process.poll() is None]
-        for child in alive:
-            child.expected_exit = True
-            self._signal_group(child, signal.SIGTERM)
+    def _known_pids(self) -> set[int]:
+        pids = {p.process.pid for p in self.parts if p.process is not None}
+        if self.redis is not None and self.redis.pid:
+            pids.add(self.redis.pid)
+        return pids
+
+    def settle_orphans(self, grace: float) -> None:
+        """Stop (SIGTERM, SIGKILL after `grace`) and reap whatever dead parts left behind. A
+        scan's work-horse got SIGTERM from the kernel already and is stopping between
+        frames; the grace lets it record the scan as interrupted and switch the rig off."""
+        orphans = adopted_children(self._known_pids())
+        if not orphans:
+            return
+        self.say(f"stopping {len(orphans)} process(es) left behind: {orphans}")
+        for pid in orphans:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while orphans and time.monotonic() < deadline:
+            orphans = [pid for pid in orphans if not _reaped(pid)]
+            time.sleep(0.05)
+        for pid in orphans:
+            _signal(pid, signal.SIGKILL)
+            _reaped(pid, block=True)
+
+    def stop_parts(self) -> None:
+        """SIGTERM to every part's group (in STOP_ORDER), a second SIGTERM halfway through the
+        grace time (RQ and most servers read a second one as "now"), SIGKILL to whatever is
+        left; then what they left behind."""
+        order = {name: i for i, name in enumerate(STOP_ORDER)}
+        alive = sorted((p for p in self.parts if p.running()),
+                       key=lambda p: order.get(p.name, len(order)))
+        for part in alive:
+            part.signal_group(signal.SIGTERM)
         deadline = time.monotonic() + self.stop_grace
         second_at = time.monotonic() + self.stop_grace / 2
         sent_second = False
-        while any(c.process.poll() is None for c in alive):
+        while any(p.running() for p in alive):
             now = time.monotonic()
             if not sent_second and now >= second_at:
-                for child in alive:
-                    if child.process.poll() is None:
-                        self._signal_group(child, signal.SIGTERM)
+                for part in alive:
+                    if part.running():
+                        part.signal_group(signal.SIGTERM)
                 sent_second = True
             if now >= deadline:
-                for child in alive:
-                    if child.process.poll() is None:
-                        self.say(f"{child.description} did not stop in time; killing it")
-                        self._signal_group(child, signal.SIGKILL)
-                for child in alive:
-                    child.process.wait(5)
+                for part in alive:
+                    if part.running():
+                        self.say(f"{part.description} did not stop in time; killing it")
+                        part.signal_group(signal.SIGKILL)
+                for part in alive:
+                    part.process.wait(5)
                 break
             time.sleep(0.05)
-        for child in self.children:
-            if child.reader is not None:
-                child.reader.join(2)
+        for part in self.parts:
+            if part.process is not None:
+                part.signal_group(signal.SIGKILL)  # stragglers in the group (gunicorn's worker)
+        self.settle_orphans(grace=min(self.stop_grace, 5.0))
+
+    # --- supervision -------------------------------------------------------------------
+    def _dead_part(self) -> Part | None:
+        return next((p for p in self.parts if p.died()), None)
+
+    def _handle_death(self, part: Part, now: float) -> bool:
+        """A part died: clean up after it and plan its restart. False: give up."""
+        code = part.process.returncode
+        part.signal_group(signal.SIGKILL)  # anything left in its group
+        self.settle_orphans(grace=self.stop_grace)
+        delay = part.failed(now)
+        if delay is None:
+            self.say(f"{part.description} stopped {part.limit} times within "
+                     f"{part.window:.0f} s (last exit code {code}); stopping the whole "
+                     "station. Its last lines of output are above.")
+            return False
+        self.say(f"{part.description} stopped unexpectedly (exit code {code}); restarting it "
+                 f"in {delay:.1f} s")
+        return True
+
+    def _handle_redis_death(self, now: float) -> bool:
+        assert self.redis is not None
+        self.redis.stop()  # reaps it and releases its lock, so it can be started again
+        delay = self.redis_part.failed(now)
+        if delay is None:
+            self.say(f"the private Redis stopped {self.redis_part.limit} times within "
+                     f"{self.redis_part.window:.0f} s; stopping the whole station. See "
+                     f"{self.redis.log_path}.")
+            return False
+        self.say(f"the private Redis stopped unexpectedly; restarting it in {delay:.1f} s "
+                 "(its data is kept)")
+        return True
+
+    def _restart_due(self, now: float) -> bool:
+        """Start what is due again; False when a restart itself failed for good."""
+        if self.redis is not None and self.redis_part.due(now):
+            try:
+                self.redis.start()
+                self.redis_part.started(None)
+                self.say("private Redis running again")
+            except PrivateRedisError as exc:
+                self.say(f"the private Redis could not be started again: {exc}")
+                if self.redis_part.failed(now) is None:
+                    return False
+        for part in self.parts:
+            if part.due(now):
+                self.start_part(part)
+        return True
+
+    def supervise(self) -> int:
+        while not self._stop.wait(0.2):
+            now = time.monotonic()
+            dead = self._dead_part()
+            if dead is not None and not self._handle_death(dead, now):
+                return 1
+            if (self.redis is not None and self.redis_part.is_up and
+                    not self.redis.running() and not self._handle_redis_death(now)):
+                return 1
+            if not self._restart_due(now):
+                return 1
+        return 0
 
     def run(self) -> int:
-        """Start everything, wait for a stop request or a dead part; return the exit code."""
+        """Start everything, supervise until a stop request or a part fails for good;
+        return the exit code."""
         restore = self.install_signal_handlers()
-        exit_code = 0
+        if self.subreaper:
+            become_subreaper()
+        exit_code = 1
         try:
+            if self.migrate and not self.migrate_database():
+                return 1
             if not self.settings.redis_url:
-                self.redis = start_private_redis(self.settings)
-                self.say(f"private Redis ready on {self.redis.socket_path}")
+                self.start_redis()
             else:
                 self.say("using the Redis named by SCANNER_REDIS_URL")
             if not self._stop.is_set():
-                self.start_children()
-            while not self._stop.wait(0.2):
-                dead = self.dead_child()
-                if dead is not None:
-                    self.say(
-                        f"{dead.description} stopped unexpectedly (exit code "
-                        f"{dead.process.returncode}); stopping the whole station. Its last "
-                        "lines of output are above."
-                    )
-                    exit_code = 1
-                    break
-                if self.redis is not None and not self.redis.running():
-                    self.say("the private Redis stopped unexpectedly; stopping the whole "
-                             f"station. See {self.redis.log_path}.")
-                    exit_code = 1
-                    break
+                for part in self.parts:
+                    self.start_part(part)
+            exit_code = self.supervise()
             if exit_code == 0:
                 then = ", then the private Redis" if self.redis is not None else ""
-                self.say(f"stopping the web server, button daemon and worker{then}...")
+                self.say(f"stopping the web server, button daemon and workers{then}...")
         finally:
-            self.stop_children()
+            self.stop_parts()
             if self.redis is not None:
                 self.redis.stop()
             restore()
-        if exit_code == 0:
-            self.say("stopped.")
+            if exit_code == 0:
+                self.say("stopped.")
+            self.sink.close()
         return exit_code
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _reaped(pid: int, block: bool = False) -> bool:
+    """Reap `pid` (one of our adopted children); True once it is gone."""
+    try:
+        done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == pid

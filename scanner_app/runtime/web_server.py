@@ -1,4 +1,6 @@
-"""The web server behind `scanner web`: gunicorn with ONE gthread worker process.
+"""The web server behind `scanner web`: gunicorn with ONE gthread worker process (our subclass,
+web_worker.HeadFirstThreadWorker, which reads request heads in its event loop so that slow
+clients cannot hold the request threads).
 
 Why gunicorn's gthread worker: it is pure Python (runs the same on a Pi and a laptop) and hands
 the request body to the app as a stream straight from the socket, so the upload intake writes
@@ -28,6 +30,8 @@ from typing import Any, NoReturn
 from gunicorn.app.base import BaseApplication
 
 DEFAULT_THREADS = 8
+WORKER_CLASS = "scanner_app.runtime.web_worker.HeadFirstThreadWorker"
+WORKER_CONNECTIONS = 1000
 # Seconds the master waits for the worker's heartbeat before restarting it. The heartbeat comes
 # from the worker's event loop every second whatever the request threads do, so this only
 # catches a worker that is truly stuck; generous, because a Pi under load is slow.
@@ -92,7 +96,9 @@ class StationServer(BaseApplication):
         self.client_idle_seconds = client_idle_seconds
         self.options: dict[str, Any] = {
             "bind": [f"fd://{listener_fd}"],
-            "worker_class": "gthread",
+            "worker_class": WORKER_CLASS,
+            # Connections one worker keeps open (waiting for a head, kept alive, or served).
+            "worker_connections": WORKER_CONNECTIONS,
             "workers": 1,
             "threads": threads,
             "preload_app": False,

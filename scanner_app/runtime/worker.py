@@ -12,6 +12,14 @@
   request is written to a flag file first (<data dir>/worker-stop/<worker name>), which the
   scan checks between frames, and then sent to the work-horse as SIGTERM: a signal alone is
   lost when it comes before the work-horse exists or before it has installed its handler.
+- The work-horse dies with the worker (PR_SET_PDEATHSIG, runtime/parent_death.py): a scan's
+  horse gets SIGTERM and stops before its next frame as `interrupted`; any other job's horse
+  is killed outright. Nothing drives the rig once the worker that supervises it is gone.
+- A killed work-horse: the worker calls what the job's kind registered with
+  `platform.queues.on_horse_killed`, and, on the hardware queue, switches the motor driver
+  and the light off (hal.safe_off): a killed process leaves GPIO lines at their last level.
+- Idle: after SCANNER_IDLE_OFF_SECONDS (default 600; 0 turns it off) without a job, the
+  worker switches the rig off the same way, once, between jobs.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import os
 import re
 import signal
 import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,14 +41,51 @@ from rq.job import Job
 from rq.queue import Queue
 from sqlalchemy.exc import SQLAlchemyError
 
+from scanner_app.config import settings_of
 from scanner_app.platform.extensions import db
-from scanner_app.platform.queues import SCAN_JOB, UPLOAD_JOB
+from scanner_app.platform.log_context import LOG_FORMAT, bind_log_ids, install_log_context
+from scanner_app.platform.queues import HARDWARE_QUEUE, SCAN_JOB, horse_killed_handlers
+from scanner_app.runtime.parent_death import die_with_parent
 from scanner_app.scans import job as scan_job  # loaded before any fork: the horse sets up at once
+from scanner_app.uploads import job as _upload_job  # noqa: F401 - registers its killed handler
 
 log = logging.getLogger("scanner.worker")
 
 WORKER_TTL_SECONDS = 35  # also bounds how long the idle worker blocks on Redis
 MAINTENANCE_SECONDS = 15
+DEFAULT_IDLE_OFF_SECONDS = 600.0
+
+
+def idle_off_seconds(environ: dict[str, str] | None = None) -> float:
+    """SCANNER_IDLE_OFF_SECONDS: idle time before the rig is switched off (0 = never)."""
+    raw = (environ if environ is not None else os.environ).get("SCANNER_IDLE_OFF_SECONDS", "")
+    try:
+        return max(0.0, float(raw)) if raw.strip() else DEFAULT_IDLE_OFF_SECONDS
+    except ValueError:
+        log.warning("SCANNER_IDLE_OFF_SECONDS=%r is not a number; using %.0f s", raw,
+                    DEFAULT_IDLE_OFF_SECONDS)
+        return DEFAULT_IDLE_OFF_SECONDS
+
+
+def switch_rig_off(app: Flask, why: str) -> list[str]:
+    """hal.safe_off under the hardware lock (a scan or `scanner hal check` that holds the rig
+    is left alone). Returns what was done, one sentence each; never raises."""
+    from hal import safe_off
+    from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
+
+    settings = settings_of(app)
+    try:
+        with hardware_lock(settings.data_dir, wait_seconds=2.0):
+            done = safe_off(settings.hal)
+    except HardwareBusy:
+        log.info("Rig not switched off (%s): another process is using it", why)
+        return []
+    except Exception:  # noqa: BLE001 - this runs when something already went wrong
+        log.exception("Switching the rig off (%s) failed", why)
+        return []
+    for sentence in done:
+        log.warning("Rig switched off (%s): %s", why, sentence)
+    return done
 
 
 def _recover_uploads(app: Flask) -> None:
@@ -47,7 +93,7 @@ def _recover_uploads(app: Flask) -> None:
 
     with app.app_context():
         try:
-            recover_stuck_uploads(app.config["SCANNER_SETTINGS"])
+            recover_stuck_uploads(settings_of(app))
         except Exception:  # noqa: BLE001 - the next round tries again
             db.session.rollback()
             log.exception("Re-queueing uploads left without a job failed")
@@ -71,8 +117,14 @@ class StationWorker(Worker):
         kwargs.setdefault("worker_ttl", WORKER_TTL_SECONDS)
         kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
         super().__init__(*args, **kwargs)
-        self.stop_flag = stop_flag_path(app.config["SCANNER_SETTINGS"].data_dir, self.name)
+        self.stop_flag = stop_flag_path(settings_of(app).data_dir, self.name)
         self.clear_stop_flag()  # one left by an earlier worker of the same name
+        self.worker_pid = os.getpid()
+        self.idle_off_seconds = idle_off_seconds()
+        self.last_job_ended = time.monotonic()
+        # Only a worker on the hardware queue ever drives (or switches off) the rig.
+        self.drives_rig = HARDWARE_QUEUE in self.queue_names()
+        self.rig_off = not self.drives_rig
 
     def clear_stop_flag(self) -> None:
         with contextlib.suppress(OSError):
@@ -84,11 +136,26 @@ class StationWorker(Worker):
         with self.app.app_context():
             for engine in db.engines.values():
                 engine.dispose()
+        self.worker_pid = os.getpid()
         super().fork_work_horse(job, queue)
+
+    def execute_job(self, job: Job, queue: Queue):
+        self.rig_off = not self.drives_rig
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            self.last_job_ended = time.monotonic()
 
     # --- in the work-horse (after fork) ------------------------------------------------
     def main_work_horse(self, job: Job, queue: Queue):
         self.setup_work_horse_signals()  # as early as possible (RQ sets them again: harmless)
+        # Die with the worker. A scan gets SIGTERM: it stops before its next frame and
+        # reads `interrupted`, its rig closed (motor and light off). Other jobs touch no
+        # hardware and are simply killed; their recovery requeues or fails them.
+        if not die_with_parent(self.worker_pid, signal.SIGTERM if job.func_name == SCAN_JOB
+                               else signal.SIGKILL):
+            os._exit(1)  # the worker died before this line: run nothing unsupervised
+        bind_log_ids(job=job.id)  # the job binds its session, scan or upload ids itself
         with self.app.app_context():
             for engine in db.engines.values():
                 engine.dispose(close=False)  # the parent keeps using its connections
@@ -119,32 +186,39 @@ class StationWorker(Worker):
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
-        if job.func_name == UPLOAD_JOB and job.args:
-            from scanner_app.uploads.job import KILLED_SENTENCE, mark_failed
-
-            with self.app.app_context():
-                mark_failed(list(job.args[0]), KILLED_SENTENCE, job_id=job.id)
-            return
-        if job.func_name != SCAN_JOB or not job.args:
-            return
         how = (f"was killed by signal {os.WTERMSIG(ret_val)}" if ret_val and
                os.WIFSIGNALED(ret_val) else "ended unexpectedly")
-        try:
-            from scanner_app.scans.recovery import mark_interrupted
-
-            with self.app.app_context():
-                mark_interrupted(int(job.args[0]), job.id,
-                                 f"The worker process running the scan {how}.")
-        except Exception:  # noqa: BLE001 - reconcile catches it later
-            log.exception("Could not mark scan %s interrupted", job.args[0])
+        if job.origin == HARDWARE_QUEUE:
+            # First the hardware: the horse may have died with the motor enabled.
+            switch_rig_off(self.app, f"the work-horse of job {job.id} {how}")
+            self.rig_off = True
+        for handler in horse_killed_handlers(job.func_name):
+            try:
+                with self.app.app_context():
+                    handler(job, how)
+            except Exception:  # noqa: BLE001 - recovery at the next start catches it later
+                log.exception("The clean-up of killed job %s (%s) failed", job.id,
+                              job.func_name)
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
+        self.switch_off_when_idle()
         try:
             _reconcile(self.app)
         except Exception:  # noqa: BLE001 - the next round tries again
             log.exception("Reconciling stale scans failed")
         _recover_uploads(self.app)
+
+
+    def switch_off_when_idle(self, now: float | None = None) -> bool:
+        """Between jobs (maintenance runs only then): switch the rig off once it has been idle
+        for idle_off_seconds. Returns whether it did so now."""
+        idle = (now if now is not None else time.monotonic()) - self.last_job_ended
+        if self.rig_off or not self.idle_off_seconds or idle < self.idle_off_seconds:
+            return False
+        switch_rig_off(self.app, f"idle for {idle:.0f} s")
+        self.rig_off = True  # once per idle period: the next job arms it again
+        return True
 
 
 class WorkerCannotStart(Exception):
@@ -180,8 +254,9 @@ def run_worker(
 
     # Scan progress, failures and recoveries belong in the worker's log (RQ only sets up
     # its own loggers).
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    settings = app.config["SCANNER_SETTINGS"]
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    install_log_context()  # every line says which session and scan (or upload) it is about
+    settings = settings_of(app)
     connection = connection or redis_connection(settings)
     try:
         connection.ping()

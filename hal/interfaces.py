@@ -12,9 +12,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hal.angles import shortest_delta
+
+if TYPE_CHECKING:
+    from hal.tilt import TiltAxis
 
 log = logging.getLogger(__name__)
 
@@ -297,11 +300,14 @@ class Rig:
     each even if another one fails.
     """
 
-    def __init__(self, driver: str, camera: Camera, turntable: Turntable, light: Light) -> None:
+    def __init__(self, driver: str, camera: Camera, turntable: Turntable, light: Light,
+                 tilt: TiltAxis | None = None) -> None:
         self.driver = driver
         self.camera = camera
         self.turntable = turntable
         self.light = light
+        # None: no tilt axis; the operator sets the camera's elevation (guided rings).
+        self.tilt = tilt
         self.close_errors: list[str] = []
 
     @property
@@ -317,6 +323,9 @@ class Rig:
             ("close the turntable", self.turntable.close),
             ("close the camera", self.camera.close),
         ]
+        if self.tilt is not None:
+            steps += [("switch the tilt axis off", self.tilt.disable),
+                      ("close the tilt axis", self.tilt.close)]
         for what, step in steps:
             try:
                 step()
@@ -329,6 +338,8 @@ class Rig:
         if check is not None and hasattr(check, "is_set"):
             check = check.is_set
         self.turntable.stop_check = check
+        if self.tilt is not None:
+            self.tilt.stop_check = check
 
     @contextlib.contextmanager
     def hold_position(self) -> Iterator[Rig]:
@@ -352,6 +363,7 @@ class Rig:
             "camera": self.camera.describe(),
             "turntable": self.turntable.describe(),
             "light": self.light.describe(),
+            "tilt": self.tilt.describe() if self.tilt is not None else {"driver": "none"},
         }
 
     def __enter__(self) -> Rig:

@@ -29,7 +29,14 @@ def rig_pins(settings: HalSettings) -> list[tuple[str, Pin]]:
     else:
         motor = [("the stepper STEP", p.step), ("the stepper DIR", p.dir),
                  ("the stepper ENABLE", p.enable)]
-    return [*motor, ("the home switch", p.endstop), ("the light", settings.light.pin)]
+    tilt, tp = settings.tilt, settings.tilt.pins
+    arm: list[tuple[str, Pin]] = []
+    if tilt.driver == "step_dir":
+        arm = [("the tilt STEP", tp.step), ("the tilt DIR", tp.dir),
+               ("the tilt ENABLE", tp.enable), ("the tilt home switch", tp.endstop)]
+    elif tilt.driver == "servo":
+        arm = [("the tilt servo", tp.servo)]
+    return [*motor, ("the home switch", p.endstop), ("the light", settings.light.pin), *arm]
 
 
 def button_pins(settings: HalSettings) -> list[tuple[str, Pin]]:

@@ -12,10 +12,28 @@ import dataclasses
 import difflib
 import os
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hal.setting_values import (
+    Pin,
+    _bool,
+    _choice,
+    _int,
+    _lens_position,
+    _non_negative,
+    _non_negative_int,
+    _pin,
+    _positive,
+    _positive_int,
+    _resolution,
+    _str,
+    section,
+    setting,
+)
+from hal.tilt_settings import TiltSettings
 
 DRIVERS = ("mock", "pi")
 TURNTABLE_DRIVERS = ("step_dir", "uln2003")
@@ -26,115 +44,6 @@ NOISE_REDUCTION = ("off", "fast", "high_quality", "minimal")
 # a 1.8° NEMA-17 turns directly; the 28BYJ-48 has 32 steps per motor turn behind a
 # 63.68395:1 gearbox (32 x 63.68395 = 2037.886 full steps per output turn, not 2048).
 MOTOR_DEFAULTS = {"step_dir": (200, 1.0), "uln2003": (32, 63.68395)}
-
-# A GPIO pin as gpiozero takes it: a BCM number (17) or a name ("GPIO17", "BOARD11").
-Pin = int | str | None
-
-
-def _float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise TypeError("expected a number, got true/false")
-    return float(value)
-
-
-def _positive(value: Any) -> float:
-    v = _float(value)
-    if v <= 0:
-        raise ValueError("must be greater than 0")
-    return v
-
-
-def _non_negative(value: Any) -> float:
-    v = _float(value)
-    if v < 0:
-        raise ValueError("must not be negative")
-    return v
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or float(value) != int(value):
-        raise TypeError("expected a whole number")
-    return int(value)
-
-
-def _non_negative_int(value: Any) -> int:
-    v = _int(value)
-    if v < 0:
-        raise ValueError("must not be negative")
-    return v
-
-
-def _positive_int(value: Any) -> int:
-    v = _int(value)
-    if v <= 0:
-        raise ValueError("must be greater than 0")
-    return v
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
-        return False
-    raise TypeError("expected true or false")
-
-
-def _str(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _pin(value: Any) -> Pin:
-    # TOML has no null, so "" (or -1, or "none") means "not wired".
-    if value is None or isinstance(value, bool):
-        if value is None:
-            return None
-        raise TypeError("expected a BCM pin number")
-    if isinstance(value, int):
-        return None if value < 0 else value
-    text = str(value).strip()
-    if text.lower() in ("", "none", "-1"):
-        return None
-    return int(text) if text.isdigit() else text
-
-
-def _resolution(value: Any) -> tuple[int, int]:
-    if isinstance(value, str):
-        value = value.lower().replace(" ", "").split("x")
-    w, h = (int(v) for v in value)
-    if w < 0 or h < 0:
-        raise ValueError("width and height must not be negative")
-    return (w, h)
-
-
-def _lens_position(value: Any) -> float | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
-        return None
-    v = _float(value)
-    if v < 0:
-        raise ValueError('must be "auto" or a lens position in dioptres (0 = infinity)')
-    return v
-
-
-def _choice(*allowed: str) -> Callable[[Any], str]:
-    def conv(value: Any) -> str:
-        text = str(value).strip().lower()
-        if text not in allowed:
-            raise ValueError("must be one of " + ", ".join(repr(a) for a in allowed))
-        return text
-
-    return conv
-
-
-def setting(default: Any, conv: Callable[[Any], Any]) -> Any:
-    """A dataclass field that knows how to read itself from config text."""
-    return field(default=default, metadata={"conv": conv})
-
-
-def section(cls: type) -> Any:
-    return field(default_factory=cls, metadata={"nested": cls})
-
 
 @dataclass(frozen=True)
 class MockSettings:
@@ -288,6 +197,7 @@ class HalSettings:
     turntable: TurntableSettings = section(TurntableSettings)
     light: LightSettings = section(LightSettings)
     button: ButtonSettings = section(ButtonSettings)
+    tilt: TiltSettings = section(TiltSettings)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> HalSettings:
@@ -319,6 +229,17 @@ class HalSettings:
         """Where the rig keeps its position (steps) between jobs, restarts and power cuts."""
         return Path(self.turntable.state_file) if self.turntable.state_file \
             else self.data_path / "rig-position.json"
+
+    @property
+    def tilt_file(self) -> Path:
+        """Where the tilt axis keeps its elevation between jobs (no switch to home on)."""
+        return Path(self.tilt.state_file) if self.tilt.state_file \
+            else self.data_path / "tilt-position.json"
+
+    @property
+    def arm_file(self) -> Path:
+        """The simulated camera arm's true elevation (mock driver only)."""
+        return self.data_path / "mock-arm.json"
 
     @property
     def platter_file(self) -> Path:

@@ -1,4 +1,5 @@
-"""Simulated camera: renders a real JPEG of the synthetic object at the turntable's angle.
+"""Simulated camera: photographs the mock scene (hal.mock.scene: a textured mug on a textured
+platter) through its exact pinhole model, at the platter's angle and the arm's elevation.
 
 It behaves like the Pi camera where the rest of the station can tell the difference: it
 takes time per frame, meters and locks exposure, writes atomically, and fails on demand.
@@ -29,7 +30,7 @@ from hal.atomic import atomic_write_bytes
 from hal.errors import DISK_FULL_MESSAGE, CameraError, CameraTimeout, CameraUnplugged
 from hal.exif import build_exif
 from hal.interfaces import Camera, CaptureInfo, ExposureSettings
-from hal.mock.render import render_view
+from hal.mock.scene import MockScene
 
 FAULTS = ("unplugged", "timeout", "disk-full")
 _BASE_EXPOSURE_US = 8000
@@ -57,6 +58,8 @@ class MockCamera(Camera):
         jpeg_quality: int = 90,
         sleep: Callable[[float], None] = time.sleep,
         control_delay_frames: int = 2,
+        scene: MockScene | None = None,
+        elevation_source: Callable[[], float] | None = None,
     ) -> None:
         if fault not in ("unplugged", "timeout"):
             raise ValueError("fault must be 'unplugged' or 'timeout'")
@@ -66,6 +69,10 @@ class MockCamera(Camera):
         # The mock rig wires this to the mock turntable, so frames show the platter's angle
         # without callers passing it; a bare camera falls back to exif["angle_deg"].
         self._angle_source = angle_source
+        # What the camera sees, and (wired by the mock rig to the arm) from how high up;
+        # without a source the scene's own elevation.
+        self.scene = scene or MockScene()
+        self._elevation_source = elevation_source
         self._fail_at = fail_at_capture
         self._fault = fault
         self._fault_file = Path(fault_file) if fault_file else None
@@ -165,7 +172,7 @@ class MockCamera(Camera):
         angle = self._current_angle(exif)
         # A flushed frame: exposed after the call, with the controls in effect by then.
         gain = self._next_frame(angle)
-        image = render_view(angle, self._resolution, gain=gain)
+        image = self.scene.photo(self.elevation_deg, angle, self._resolution, gain)
         exposure_us = round(_BASE_EXPOSURE_US * gain)
         exif_bytes = build_exif(
             exif, make="Scanner", model="Simulated camera", angle_deg=angle,
@@ -194,6 +201,16 @@ class MockCamera(Camera):
                 "quality": q,
             },
         )
+
+    @property
+    def elevation_deg(self) -> float | None:
+        """The elevation the next photo is taken from (None: the scene's own)."""
+        return float(self._elevation_source()) if self._elevation_source else None
+
+    def prepare_elevation(self, elevation_deg: float | None) -> None:
+        """Cast what does not turn for a new ring now (while the arm moves), not at its
+        first frame, so frame times stay even."""
+        self.scene.prepare(elevation_deg, self._resolution)
 
     def _current_angle(self, exif: dict[str, Any] | None) -> float:
         if self._angle_source is not None:
@@ -246,4 +263,5 @@ class MockCamera(Camera):
             "size_note": None,
             "capture_seconds": self._capture_seconds,
             "control_delay_frames": self._delay,
+            **self.scene.describe(),
         }

@@ -11,6 +11,7 @@ from hal.mock.platter import MockPlatter
 from hal.mock.turntable import MockTurntable
 from hal.position import PositionStore
 from hal.settings import HalSettings
+from hal.tilt_mock import MockArm, MockTilt
 
 
 def build_platter(settings: HalSettings) -> MockPlatter:
@@ -18,8 +19,14 @@ def build_platter(settings: HalSettings) -> MockPlatter:
     return MockPlatter(settings.platter_file, detent_deg=settings.mock.detent_deg)
 
 
+def build_arm(settings: HalSettings) -> MockArm:
+    """The simulated camera arm of this data dir (tests set it by hand for guided rings)."""
+    return MockArm(settings.arm_file, settings.tilt.rest_elevation_deg)
+
+
 def build_rig(settings: HalSettings) -> Rig:
     platter = build_platter(settings)
+    arm = build_arm(settings)
     turntable = MockTurntable(
         seconds_per_rev=settings.mock.seconds_per_rev,
         home_direction=settings.turntable.home_direction,
@@ -36,8 +43,14 @@ def build_rig(settings: HalSettings) -> Rig:
         fault_file=settings.mock.fault_file or None,
         jpeg_quality=settings.camera.jpeg_quality,
         control_delay_frames=settings.mock.control_delay_frames,
+        elevation_source=arm.true_elevation,
     )
-    return Rig("mock", camera=camera, turntable=turntable, light=MockLight())
+    tilt = None
+    if settings.tilt.is_motorised:
+        # The simulated arm tilts as fast as the simulated platter turns.
+        tilt = MockTilt(settings.tilt, arm, seconds_per_deg=settings.mock.seconds_per_rev / 360,
+                        on_moved=camera.prepare_elevation)
+    return Rig("mock", camera=camera, turntable=turntable, light=MockLight(), tilt=tilt)
 
 
 def build_button(settings: HalSettings) -> MockButton:

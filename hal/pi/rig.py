@@ -16,6 +16,7 @@ from hal.pi.light import PiLight
 from hal.pins import pin_clashes
 from hal.position import PositionStore
 from hal.settings import HalSettings, TurntableSettings
+from hal.tilt import TiltAxis, TiltPositionStore
 
 
 def build_turntable(settings: TurntableSettings, pin_factory: Factory | None = None,
@@ -27,6 +28,21 @@ def build_turntable(settings: TurntableSettings, pin_factory: Factory | None = N
     from hal.pi.stepper import StepDirTurntable
 
     return StepDirTurntable(settings, pin_factory=pin_factory, store=store)
+
+
+def build_tilt(settings: HalSettings, pin_factory: Factory | None = None) -> TiltAxis | None:
+    """The camera arm's motor, or None when the operator tilts it by hand."""
+    tilt = settings.tilt
+    store = TiltPositionStore(settings.tilt_file)
+    if tilt.driver == "servo":
+        from hal.pi.tilt_servo import ServoTilt
+
+        return ServoTilt(tilt, pin_factory=pin_factory, store=store)
+    if tilt.driver == "step_dir":
+        from hal.pi.tilt_stepper import StepDirTilt
+
+        return StepDirTilt(tilt, pin_factory=pin_factory, store=store)
+    return None
 
 
 def _prepare(settings: HalSettings) -> None:
@@ -53,7 +69,13 @@ def build_rig(
     except Exception:
         turntable.close()  # release its pins: nobody else holds a reference to it
         raise
-    return Rig("pi", camera=camera, turntable=turntable, light=light)
+    try:
+        tilt = build_tilt(settings, pin_factory)
+    except Exception:
+        turntable.close()
+        light.close()
+        raise
+    return Rig("pi", camera=camera, turntable=turntable, light=light, tilt=tilt)
 
 
 def build_button(settings: HalSettings, pin_factory: Factory | None = None) -> StartButton:

@@ -144,22 +144,14 @@ def test_a_board_that_slid_or_a_platter_that_slipped_is_refused() -> None:
     assert solve_calibration(images, angles, scene.board).rms_px < 0.5
 
 
-def test_calibrating_through_the_real_mock_camera_and_turntable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The hook the mock camera needs, shown on the real MockCamera: give it a `scene` and
-    render `scene.photo(...)` where it rendered `render_view(...)`. (Once the camera does
-    that itself, drop the monkeypatch and pass the scene in.)"""
-    import hal.mock.camera as camera_module
+def test_calibrating_through_the_real_mock_camera_and_turntable(tmp_path: Path) -> None:
+    """The real MockCamera renders the scene it is given at the platter's true angle."""
     from hal.mock.camera import MockCamera
 
     scene = MockScene()
     turntable = MockTurntable(seconds_per_rev=0)
     camera = MockCamera(resolution=(1280, 960), capture_seconds=0,
-                        angle_source=turntable.platter.true_angle)
-    camera.scene = scene
-    monkeypatch.setattr(camera_module, "render_view",
-                        lambda angle, size, gain=1.0: scene.photo(None, angle, size, gain))
+                        angle_source=turntable.platter.true_angle, scene=scene)
     rig = Rig("mock", camera, turntable, MockLight())
     camera.lock_exposure()
     cal = run_calibration(rig, tmp_path, views=8)

@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -40,3 +43,29 @@ def redis_connection(settings: Settings) -> Redis:
 
 def queue(settings: Settings, name: str, connection: Redis | None = None) -> Queue:
     return Queue(name, connection=connection or redis_connection(settings))
+
+
+# --- what to do when a job's work-horse is killed ------------------------------------------
+# A killed work-horse cannot clean up after itself (SIGKILL, out of memory): the worker that
+# forked it calls the handlers its job kind registered, inside an app context, with the RQ
+# job and a sentence saying how the horse ended. Each job kind owns its own clean-up, so the
+# worker never branches on function names.
+HorseKilledHandler = Callable[[Any, str], None]
+_horse_killed_handlers: dict[str, list[HorseKilledHandler]] = {}
+
+
+def on_horse_killed(func_name: str) -> Callable[[HorseKilledHandler], HorseKilledHandler]:
+    """Register the decorated `handler(job, how)` for jobs whose func_name is `func_name`."""
+
+    def register(handler: HorseKilledHandler) -> HorseKilledHandler:
+        handlers = _horse_killed_handlers.setdefault(func_name, [])
+        if handler not in handlers:  # a module imported twice registers once
+            handlers.append(handler)
+        return handler
+
+    return register
+
+
+def horse_killed_handlers(func_name: str) -> list[HorseKilledHandler]:
+    """The handlers registered for `func_name`, in registration order."""
+    return list(_horse_killed_handlers.get(func_name, ()))

@@ -34,6 +34,8 @@ from scanner_app.models import Capture, Scan, ScanSession
 from scanner_app.platform.clock import iso, utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
+from scanner_app.platform.log_context import bind_log_ids
+from scanner_app.platform.queues import SCAN_JOB, on_horse_killed
 from scanner_app.platform.storage import current_storage
 from scanner_app.platform.thumbnails import make_thumbnail
 from scanner_app.platform.zips import write_scan_export
@@ -137,6 +139,7 @@ class ScanRun:
             return scan.status
         self.scan = scan
         self.session_id = scan.session_id
+        bind_log_ids(session=self.session_id, scan=self.scan_id)  # on every line from here
         self.planned = scan.frames_planned
         self.profile = job_profile(scan.profile, self.settings)
         self.images_dir = self.store.scan_images_dir(self.session_id, scan.id)
@@ -460,3 +463,13 @@ class ScanRun:
             log.exception("Scan %s: writing its export ZIP failed", self.scan_id)
         finally:
             db.session.rollback()
+
+
+@on_horse_killed(SCAN_JOB)
+def scan_horse_killed(job: Any, how: str) -> None:
+    """The worker's clean-up when this job's process was killed: the scan reads `interrupted`
+    at once (resumable from its next frame). The worker switched the rig off already."""
+    from scanner_app.scans.recovery import mark_interrupted
+
+    if job.args:
+        mark_interrupted(int(job.args[0]), job.id, f"The worker process running the scan {how}.")

@@ -7,8 +7,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from flask import Flask, current_app, has_app_context
+
+from scanner_app.platform.log_context import bind_log_ids
+from scanner_app.platform.queues import UPLOAD_JOB, on_horse_killed
 
 log = logging.getLogger("scanner.uploads")
 
@@ -129,3 +133,11 @@ def process_uploads(upload_ids: list[int]) -> dict[str, int]:
         log.info("Uploads: %d skipped (finished, gone, or processed by another run)",
                  summary["skipped"])
     return summary
+
+
+@on_horse_killed(UPLOAD_JOB)
+def uploads_horse_killed(job: Any, how: str) -> None:
+    """The worker's clean-up when this job's process was killed: its uploads still
+    'processing' are marked failed (their files kept), unless another live run holds them."""
+    if job.args:
+        mark_failed(list(job.args[0]), KILLED_SENTENCE, job_id=job.id)

@@ -111,6 +111,7 @@ def process_uploads(upload_ids: list[int]) -> dict[str, int]:
         took_any = bool(claim.held)
         try:
             for position, upload_id in enumerate(upload_ids):
+                bind_log_ids(upload=upload_id)  # on every line about this file
                 try:
                     summary[process_upload(upload_id, settings, claim)] += 1
                 except JobTimeoutException:

@@ -1,14 +1,21 @@
-"""`scanner hal check`: the logic lives in hal/check.py; this only wires it to Flask's CLI."""
+"""`scanner hal check`, `calibrate`, `mock-object` and `safe-off`: the logic lives in hal/
+(check.py, calibration.py, mock/scene.py); this only wires it to Flask's CLI."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from hal import safe_off
+from hal import HardwareError, load_rig, safe_off
+from hal.calibration import run_calibration
 from hal.check import run_hal_check
+from scanner_app.config import current_settings
+from scanner_app.platform.clock import utcnow
 from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
+from scanner_app.scans.calibrations import calibration_dir, save_rig_calibration
 
 hal_cli = click.Group("hal", help="Check the camera, turntable, light and button.")
 
@@ -37,3 +44,41 @@ def safe_off_command() -> None:
     """Switch the motor driver and the light off (the worker unit runs this after it stops)."""
     for line in safe_off(current_app.config["SCANNER_SETTINGS"].hal):
         click.echo(line)
+
+
+@hal_cli.command("calibrate")
+@click.option("--views", default=12, show_default=True, type=click.IntRange(4, 72),
+              help="Turntable angles to photograph the board at.")
+@with_appcontext
+def calibrate(views: int) -> None:
+    """Photograph the ChArUco board lying on the platter at several angles and solve the
+    camera's lens and its pose to the turntable axis; new scans use the result."""
+    settings = current_settings()
+    workdir = calibration_dir(settings.data_dir) / f"photos-{utcnow():%Y%m%dT%H%M%S}"
+    try:
+        with hardware_lock(settings.data_dir, 0), load_rig(settings.hal) as rig:
+            rig.camera.set_resolution(None)
+            rig.turntable.home()
+            with rig.hold_position(), rig.light.lit():
+                rig.camera.lock_exposure()
+                cal = run_calibration(rig, workdir, views=views, on_progress=lambda i, n:
+                                      click.echo(f"Photo {i} of {n}"))
+    except (HardwareBusy, HardwareError) as exc:  # CalibrationError says what to do
+        raise click.ClickException(str(exc)) from None
+    path = save_rig_calibration(settings.data_dir, cal)
+    g, intr = cal.geometry, cal.intrinsics
+    click.echo(f"Focal length: {intr.fx:.1f} px at {intr.width}x{intr.height}")
+    click.echo(f"Distance to the turntable axis: {g.distance_m * 100:.2f} cm")
+    click.echo(f"Camera height: {g.height_m * 100:.2f} cm; elevation: {g.elevation_deg:.2f}°")
+    click.echo(f"Reprojection error (RMS): {cal.rms_px:.3f} px")
+    click.echo(f"Saved calibration {cal.id} in {path}; new scans use it.")
+
+
+@hal_cli.command("mock-object")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def mock_object(out: Path) -> None:
+    """Write the mock rig's true object mesh (binary glTF, Z up, metres, object frame)."""
+    from hal.mock.scene import write_object_glb
+
+    write_object_glb(out)
+    click.echo(f"Wrote the mock object's mesh to {out}")

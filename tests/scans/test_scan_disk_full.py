@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
 
-from scanner_app.scans import job as scan_job
+from scanner_app.scans import frames as scan_frames
 from scanner_app.scans.disk_full import DISK_FULL, disk_full
 from tests.scans.conftest import Station
 from tests.scans.test_scan_job_failures import run_job
@@ -16,7 +16,7 @@ from tests.scans.test_scan_worker import assert_frames_consistent, assert_rig_re
 
 def _fail_on_third_frame(monkeypatch, make_error) -> None:
     """The third frame's counter update (inside the frame's one commit) raises make_error()."""
-    real_bump = scan_job.bump_session_counters
+    real_bump = scan_frames.bump_session_counters
     calls: list[int] = []
 
     def bump(session_id: int, **deltas: int) -> None:
@@ -25,7 +25,7 @@ def _fail_on_third_frame(monkeypatch, make_error) -> None:
             raise make_error(session_id)
         real_bump(session_id, **deltas)
 
-    monkeypatch.setattr(scan_job, "bump_session_counters", bump)
+    monkeypatch.setattr(scan_frames, "bump_session_counters", bump)
 
 
 def _assert_interrupted_for_disk(station: Station, scan_id: int, taken: int, planned: int
@@ -66,7 +66,7 @@ def test_database_full_mid_scan_is_interrupted_with_the_disk_full_sentence(make_
 def test_frame_write_on_a_full_disk_is_interrupted_not_failed(make_station, monkeypatch):
     """The mock camera's fault file says the card is full from the third frame on."""
     station = make_station()
-    real_bump = scan_job.bump_session_counters
+    real_bump = scan_frames.bump_session_counters
     calls: list[int] = []
 
     def bump_then_fill_the_disk(session_id: int, **deltas: int) -> None:
@@ -75,7 +75,7 @@ def test_frame_write_on_a_full_disk_is_interrupted_not_failed(make_station, monk
         if len(calls) == 2:
             station.fault("disk-full")
 
-    monkeypatch.setattr(scan_job, "bump_session_counters", bump_then_fill_the_disk)
+    monkeypatch.setattr(scan_frames, "bump_session_counters", bump_then_fill_the_disk)
     scan = station.start_scan(profile="quick", frames=5)
     assert run_job(station, scan["id"]) == "interrupted"
     _assert_interrupted_for_disk(station, scan["id"], taken=2, planned=5)

@@ -10,6 +10,7 @@ import sys
 
 from sqlalchemy.exc import OperationalError
 
+from scanner_app.scans import frames as scan_frames
 from scanner_app.scans import job as scan_job
 from tests.scans.conftest import Station
 from tests.scans.test_scan_worker import assert_frames_consistent, assert_rig_released
@@ -62,7 +63,7 @@ def test_hardware_held_by_another_process_interrupts_the_scan_with_a_sentence(
 def test_unexpected_error_is_logged_in_full_and_told_as_a_sentence(make_station, monkeypatch,
                                                                    caplog):
     station = make_station()
-    real_bump = scan_job.bump_session_counters
+    real_bump = scan_frames.bump_session_counters
     calls = []
 
     def failing_bump(session_id: int, **deltas: int) -> None:
@@ -72,7 +73,7 @@ def test_unexpected_error_is_logged_in_full_and_told_as_a_sentence(make_station,
                                    (1, session_id), Exception("disk I/O error"))
         real_bump(session_id, **deltas)
 
-    monkeypatch.setattr(scan_job, "bump_session_counters", failing_bump)
+    monkeypatch.setattr(scan_frames, "bump_session_counters", failing_bump)
     scan = station.start_scan(profile="quick", frames=5)
     # Directly on the job's logger: the migrations' logging setup replaced the root's handlers.
     job_log = logging.getLogger("scanner.scan_job")
@@ -91,7 +92,7 @@ def test_unexpected_error_is_logged_in_full_and_told_as_a_sentence(make_station,
     assert logged and "UPDATE sessions" in caplog.text and "Traceback" in caplog.text
     assert_frames_consistent(station, stopped, 2)  # the half-recorded frame left no file
 
-    monkeypatch.setattr(scan_job, "bump_session_counters", real_bump)
+    monkeypatch.setattr(scan_frames, "bump_session_counters", real_bump)
     assert station.action(scan["id"], "resume")["status"] == "queued"
     assert run_job(station, scan["id"]) == "completed"
     done = station.scan(scan["id"])

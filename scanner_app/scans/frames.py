@@ -1,0 +1,145 @@
+"""The frames of a scan: driving the rig from frame to frame, obeying pause and cancel in
+between, and recording each frame taken (file, Capture row, session counters, progress and
+metadata) in one commit. ScanRun (scans/run.py) runs these steps inside its lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from hal import Rig
+from scanner_app.models import Capture, Scan
+from scanner_app.platform.clock import utcnow
+from scanner_app.platform.extensions import db
+from scanner_app.platform.thumbnails import make_thumbnail
+from scanner_app.sessions.counters import bump_session_counters
+
+log = logging.getLogger("scanner.scan_job")
+
+
+PAUSE_POLL_SECONDS = 0.2
+_OWNED = ("running", "paused")
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _Superseded(Exception):
+    """The scan is no longer this job's (interrupted and resumed elsewhere, or deleted)."""
+
+
+class FrameSteps:
+    """The frame steps of ScanRun (a mixin: they share its state, see ScanRun.__init__)."""
+
+    def _drive(self, rig: Rig) -> None:
+        # The profile decides the frame size; set before metering, since a new size restarts
+        # the camera and drops any exposure lock.
+        rig.camera.set_resolution(self.profile.resolution)
+        self.meta.rig = rig.describe()
+        self._obey_control(rig)
+        rig.turntable.home()
+        rig.light.on()
+        self.light_wanted = True
+        exposure = None
+        for index in range(self.planned):
+            if index in self.recorded:
+                continue
+            self._obey_control(rig)
+            self.index = index
+            angle = round(index * 360.0 / self.planned, 6)
+            rig.turntable.move_to(angle)
+            time.sleep(self.profile.settle_seconds)
+            if exposure is None:
+                # Lock once the object is lit and in place, so every frame matches.
+                exposure = rig.camera.lock_exposure()
+                self.meta.set_exposure(exposure.as_dict())
+            self._capture(rig, index, angle)
+        self.index = None
+
+    def _capture(self, rig: Rig, index: int, angle: float) -> None:
+        path = self.images_dir / f"frame_{index:04d}.jpg"
+        taken_at = utcnow()
+        self.pending_file = path
+        info = rig.camera.capture(
+            path,
+            exif={"angle_deg": angle, "scan_id": self.scan_id, "session_id": self.session_id,
+                  "frame_index": index},
+            quality=self.profile.jpeg_quality,
+        )
+        relative = path.relative_to(self.store.session_dir(self.session_id)).as_posix()
+        self.meta.add_frame(index, angle=angle, taken_at=taken_at, file=relative,
+                            width=info.width, height=info.height, camera=info.settings)
+        capture = Capture(session_id=self.session_id, scan_id=self.scan_id, frame_index=index,
+                          path=relative, angle_deg=angle, valid=True, width=info.width,
+                          height=info.height, taken_at=taken_at)
+        db.session.add(capture)
+        bump_session_counters(self.session_id, captures_count=1, valid_count=1)
+        result = db.session.execute(
+            update(Scan).where(*self._owned())
+            .values(frames_captured=len(self.recorded) + 1, current_angle=angle,
+                    heartbeat_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            db.session.rollback()
+            raise _Superseded("the scan was taken over by another job")
+        # Metadata first, then commit: after a crash in between, the frame is not recorded,
+        # so a resume re-captures it and replaces its metadata entry (keyed by index).
+        self.meta.write({**self.scan.to_dict(), "frames_captured": len(self.recorded) + 1})
+        db.session.commit()
+        self.recorded.add(index)
+        self.pending_file = None
+        self.index = None
+        self._thumbnail(capture, path)
+
+    def _obey_control(self, rig: Rig) -> None:
+        """Between frames: stop, cancel, or wait while paused (light off meanwhile)."""
+        while True:
+            if self.should_stop():
+                raise _Stopped()
+            row = db.session.execute(
+                select(Scan.status, Scan.control, Scan.rq_job_id).where(Scan.id == self.scan_id)
+            ).one_or_none()
+            db.session.commit()  # end the read, so the next one sees other processes' writes
+            if row is None:
+                raise _Superseded("the scan was deleted")
+            if row.status not in _OWNED or (self.job_id and row.rq_job_id != self.job_id):
+                raise _Superseded(f"the scan is now {row.status} under another job")
+            if row.control == "cancel":
+                raise _Cancelled()
+            if row.control == "pause":
+                if row.status != "paused":
+                    self._set_status("running", "paused")
+                    rig.light.off()
+                    log.info("Scan %s paused before frame %s", self.scan_id,
+                             len(self.recorded) + 1)
+                time.sleep(PAUSE_POLL_SECONDS)
+                continue
+            if row.status == "paused":
+                self._set_status("paused", "running")
+                if self.light_wanted:
+                    rig.light.on()
+                log.info("Scan %s resumed", self.scan_id)
+            return
+
+    def _set_status(self, old: str, new: str) -> None:
+        db.session.execute(
+            update(Scan).where(*self._owned(), Scan.status == old)
+            .values(status=new, heartbeat_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+
+    def _thumbnail(self, capture: Capture, path: Path) -> None:
+        try:
+            make_thumbnail(path, self.store.thumbnail_path(self.session_id, capture.id))
+        except Exception as exc:  # noqa: BLE001 - a missing thumbnail is not a failed scan
+            log.warning("Scan %s: no thumbnail for %s: %s", self.scan_id, path.name, exc)

@@ -1,0 +1,295 @@
+"""One run of the scan job (ScanRun): claim the queued scan, take the hardware lock, drive the
+rig through the frames not yet recorded (scans/frames.py), then turn whatever happened into
+the scan's final status and one sentence, and write its metadata, record and export."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from hal import HardwareError, load_rig
+from scanner_app.config import current_settings
+from scanner_app.models import Capture, Scan, ScanSession
+from scanner_app.platform.clock import iso, utcnow
+from scanner_app.platform.extensions import db
+from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
+from scanner_app.platform.log_context import bind_log_ids
+from scanner_app.platform.storage import current_storage
+from scanner_app.platform.zips import write_scan_export
+from scanner_app.scans.disk_full import DISK_FULL, disk_full
+from scanner_app.scans.frames import _OWNED, FrameSteps, _Cancelled, _Stopped, _Superseded
+from scanner_app.scans.metadata import ScanMetadata
+from scanner_app.scans.recovery import Heartbeat
+from scanner_app.scans.service import job_profile
+
+log = logging.getLogger("scanner.scan_job")
+
+
+class _AllTaken(Exception):
+    pass
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+class ScanRun(FrameSteps):
+    """One job's work on one scan, from its claim to its final status."""
+
+    def __init__(self, scan_id: int, should_stop: Callable[[], bool] = lambda: False,
+                 lock_wait: float = 20.0):
+        from rq import get_current_job
+
+        self.scan_id = scan_id
+        self.should_stop = should_stop  # the worker is shutting down (scans/job.py)
+        self.lock_wait = lock_wait  # seconds to wait for the hardware lock
+        self.app = current_app._get_current_object()
+        self.settings = current_settings()
+        self.store = current_storage()
+        self.job = get_current_job()
+        self.job_id = self.job.id if self.job is not None else None
+        self.recorded: set[int] = set()
+        self.index: int | None = None  # frame being taken
+        self.light_wanted = False  # switched back on when a pause ends
+        self.pending_file: Path | None = None  # written, not yet recorded
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def run(self) -> str:
+        scan = db.session.get(Scan, self.scan_id)
+        if scan is None:
+            log.warning("Scan %s does not exist (deleted?); job %s has nothing to do",
+                        self.scan_id, self.job_id)
+            return "missing"
+        if not self._claim():
+            db.session.refresh(scan)
+            log.info("Scan %s is %s; job %s has nothing to do", scan.id, scan.status, self.job_id)
+            return scan.status
+        self.scan = scan
+        self.session_id = scan.session_id
+        bind_log_ids(session=self.session_id, scan=self.scan_id)  # on every line from here
+        self.planned = scan.frames_planned
+        self.profile = job_profile(scan.profile, self.settings)
+        self.images_dir = self.store.scan_images_dir(self.session_id, scan.id)
+        self.meta = ScanMetadata(self.store.scan_metadata_path(self.session_id, scan.id),
+                                 self.profile)
+        self._note_process()
+        heartbeat = Heartbeat(self.app, scan.id, self.job_id)
+        heartbeat.start()
+        try:
+            return self._run_claimed()
+        finally:
+            heartbeat.stop()
+
+    def _owned(self) -> list:
+        where = [Scan.id == self.scan_id, Scan.status.in_(_OWNED)]
+        if self.job_id:
+            where.append(Scan.rq_job_id == self.job_id)
+        return where
+
+    def _claim(self) -> bool:
+        """queued -> running, only for the job the scan was queued with."""
+        where = [Scan.id == self.scan_id, Scan.status == "queued"]
+        if self.job_id:
+            where.append(Scan.rq_job_id == self.job_id)
+        now = utcnow()
+        result = db.session.execute(
+            update(Scan).where(*where)
+            .values(status="running", heartbeat_at=now, finished_at=None,
+                    started_at=func.coalesce(Scan.started_at, now))
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        return result.rowcount == 1
+
+    def _note_process(self) -> None:
+        """Tell recovery which process runs the scan, so a killed one is noticed at once."""
+        if self.job is None:
+            return
+        try:
+            self.job.meta.update(pid=os.getpid(), host=socket.gethostname())
+            self.job.save_meta()
+        except Exception as exc:  # noqa: BLE001 - recovery falls back to heartbeats
+            log.info("Could not store the job's process id: %s", exc)
+
+    def _run_claimed(self) -> str:
+        status, error = "failed", None
+        try:
+            self._load_previous()
+            self.images_dir.mkdir(parents=True, exist_ok=True)
+            if len(self.recorded) >= self.planned:
+                raise _AllTaken()  # e.g. killed while exporting: nothing to drive the rig for
+            with hardware_lock(self.settings.data_dir, self.lock_wait,
+                               should_stop=self.should_stop):
+                rig = load_rig(self.settings.hal)
+                try:
+                    self._drive(rig)
+                finally:
+                    rig.close()  # light off, motor off, camera closed, whatever happened
+                    self.meta.rig_state = {
+                        "light_on": rig.light.is_on,
+                        "motor_enabled": rig.turntable.is_enabled,
+                        "camera_open": rig.camera.is_open,
+                        "close_errors": list(rig.close_errors),
+                    }
+            status = "completed"
+        except _AllTaken:
+            status = "completed"
+        except _Superseded as exc:
+            log.warning("Scan %s: job %s stops: %s", self.scan_id, self.job_id, exc)
+            return "superseded"
+        except _Cancelled:
+            status = "cancelled"
+        except _Stopped:
+            status, error = "interrupted", self._where(
+                "The worker was stopped during the scan.", resume=True)
+        except HardwareBusy as exc:
+            status, error = "interrupted", str(exc)
+            if self.should_stop():
+                error = self._where("The worker was stopped during the scan.", resume=True)
+        except HardwareError as exc:
+            if disk_full(exc):  # a camera driver that wraps the failed write
+                status, error = "interrupted", self._where(DISK_FULL, resume=True)
+            else:
+                error = self._where(_sentence(str(exc)))
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:  # resumable once space is freed
+                status, error = "interrupted", self._where(DISK_FULL, resume=True)
+            else:
+                error = self._where(self._os_error_sentence(exc))
+        except Exception as exc:
+            if type(exc).__name__ == "JobTimeoutException":
+                status, error = "interrupted", self._where(
+                    "The scan ran longer than the job time limit.", resume=True)
+            elif disk_full(exc):
+                # The database hit the full disk before the frame file did: the same story.
+                log.warning("Scan %s: the database could not be written: %s", self.scan_id, exc)
+                status, error = "interrupted", self._where(DISK_FULL, resume=True)
+            else:
+                # The exception's text (SQL and its parameters, paths, reprs) is for the log,
+                # never for the person looking at the scan. Resumable: an outage passes.
+                log.exception("Scan %s: unexpected error", self.scan_id)
+                status, error = "interrupted", self._unexpected()
+        if status != "completed":
+            log.warning("Scan %s %s: %s", self.scan_id, status, error or "")
+        self._finish(status, error)
+        return status
+
+    # --- the end -----------------------------------------------------------------------
+    def _finish(self, status: str, error: str | None) -> None:
+        """Files first, status last: while the scan still reads running/paused, delete and
+        merge of its session answer 409, so nothing below can recreate the directory of a
+        session that is gone or write into one that was merged away."""
+        db.session.rollback()  # whatever the failure left half-done (never a half frame)
+        if not self._touch():
+            return  # another job owns the scan (and maybe the pending file's name) now
+        if status != "completed" and self.pending_file is not None:
+            # Written but never recorded: the database and the disk agree on what was taken.
+            self.pending_file.unlink(missing_ok=True)
+        now = utcnow()
+        values: dict[str, Any] = {"status": status, "control": None, "error": error}
+        if status != "interrupted":
+            values["finished_at"] = now
+        db.session.refresh(self.scan)
+        final = {**self.scan.to_dict(), "status": status, "control": None, "error": error}
+        if "finished_at" in values:
+            final["finished_at"] = iso(now)
+        try:
+            self.meta.write(final, recorded=self.recorded)
+        except OSError as exc:
+            log.warning("Scan %s: could not write its final metadata: %s", self.scan_id, exc)
+        self._write_session_record()
+        if status == "completed":
+            self._export()
+        result = db.session.execute(
+            update(Scan).where(*self._owned()).values(**values, heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        if result.rowcount != 1:
+            log.warning("Scan %s was taken over while it was being finished; job %s leaves it "
+                        "alone", self.scan_id, self.job_id)
+            return
+        log.info("Scan %s %s with %s of %s frames", self.scan_id, status, len(self.recorded),
+                 self.planned)
+
+    def _touch(self) -> bool:
+        """A sign of life, if the scan is still this job's; False (logged) when not."""
+        result = db.session.execute(
+            update(Scan).where(*self._owned()).values(heartbeat_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        if result.rowcount != 1:
+            log.warning("Scan %s was taken over; job %s leaves it alone", self.scan_id,
+                        self.job_id)
+            return False
+        return True
+
+    def _write_session_record(self) -> None:
+        """Keep metadata/session.json's counters in step with the frames just recorded."""
+        try:
+            session = db.session.get(ScanSession, self.session_id)
+            if session is not None:
+                self.store.write_session_record(session.to_dict())
+        except Exception as exc:  # noqa: BLE001 - the database has the truth
+            log.warning("Scan %s: could not rewrite the session record: %s", self.scan_id, exc)
+        finally:
+            db.session.rollback()
+
+    def _at(self) -> str:
+        if self.index is not None:
+            return f"at frame {self.index + 1} of {self.planned}"
+        taken = len(self.recorded)
+        return f"after {taken} of {self.planned} frames" if taken else "before its first frame"
+
+    def _kept(self) -> str:
+        taken = len(self.recorded)
+        return (f"The {taken} frame{'s' if taken != 1 else ''} taken so far "
+                f"{'is' if taken == 1 else 'are'} kept")
+
+    def _next_frame(self) -> int:
+        return min(len(self.recorded) + 1, self.planned)
+
+    def _where(self, what: str, resume: bool = False) -> str:
+        tail = (f"resume the scan to continue from frame {self._next_frame()}."
+                if resume else "fix the cause, then start a new scan.")
+        return f"The scan stopped {self._at()}: {what} {self._kept()}; {tail}"
+
+    def _unexpected(self) -> str:
+        return (f"An unexpected error stopped the scan {self._at()}; the details are in the "
+                f"worker's log. {self._kept()}; resume the scan to continue from frame "
+                f"{self._next_frame()}, or start a new scan.")
+
+    @staticmethod
+    def _os_error_sentence(exc: OSError) -> str:
+        where = f" {exc.filename}" if exc.filename else ""
+        return (f"the station could not write{where} ({exc.strerror or exc}). Check that the "
+                "data directory is writable and the storage is healthy.")
+
+    # --- files -------------------------------------------------------------------------
+    def _load_previous(self) -> None:
+        """On resume: which frames are recorded, and the metadata written so far."""
+        self.recorded = set(db.session.scalars(
+            select(Capture.frame_index).where(Capture.scan_id == self.scan_id,
+                                              Capture.frame_index.is_not(None))
+        ))
+        db.session.commit()
+        self.meta.load(self.job_id, utcnow(),
+                       first_frame=min(set(range(self.planned)) - self.recorded, default=None))
+
+    def _export(self) -> None:
+        try:
+            write_scan_export(self.session_id, self.scan_id)
+        except Exception:  # noqa: BLE001 - the scan is complete; the ZIP can be made later
+            log.exception("Scan %s: writing its export ZIP failed", self.scan_id)
+        finally:
+            db.session.rollback()

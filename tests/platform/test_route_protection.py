@@ -106,3 +106,30 @@ def test_only_a_valid_api_key_stands_in_for_the_token(app):
     with app.app_context():
         names = set(db.session.scalars(db.select(ScanSession.name)))
     assert names == {"From a script", "Mine"}
+
+
+def test_an_upload_form_carries_its_token_without_the_body_being_parsed_first(app):
+    """The intake streams multipart bodies itself: the token comes from the header (htmx) or
+    the address (a form without JavaScript), never from a field inside the body."""
+    from tests.csrf_client import csrf_token_of
+    from tests.uploads.helpers import multipart_body
+
+    person = sign_in(app)
+    token = csrf_token_of(person)
+    body = multipart_body([("a.jpg", b"not really")], "b0undary", {"csrf_token": token})
+    multipart = {**JSON, "Content-Type": "multipart/form-data; boundary=b0undary"}
+    in_body_only = person.post("/upload", data=body, headers={**multipart, "X-CSRFToken": ""})
+    assert in_body_only.status_code == 400
+    assert in_body_only.get_json()["error"]["code"] == "csrf_failed"
+    by_address = person.post(f"/upload?csrf_token={token}", data=body,
+                             headers={**multipart, "X-CSRFToken": ""})
+    by_header = person.post("/upload", data=body, headers={**multipart, "X-CSRFToken": token})
+    for answer in (by_address, by_header):
+        assert answer.status_code != 400 or answer.get_json()["error"]["code"] != "csrf_failed"
+    # Over HTTPS the form must also come from this host, as Flask-WTF asks of other forms.
+    secure = {**multipart, "X-CSRFToken": token, "Referer": "https://evil.example/"}
+    foreign = person.post("/upload", data=body, headers=secure, base_url="https://localhost")
+    assert foreign.status_code == 400 and foreign.get_json()["error"]["code"] == "csrf_failed"
+    own = person.post("/upload", data=body, base_url="https://localhost",
+                      headers={**secure, "Referer": "https://localhost/upload"})
+    assert own.status_code != 400 or own.get_json()["error"]["code"] != "csrf_failed"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
-from flask_wtf.csrf import CSRFError, CSRFProtect, validate_csrf
+from flask_wtf.csrf import CSRFError, CSRFProtect, same_origin, validate_csrf
 from wtforms import ValidationError
 
 from scanner_app.platform.errors import error_response
@@ -67,6 +67,10 @@ def _check_csrf() -> None:
         validate_csrf(token)
     except ValidationError as exc:
         raise CSRFError(exc.args[0]) from exc
+    if request.is_secure and current_app.config["WTF_CSRF_SSL_STRICT"]:
+        # As csrf.protect() does over HTTPS: the form must come from this very host.
+        if not same_origin(request.referrer or "", f"https://{request.host}/"):
+            raise CSRFError("The referrer does not match the host.")
     g.csrf_valid = True
 
 

@@ -31,6 +31,10 @@ class ScanProfile:
     settle_seconds: float
     resolution: tuple[int, int]
     jpeg_quality: int
+    # (elevation_deg, frames) per ring; () = one ring of `frames` at the rig's elevation.
+    rings: tuple[tuple[float, int], ...] = ()
+    # Then a second pass of the same rings with the object turned over (guided).
+    turn_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Settings:
     profiles: dict[str, ScanProfile]
     default_profile: str
     hal: HalSettings
+    # A scan (all rings, both passes) takes at most this many frames.
+    max_scan_frames: int = 720
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -132,6 +138,8 @@ def load_settings(
             settle_seconds=float(p.get("settle_seconds", 0.3)),
             resolution=tuple(p.get("resolution", (2028, 1520))),
             jpeg_quality=int(p.get("jpeg_quality", 92)),
+            rings=_profile_rings(name, p.get("rings", [])),
+            turn_over=bool(p.get("turn_over", False)),
         )
         for name, p in data.get("profiles", {}).items()
     }
@@ -153,7 +161,17 @@ def load_settings(
         profiles=profiles,
         default_profile=default_profile,
         hal=hal,
+        max_scan_frames=int(data.get("scans", {}).get("max_total_frames", 720)),
     )
+
+
+def _profile_rings(name: str, rings: Any) -> tuple[tuple[float, int], ...]:
+    """A profile's `rings = [{elevation_deg = 10, frames = 36}, ...]` (checked per scan)."""
+    try:
+        return tuple((float(r["elevation_deg"]), int(r["frames"])) for r in rings)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"profiles.{name}.rings must be a list of tables like "
+                          "{elevation_deg = 20, frames = 36}.") from None
 
 
 def current_settings() -> Settings:

@@ -33,6 +33,11 @@ class Capture(db.Model):
     frame_index: Mapped[int | None]
     path: Mapped[str] = mapped_column(db.Text)  # relative to the session directory
     angle_deg: Mapped[float | None]
+    # Scan frames: the ring (0-based over the whole scan), its elevation and its pass (2:
+    # after the object was turned over). None for uploads and for scans from before rings.
+    ring: Mapped[int | None]
+    elevation_deg: Mapped[float | None]
+    scan_pass: Mapped[int | None]
     valid: Mapped[bool] = mapped_column(default=False)
     reason: Mapped[str | None] = mapped_column(db.Text)
     width: Mapped[int | None]
@@ -47,6 +52,9 @@ class Capture(db.Model):
             "scan_id": self.scan_id,
             "upload_id": self.upload_id,
             "path": self.path,
+            "ring": self.ring,
+            "elevation_deg": self.elevation_deg,
+            "pass": self.scan_pass,
             "angle_deg": self.angle_deg,
             "valid": self.valid,
             "reason": self.reason,

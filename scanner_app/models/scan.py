@@ -47,6 +47,12 @@ class Scan(db.Model):
     # Asked for by the API, acted on by the job between frames: "pause" | "cancel" | None.
     control: Mapped[str | None] = mapped_column(db.String(10))
     rq_job_id: Mapped[str | None] = mapped_column(db.String(64))
+    # The rings to take, as JSON (scans/path.py); None: one ring of frames_planned frames.
+    path: Mapped[str | None] = mapped_column(db.Text)
+    # The rig calibration the frames' poses come from; None: nominal poses.
+    calibration_id: Mapped[str | None] = mapped_column(db.String(40))
+    # What the person at the rig should do now (set the camera for a guided ring).
+    message: Mapped[str | None] = mapped_column(db.Text)
     heartbeat_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -71,6 +77,7 @@ class Scan(db.Model):
                 if self.frames_planned else 0.0
             ),
             "current_angle": self.current_angle,
+            "message": self.message,
             "control": self.control,
             "error": self.error,
             "source": self.source,

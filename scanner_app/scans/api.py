@@ -4,7 +4,7 @@ Every answer carries {"scan": Scan} with its progress (frames, percent, angle, E
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from scanner_app.models import Scan
 from scanner_app.platform.errors import BadRequest
@@ -21,19 +21,23 @@ def _answer(scan: Scan, status: int = 200) -> tuple[Response, int]:
 @bp.post("")
 def start_scan() -> tuple[Response, int]:
     body = json_object()
-    unknown = sorted(set(body) - {"session_id", "profile", "frames"})
+    unknown = sorted(set(body) - {"session_id", "profile", "frames", "rings", "turn_over"})
     if unknown:
         named = ", ".join(f"'{field}'" for field in unknown)
         them = "it" if len(unknown) == 1 else "them"
         raise BadRequest(f"A scan does not take {named}; leave {them} out. A scan takes "
-                         "'session_id', 'profile' and 'frames', all optional.",
+                         "'session_id', 'profile', 'frames' or 'rings', and 'turn_over', "
+                         "all optional.",
                          code="invalid_field")
     profile = body.get("profile")
     if profile is not None and not isinstance(profile, str):
         raise BadRequest("'profile' must be the name of a scan profile, e.g. \"quick\".",
                          code="invalid_profile")
+    # Signed in with a browser (not an API key): that person can continue a guided scan.
+    browser = g.get("api_key") is None and g.get("user") is not None
     scan = service.start_scan(optional_id(body, "session_id"), profile=profile,
-                              frames=body.get("frames"), source="api")
+                              frames=body.get("frames"), source="api", rings=body.get("rings"),
+                              turn_over=body.get("turn_over"), browser=browser)
     return _answer(scan, 202)
 
 

@@ -26,6 +26,7 @@ from scanner_app.platform.disk import check_scan_space
 from scanner_app.platform.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from scanner_app.platform.extensions import db
 from scanner_app.platform.queues import HARDWARE_QUEUE, SCAN_JOB, queue, redis_connection
+from scanner_app.scans.path import plan_path, require_operator, ring_progress
 from scanner_app.scans.recovery import (
     HEARTBEAT_SECONDS,
     QUEUED_GRACE_SECONDS,
@@ -86,21 +87,6 @@ def job_profile(name: str, settings: Settings) -> ScanProfile:
     if settings.default_profile in settings.profiles:
         return settings.profiles[settings.default_profile]
     return ScanProfile(name, 36, 0.3, (2028, 1520), 92)
-
-
-def _frames(frames: object, profile: ScanProfile) -> int:
-    if frames is None:
-        return profile.frames
-    if isinstance(frames, bool) or not isinstance(frames, int):
-        raise BadRequest(f"'frames' must be a whole number from 1 to {MAX_FRAMES}.",
-                         code="invalid_frames")
-    if not 1 <= frames <= MAX_FRAMES:
-        raise BadRequest(
-            f"A scan takes 1 to {MAX_FRAMES} frames, not {frames}. The {profile.name!r} "
-            f"profile takes {profile.frames}.",
-            code="invalid_frames",
-        )
-    return frames
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -171,7 +157,8 @@ def scan_progress(scan: Scan) -> dict:
 
 def scan_json(scan: Scan) -> dict:
     """The Scan object of the API: the row plus its progress."""
-    return {**scan.to_dict(), **scan_progress(scan)}
+    return {**scan.to_dict(), **scan_progress(scan),
+            **ring_progress(scan.path, scan.frames_planned, scan.frames_captured or 0)}
 
 
 # --- starting --------------------------------------------------------------------------
@@ -224,15 +211,21 @@ def start_scan(
     profile: str | None = None,
     frames: int | None = None,
     source: str = "api",
+    rings: object = None,
+    turn_over: object = None,
+    browser: bool = False,
 ) -> Scan:
     """Validate, refuse while another scan is active or the disk is too full, resolve the
     session (once), insert the scan and enqueue its job. The web, the API and the button
-    all start scans here."""
+    all start scans here. `rings` (a list of {elevation_deg, frames}) replaces `frames`;
+    `browser`: the request comes from a signed-in person who can continue a guided scan."""
     settings = current_settings()
     if source not in SOURCES:
         raise BadRequest(f"Unknown scan source {source!r}; use one of {', '.join(SOURCES)}.")
     chosen = profile_for(profile, settings)
-    planned = _frames(frames, chosen)
+    path = plan_path(settings, chosen, frames=frames, rings=rings, turn_over=turn_over)
+    require_operator(path, settings, source=source, browser=browser)
+    planned = path.total_frames
     if (current := active_scan()) is not None:
         raise _active_conflict(current)
     check_scan_space(settings, chosen, planned)
@@ -241,7 +234,7 @@ def start_scan(
 
     session_id = resolve_session(requested_session_id)
     scan = Scan(session_id=session_id, status="queued", profile=chosen.name,
-                frames_planned=planned, frames_captured=0, source=source,
+                frames_planned=planned, frames_captured=0, source=source, path=path.to_json(),
                 heartbeat_at=utcnow())
     db.session.add(scan)
     try:

@@ -89,7 +89,7 @@ def test_disk_reserve_refuses_the_scan_before_anything_is_made(make_station):
 
 
 @pytest.mark.parametrize("body, code, words", [
-    ({"profile": "huge"}, "invalid_profile", "detailed, quick, standard"),
+    ({"profile": "huge"}, "invalid_profile", "detailed, photogrammetry, quick, standard"),
     ({"profile": 3}, "invalid_profile", "name of a scan profile"),
     ({"frames": 0}, "invalid_frames", "1 to 720"),
     ({"frames": 721}, "invalid_frames", "1 to 720"),
@@ -182,5 +182,6 @@ def test_unknown_fields_are_named_in_a_sentence(make_station):
         "/api/v1/scans", json={"speed": 2, "colour": "red", "frames": 4}))
     assert (status, code) == (400, "invalid_field")
     assert message == ("A scan does not take 'colour', 'speed'; leave them out. A scan takes "
-                       "'session_id', 'profile' and 'frames', all optional.")
+                       "'session_id', 'profile', 'frames' or 'rings', and 'turn_over', all "
+                       "optional.")
     assert "[" not in message

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
@@ -24,12 +23,12 @@ from scanner_app.models.session import COUNTERS
 from scanner_app.platform.errors import BadRequest, Conflict, NotFound
 from scanner_app.platform.extensions import db, dialect_insert
 from scanner_app.platform.storage import atomic_write_json, current_storage, fsync_dir
+from scanner_app.sessions import names
 from scanner_app.sessions.resolver import current_manual_session_id, station_today
 
 log = logging.getLogger("scanner.sessions")
 
-MAX_NAME_LENGTH = 120
-_AUTO_NAME = re.compile(r"^Session \d{4}-\d{2}-\d{2}$")
+MAX_NAME_LENGTH = names.MAX_NAME_LENGTH
 
 
 def get_session(session_id: int) -> ScanSession:
@@ -51,29 +50,17 @@ def list_sessions() -> tuple[list[ScanSession], dict[str, int]]:
 
 
 def clean_name(raw: object) -> str:
-    if not isinstance(raw, str) or not raw.strip():
-        raise BadRequest("Give the session a name, for example 'Trial ABC-123'.",
-                         code="invalid_name")
-    name = " ".join(raw.split())
-    if len(name) > MAX_NAME_LENGTH:
-        raise BadRequest(
-            f"The name is {len(name)} characters long; keep it to {MAX_NAME_LENGTH} or fewer.",
-            code="invalid_name",
-        )
-    if _AUTO_NAME.match(name):
-        raise BadRequest(
-            "Names like 'Session 2026-01-31' are kept for the automatic daily sessions; "
-            "choose another name.",
-            code="invalid_name",
-        )
-    return name
+    return names.normalise(raw)
 
 
 def _ensure_name_free(name: str, except_id: int | None = None) -> None:
-    clash = db.session.scalar(select(ScanSession.id).where(ScanSession.name == name))
-    if clash is not None and clash != except_id:
-        raise Conflict(f"A session named '{name}' already exists; choose another name.",
-                       code="name_in_use")
+    # Compared casefolded in Python (SQLite's lower() folds ASCII only); the unique index on
+    # lower(name) catches a racing writer.
+    key = names.name_key(name)
+    for session_id, other in db.session.execute(select(ScanSession.id, ScanSession.name)):
+        if session_id != except_id and names.name_key(other) == key:
+            raise Conflict(f"A session named '{other}' already exists; choose another name.",
+                           code="name_in_use")
 
 
 def _commit_or_name_conflict(name: str) -> None:

@@ -12,7 +12,6 @@ from flask import Flask
 from werkzeug.routing import BaseConverter, ValidationError
 
 MAX_ID = 2**31 - 1  # PostgreSQL INTEGER; SQLite's range is wider, so this bounds both
-_MAX_DIGITS = len(str(MAX_ID))
 
 
 def parse_id(raw: object, *, minimum: int = 1, maximum: int | None = MAX_ID) -> int | None:
@@ -32,10 +31,25 @@ def parse_id(raw: object, *, minimum: int = 1, maximum: int | None = MAX_ID) -> 
     return value
 
 
-class IdConverter(BaseConverter):
-    """`<int:name>` in every route: ASCII digits, 1 to MAX_ID; anything else is a 404."""
+def _at_most(limit: int) -> str:
+    """A regex of the decimal numbers 0..limit (leading zeros allowed). The bound must be in
+    the pattern, not only in to_python: Werkzeug answers 405, not 404, when a URL matches a
+    rule's pattern for another method and this method's rule refuses the value."""
+    digits = str(limit)
+    options = [f"[0-9]{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    for i, digit in enumerate(digits):
+        low = "1" if i == 0 else "0"
+        if digit > low:
+            below = f"[{low}-{int(digit) - 1}]"
+            options.append(digits[:i] + below + f"[0-9]{{{len(digits) - i - 1}}}")
+    options.append(digits)
+    return "0*(?:" + "|".join(options) + ")"
 
-    regex = rf"[0-9]{{1,{_MAX_DIGITS + 2}}}"
+
+class IdConverter(BaseConverter):
+    """`<int:name>` in every route: ASCII digits, 0 to MAX_ID; anything else is a 404."""
+
+    regex = _at_most(MAX_ID)
     weight = 50
     part_isolating = True
 

@@ -9,22 +9,28 @@ from typing import TypeVar
 from flask import redirect, request
 from werkzeug.wrappers import Response
 
-from scanner_app.platform.errors import BadRequest
+from scanner_app.platform.errors import BadRequest, NotFound
+from scanner_app.platform.web.converters import MAX_ID, parse_id
 
 T = TypeVar("T")
 
 
 def optional_int(name: str, label: str, *, minimum: int = 1, maximum: int | None = None
                  ) -> int | None:
-    """A blank field is None; otherwise a whole number in [minimum, maximum]."""
+    """A blank field is None; otherwise a whole number in [minimum, maximum], written with
+    ASCII digits (full-width '１２' is not a number here), never above what the database
+    holds."""
     raw = (request.form.get(name) or request.args.get(name) or "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) < minimum or (maximum is not None and int(raw) > maximum):
-        upper = f" to {maximum}" if maximum is not None else ""
-        raise BadRequest(f"{label} must be a whole number from {minimum}{upper}.",
+    value = parse_id(raw, minimum=minimum, maximum=maximum)
+    if value is None:
+        shown = f" to {maximum}" if maximum is not None else ""
+        raise BadRequest(f"{label} must be a whole number from {minimum}{shown}.",
                          code="invalid_form")
-    return int(raw)
+    if value > MAX_ID:  # an id no database row can have: nothing is there
+        raise NotFound(f"{label} {value} does not exist; pick one from the list.")
+    return value
 
 
 def done(location: str, partial: Callable[[], T]) -> T | Response:

@@ -4,7 +4,8 @@ from typing import Any
 
 from flask import request
 
-from scanner_app.platform.errors import BadRequest
+from scanner_app.platform.errors import BadRequest, NotFound
+from scanner_app.platform.web.converters import MAX_ID, parse_id
 
 
 def json_object() -> dict[str, Any]:
@@ -19,10 +20,15 @@ def json_object() -> dict[str, Any]:
 
 
 def optional_id(body: dict[str, Any], key: str) -> int | None:
+    """A JSON id: a whole number (or a string of ASCII digits), or null. An id beyond what
+    the database can hold names nothing: 404, like an unknown id."""
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    number = parse_id(value, maximum=None)
+    if number is None:
         raise BadRequest(f"'{key}' must be a session id (a whole number) or null.",
                          code="invalid_id")
-    return int(value)
+    if number > MAX_ID:
+        raise NotFound(f"There is no session {number}. Pick one from the session list.")
+    return number

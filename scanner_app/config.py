@@ -50,6 +50,10 @@ class Settings:
     hal: HalSettings
     # A scan (all rings, both passes) takes at most this many frames.
     max_scan_frames: int = 720
+    # Uploaded images with more pixels are invalid and never decoded (a small PNG can
+    # unpack to gigabytes). 100 MP: the largest supported sensor (IMX477, 12.3 MP) with room
+    # for stitched or medium-format uploads.
+    max_image_megapixels: float = 100.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -161,6 +165,10 @@ def load_settings(
         profiles=profiles,
         default_profile=default_profile,
         hal=hal,
+        max_image_megapixels=_positive(_number(
+            env, "SCANNER_MAX_IMAGE_MEGAPIXELS", float,
+            float(station.get("max_image_megapixels", 100)),
+        ), "SCANNER_MAX_IMAGE_MEGAPIXELS (or max_image_megapixels in config/scanner.toml)"),
         max_scan_frames=int(data.get("scans", {}).get("max_total_frames", 720)),
     )
 
@@ -172,6 +180,12 @@ def _profile_rings(name: str, rings: Any) -> tuple[tuple[float, int], ...]:
     except (KeyError, TypeError, ValueError):
         raise ConfigError(f"profiles.{name}.rings must be a list of tables like "
                           "{elevation_deg = 20, frames = 36}.") from None
+
+
+def _positive(value: float, name: str) -> float:
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a number above 0, e.g. 100.")
+    return value
 
 
 def current_settings() -> Settings:

@@ -15,10 +15,9 @@ from flask.testing import FlaskClient
 
 META = re.compile(rb'<meta name="csrf-token" content="([^"]+)">')
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-# An address no route has: a signed-in client gets the 404 page, an anonymous one is sent on
-# to the login (or first-run) page; all of them extend base.html and carry the token, and
-# none changes anything.
-PROBE = "/csrf-token-probe"
+# The login page (or, before the first login exists, the first-run page it sends to): it
+# renders for anyone, signed in or not, extends base.html and changes nothing on GET.
+PROBE = "/login"
 
 
 def csrf_token_of(client: FlaskClient) -> str:

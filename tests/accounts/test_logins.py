@@ -173,6 +173,21 @@ def test_racing_first_run_requests_make_exactly_one_admin(data_dir, database_url
         assert winner.get("/").status_code == 200
 
 
+def test_first_run_is_decided_by_the_database_not_by_a_count(sqlite_app, monkeypatch):
+    """The interleaving of the report, made certain: every request saw an empty station
+    (its count ran before anyone committed); only one of them can still commit."""
+    from scanner_app.accounts import service
+    from scanner_app.platform.errors import Conflict
+
+    monkeypatch.setattr(service, "user_count", lambda: 0)
+    with sqlite_app.app_context():
+        service.create_first_admin("first", PASSWORD)
+        for name in ("second", "third"):
+            with pytest.raises(Conflict, match="set up already"):
+                service.create_first_admin(name, PASSWORD)
+        assert db.session.scalars(select(User.name)).all() == ["first"]
+
+
 def test_only_admins_manage_logins_and_keys(data_dir, sqlite_only):
     with live_web(data_dir, sqlite_only) as web:
         add_user(web.app, "ada", admin=True)

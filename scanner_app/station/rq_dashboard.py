@@ -15,8 +15,8 @@ empty, compact) are POSTs and need the page's CSRF token like every other form; 
 gets the token from static/rq-dashboard-csrf.js, added to its pages here. A dashboard route
 that also answers GET would change state on a mere link or <img>, so such routes are refused
 on GET. Its pages run one inline script of the dashboard's own plus underscore templates
-(compiled with `new Function`), so their CSP allows exactly that script by hash and eval,
-and nothing else inline.
+(compiled with `new Function`) and carry a few style="" attributes, so their CSP allows
+exactly those by hash (and eval), and nothing else inline.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ BLUEPRINT_NAME = rq_dashboard.blueprint.name  # "rq_dashboard"
 # Inline <script> elements that run (not the dashboard's type="text/template" ones).
 _INLINE_SCRIPT = re.compile(
     r"<script(?![^>]*\bsrc=)(?![^>]*type=\"text/template\")[^>]*>(.*?)</script>", re.S)
+_STYLE_ATTR = re.compile(r'\sstyle="([^"]*)"')
 
 
 def dashboard_redis_url(settings: Settings) -> str:
@@ -94,15 +95,21 @@ def init_rq_dashboard(app: Flask) -> None:
         return response
 
 
+def _hashes(sources: list[str]) -> str:
+    return " ".join(sorted({
+        "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+        for text in sources}))
+
+
 def scripts_policy(html: str) -> str:
     """A CSP for one dashboard page: its own inline scripts by hash, eval for underscore's
-    templates, and otherwise only the station's own files."""
-    hashes = " ".join(
-        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
-        for body in _INLINE_SCRIPT.findall(html))
-    return (f"default-src 'self'; script-src 'self' 'unsafe-eval' {hashes}; style-src 'self'; "
-            "img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-            "frame-ancestors 'none'")
+    templates, its own style="" attributes by hash, and otherwise only the station's own
+    files."""
+    scripts, styles = _hashes(_INLINE_SCRIPT.findall(html)), _hashes(_STYLE_ATTR.findall(html))
+    style_src = f"'self' 'unsafe-hashes' {styles}" if styles else "'self'"
+    return (f"default-src 'self'; script-src 'self' 'unsafe-eval' {scripts}; "
+            f"style-src {style_src}; img-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'")
 
 
 def dashboard_page_policy(response: Response) -> None:

@@ -18,7 +18,7 @@ from scanner_app.models import Scan
 from scanner_app.platform.extensions import db
 from scanner_app.platform.log_context import LOG_FORMAT, LogIdsFilter, bind_log_ids, log_ids
 from scanner_app.platform.queues import SCAN_JOB, horse_killed_handlers, redis_connection
-from tests.runtime.procs import descendants, parent_of
+from tests.runtime.procs import descendants, parent_of, pid_alive
 from tests.support import Proc, api_client, cli, process_env, wait_until
 
 
@@ -56,6 +56,31 @@ def test_a_killed_work_horse_has_the_motor_switched_off_and_its_scan_interrupted
         assert "killed by signal 9" in (scan.error or "") + (scan.message or ""), scan.error
         worker.wait_line("Rig switched off (the work-horse of job", 5)
         assert worker.popen.poll() is None  # the worker itself carries on
+    finally:
+        worker.kill()
+
+
+def test_a_killed_worker_takes_its_work_horse_along_without_any_supervisor(
+        sqlite_app, data_dir: Path, private_redis):
+    """As under systemd: `scanner worker` alone, killed with SIGKILL mid-scan. Its work-horse
+    (in a process group of its own, re-parented away) must stop the scan and exit."""
+    worker = Proc(cli("worker", "--queues", "hardware"), process_env(data_dir))
+    try:
+        worker.wait_line("Listening on hardware", 60)
+        client = api_client(sqlite_app)
+        answer = client.post("/api/v1/scans", json={"frames": 40})
+        assert answer.status_code == 202, answer.get_json()
+        scan_id = answer.get_json()["scan"]["id"]
+        wait_until(lambda: _scan(sqlite_app, scan_id).frames_captured >= 2, 60,
+                   "the scan to take 2 frames")
+        [horse] = [p for p in descendants(worker.popen.pid)
+                   if parent_of(p) == worker.popen.pid]
+        os.kill(worker.popen.pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(horse), 15, "the work-horse to die with its worker")
+        scan = wait_until(lambda: (s := _scan(sqlite_app, scan_id)).status != "running" and s,
+                          30, "the scan to stop running")
+        assert scan.status == "interrupted", (scan.status, scan.error)
+        assert scan.frames_captured < 40
     finally:
         worker.kill()
 

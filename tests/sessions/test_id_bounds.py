@@ -115,3 +115,30 @@ def test_query_and_multipart_id_fields_beyond_the_database_are_404(client):
         "session_id": str(2**63), "files": [(io.BytesIO(jpeg_bytes()), "a.jpg")]},
         content_type="multipart/form-data")
     assert upload.status_code == 404
+
+
+def test_through_the_live_server(data_dir, database_url):
+    """The same answers from `scanner web` (gunicorn) as from the test client: the report's
+    500s came from the real server on both databases."""
+    import requests
+
+    from scanner_app.accounts.service import create_api_key
+    from tests.accounts.live import live_web
+
+    with live_web(data_dir, database_url) as web:
+        with web.app.app_context():
+            key = {"X-Api-Key": create_api_key("probe")}
+        for path in (f"/api/v1/sessions/{2**63}", f"/api/v1/scans/{2**31}",
+                     f"/api/v1/uploads/{2**64}", "/api/v1/sessions/%EF%BC%91",
+                     f"/sessions/{2**63}"):
+            answer = requests.get(web.base + path, headers=key, timeout=30)
+            assert answer.status_code == 404, (path, answer.status_code)
+        put = requests.put(web.base + "/api/v1/sessions/current", headers=key, timeout=30,
+                           json={"session_id": 2**63})
+        assert put.status_code == 404 and put.json()["error"]["code"] == "not_found"
+        nul = requests.post(web.base + "/api/v1/sessions", headers=key, timeout=30,
+                            json={"name": "Trial\u0000", "make_current": False})
+        assert nul.status_code == 400 and nul.json()["error"]["code"] == "invalid_name"
+        look_alike = requests.post(web.base + "/api/v1/sessions", headers=key, timeout=30,
+                                   json={"name": "\u0405ession 2026-11-30"})
+        assert look_alike.status_code == 400

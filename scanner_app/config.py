@@ -127,6 +127,7 @@ def load_settings(
     # SCANNER_HAL and SCANNER_MOCK_* (hal's own list) override the [hal] table.
     hal_table = apply_env_overrides(data.get("hal", {}), env)
     hal_table.setdefault("driver", "mock")
+    hal_table.setdefault("data_dir", str(data_dir))  # the rig keeps its position there
     mock = hal_table.setdefault("mock", {})
     # Lets tests and demos make the mock camera fail inside a running worker.
     mock.setdefault("fault_file", str(data_dir / "mock-fault"))

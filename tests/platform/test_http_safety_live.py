@@ -1,7 +1,8 @@
 """HTTP details through the real server (`scanner web`: gunicorn): every response carries the
 security headers, pages say `Vary: HX-Request`, a refused form (no CSRF token) changes
-nothing, and after a 413 the server says `Connection: close` and closes, instead of
-promising keep-alive and then dropping the connection under the client's next request."""
+nothing, and after a 413 (or any refusal of a large body it did not read) the server says
+`Connection: close` and closes, instead of promising keep-alive and then dropping the
+connection under the client's next request."""
 
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def test_a_form_without_the_token_changes_nothing(station):
     assert b"Honest" in body and b"Forged" not in body
 
 
-def _oversized_upload(port: int, key: str, size: int) -> bytes:
+def _upload_request(port: int, key: str, size: int) -> bytes:
     body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; "
             f"filename=\"big.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").encode()
     body += b"\xff" * size + f"\r\n--{BOUNDARY}--\r\n".encode()
@@ -135,9 +136,12 @@ def _oversized_upload(port: int, key: str, size: int) -> bytes:
     return head + body
 
 
-def test_413_says_connection_close_and_closes(station):
-    # 1.5 MB against a 1 MB limit: far more than gunicorn drains (64 KB) before giving up.
-    request = _oversized_upload(station.port, station.key, 1536 * 1024)
+@pytest.mark.parametrize("size_kb, key, status", [
+    (1536, True, 413),  # 1.5 MB against a 1 MB limit: far more than gunicorn drains (64 KB)
+    (512, False, 401),  # within the limit, but refused unread: no key
+])
+def test_a_refused_body_says_connection_close_and_closes(station, size_kb, key, status):
+    request = _upload_request(station.port, station.key if key else "sk_wrong", size_kb * 1024)
     with socket.create_connection(("127.0.0.1", station.port), timeout=10) as sock:
         try:
             sock.sendall(request)
@@ -146,8 +150,8 @@ def test_413_says_connection_close_and_closes(station):
         response = HTTPResponse(sock)
         response.begin()
         body = response.read()
-        assert response.status == 413, body
-        assert b'"too_large"' in body
+        assert response.status == status, body
+        assert b'"too_large"' in body or status != 413
         assert response.getheader("Connection", "").lower() == "close"
         # ...and it does close: no next request can be lost on this connection.
         try:

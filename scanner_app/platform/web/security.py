@@ -9,7 +9,8 @@ check of every state-changing browser request.
   X-Api-Key (which a foreign page cannot send) is exempt. Multipart bodies are the upload
   intake's to stream: their token is read from the header (htmx sends it from <body
   hx-headers>) or the query string, never by parsing the body first.
-- After a 413 the connection is closed (see close_after_refused_body).
+- After a 413, or an error to a large body, the connection is closed
+  (see close_after_refused_body).
 """
 
 from __future__ import annotations
@@ -94,19 +95,26 @@ def _security_headers(response: Response) -> Response:
 
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+# What gunicorn drains of an unread body before it gives up on the connection.
+LARGE_BODY_BYTES = 64 * 1024
 
 
 def close_after_refused_body(app: WSGIApp) -> WSGIApp:
-    """After a 413 the body was not read, and the server cannot reuse the connection: under
-    gunicorn it drains a little, then drops the socket while its headers had said
-    `keep-alive`, so the client's next request on it fails. An application may not send
-    hop-by-hop headers itself (PEP 3333), and gunicorn ignores them, so this asks gunicorn's
-    response object (the owner of `start_response`) to close, which makes it say
-    `Connection: close`. Other servers are left as they are."""
+    """After a 413, or any error answer to a request with a large body, the body was not read,
+    and the server cannot reuse the connection: under gunicorn it drains a little (64 KB),
+    then drops the socket while its headers had said `keep-alive`, so the client's next
+    request on it fails. An application may not send hop-by-hop headers itself (PEP 3333),
+    and gunicorn ignores them, so this asks gunicorn's response object (the owner of
+    `start_response`) to close, which makes it say `Connection: close`. Other servers are left
+    as they are."""
 
     def wrapped(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        large = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() or (
+            environ.get("CONTENT_LENGTH", "").isdigit()
+            and int(environ["CONTENT_LENGTH"]) > LARGE_BODY_BYTES)
+
         def start(status: str, headers: list, exc_info: Any = None) -> Any:
-            if status.startswith("413"):
+            if status.startswith("413") or (large and status[:1] in ("4", "5")):
                 force_close = getattr(getattr(start_response, "__self__", None),
                                       "force_close", None)
                 if callable(force_close):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from hal import Rig
+from hal import ExposureSettings, Rig
 from scanner_app.models import Capture, Scan
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
@@ -21,7 +21,13 @@ log = logging.getLogger("scanner.scan_job")
 
 
 PAUSE_POLL_SECONDS = 0.2
+SETTLE_POLL_SECONDS = 0.05
 _OWNED = ("running", "paused")
+
+
+def frame_angle(index: int, planned: int) -> float:
+    """Where frame `index` of `planned` (one turn) is taken, in degrees."""
+    return round(index * 360.0 / planned, 6)
 
 
 class _Cancelled(Exception):
@@ -40,29 +46,68 @@ class FrameSteps:
     """The frame steps of ScanRun (a mixin: they share its state, see ScanRun.__init__)."""
 
     def _drive(self, rig: Rig) -> None:
-        # The profile decides the frame size; set before metering, since a new size restarts
-        # the camera and drops any exposure lock.
+        """Open, home, then take every frame not yet recorded with the motor held at its
+        microstep and one exposure for the whole scan (locked at its first frame, or the
+        one an earlier run of this scan saved)."""
+        rig.set_stop_check(self.should_stop)  # a stop request ends a move between two steps
+        # The profile decides the frame size; set before opening, since a new size restarts
+        # the camera and drops any exposure lock. Opened before describe(), so the metadata
+        # records the sensor, its mode and any size warning.
         rig.camera.set_resolution(self.profile.resolution)
+        rig.camera.open()
         self.meta.rig = rig.describe()
         self._obey_control(rig)
-        rig.turntable.home()
-        rig.light.on()
-        self.light_wanted = True
-        exposure = None
-        for index in range(self.planned):
-            if index in self.recorded:
-                continue
-            self._obey_control(rig)
-            self.index = index
-            angle = round(index * 360.0 / self.planned, 6)
-            rig.turntable.move_to(angle)
-            time.sleep(self.profile.settle_seconds)
-            if exposure is None:
-                # Lock once the object is lit and in place, so every frame matches.
-                exposure = rig.camera.lock_exposure()
-                self.meta.set_exposure(exposure.as_dict())
-            self._capture(rig, index, angle)
+        rig.turntable.home()  # without a switch: the saved 0° (the position survives jobs)
+        self._note_position(rig)
+        todo = [i for i in range(self.planned) if i not in self.recorded]
+        # Held from the first move to the last frame: a released microstepped rotor falls
+        # into a full-step detent and the recorded angles would no longer be true. A pause
+        # keeps it held too, so the platter cannot be nudged meanwhile.
+        with rig.hold_position():
+            rig.light.on()
+            self.light_wanted = True
+            self._go_to(rig, todo[0])
+            self._hold_exposure(rig)
+            for index in todo:
+                if index != self.index:  # (the first frame's platter is in place already)
+                    self._obey_control(rig)
+                    self._go_to(rig, index)
+                # The angle the driver stepped to (whole steps): what the frame shows.
+                self._capture(rig, index, round(rig.turntable.angle_deg, 6))
         self.index = None
+
+    def _go_to(self, rig: Rig, index: int) -> None:
+        """Turn to frame `index` (its true angle: the saved position makes the belief
+        right, also on resume) and let the platter settle."""
+        self.index = index
+        rig.turntable.move_to(frame_angle(index, self.planned))
+        self._settle()
+
+    def _settle(self) -> None:
+        """Wait the profile's settle time, ending early (stopped) when the worker stops."""
+        end = time.monotonic() + self.profile.settle_seconds
+        while (left := end - time.monotonic()) > 0:
+            if self.should_stop():
+                raise _Stopped()
+            time.sleep(min(left, SETTLE_POLL_SECONDS))
+
+    def _hold_exposure(self, rig: Rig) -> None:
+        """Lock exposure, gains and focus once the object is lit and in place; a resumed
+        scan re-applies what it saved, so frames before and after a stop match."""
+        saved = self.meta.saved_exposure()
+        if saved is None:
+            exposure = rig.camera.lock_exposure()
+        else:
+            exposure = rig.camera.apply_exposure(ExposureSettings.from_dict(saved))
+        self.meta.set_exposure(exposure.as_dict(), reapplied=saved is not None)
+        # On disk before the first frame, so a stop after it still resumes with these.
+        self.meta.write(self.scan.to_dict(), recorded=self.recorded)
+
+    def _note_position(self, rig: Rig) -> None:
+        known, note = rig.position_known, rig.turntable.position_note
+        self.meta.set_position(known=known, note=note)
+        if not known:
+            log.info("Scan %s: %s", self.scan_id, note)
 
     def _capture(self, rig: Rig, index: int, angle: float) -> None:
         path = self.images_dir / f"frame_{index:04d}.jpg"

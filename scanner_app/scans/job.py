@@ -1,12 +1,14 @@
 """The scan orchestrator: an RQ job on the `hardware` queue that drives the rig.
 
 run_scan(scan_id) takes the scan the API queued (it never resolves or creates a session),
-takes the hardware lock, opens the rig, homes, switches the light on, locks exposure and
-white balance at the first frame, then for every frame not yet recorded: obeys pause/cancel,
+takes the hardware lock, opens the rig and the camera, homes (without a home switch: to the
+0° the rig's saved position knows), then holds the motor from the first move to the last
+frame: light on, exposure and white balance locked at the first frame (or, on resume, the
+ones the scan saved re-applied), then for every frame not yet recorded: obeys pause/cancel,
 moves, settles, captures, and records the frame (Capture row, session counters, progress,
-metadata/scans/<id>.json) in one commit. The light goes off and the rig is closed whatever
-happens. Resuming runs the same job again: recorded frames are skipped, so each frame is
-recorded exactly once.
+metadata/scans/<id>.json) at the angle the turntable stepped to, in one commit. The light
+goes off and the rig is closed whatever happens. Resuming runs the same job again: recorded
+frames are skipped, so each frame is recorded exactly once, at its true angle.
 
 The end: the final metadata, the session record and (for a completed scan) the export ZIP
 are written while the scan still reads 'running', so deleting or merging its session is

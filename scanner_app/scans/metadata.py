@@ -44,8 +44,23 @@ class ScanMetadata:
             self.rig_state = previous["rig_state"]
         self.runs.append({"job": job_id, "started": iso(started), "first_frame": first_frame})
 
-    def set_exposure(self, exposure: dict[str, Any]) -> None:
+    def set_exposure(self, exposure: dict[str, Any], reapplied: bool = False) -> None:
+        """The exposure this run holds; `reapplied`: the one an earlier run saved."""
         self.runs[-1]["exposure"] = exposure
+        if reapplied:
+            self.runs[-1]["exposure_reapplied"] = True
+
+    def saved_exposure(self) -> dict[str, Any] | None:
+        """The exposure the scan's latest run held (what a resume re-applies), or None."""
+        for run in reversed(self.runs):
+            if run.get("exposure"):
+                return run["exposure"]
+        return None
+
+    def set_position(self, *, known: bool, note: str) -> None:
+        """Whether this run's platter angles are measured (home switch) or assumed, said
+        in one sentence; the latest run's is also the file's "position"."""
+        self.runs[-1]["position"] = {"known": known, "note": note}
 
     def add_frame(self, index: int, *, angle: float, taken_at: datetime, file: str, width: int,
                   height: int, camera: dict[str, Any]) -> None:
@@ -59,12 +74,6 @@ class ScanMetadata:
             "height": height,
             "camera": dict(camera),
         }
-
-    def _exposure(self) -> dict[str, Any] | None:
-        for run in reversed(self.runs):
-            if run.get("exposure"):
-                return run["exposure"]
-        return None
 
     def write(self, scan: dict[str, Any], recorded: set[int] | None = None) -> None:
         """Write the file with `scan` as its scan object. With `recorded`, only those frames
@@ -80,7 +89,9 @@ class ScanMetadata:
             "scan": scan,
             "profile": profile,
             "rig": self.rig,
-            "exposure": self._exposure(),
+            "exposure": self.saved_exposure(),
+            "position": next((r["position"] for r in reversed(self.runs) if r.get("position")),
+                             None),
             "runs": self.runs,
             "frames": [frames[i] for i in sorted(frames)],
         }

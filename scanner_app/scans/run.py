@@ -15,7 +15,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from hal import HardwareError, load_rig
+from hal import CameraTimeout, HardwareError, HardwareStopped, load_rig
 from scanner_app.config import current_settings
 from scanner_app.models import Capture, Scan, ScanSession
 from scanner_app.platform.clock import iso, utcnow
@@ -148,13 +148,17 @@ class ScanRun(FrameSteps):
             return "superseded"
         except _Cancelled:
             status = "cancelled"
-        except _Stopped:
+        except (_Stopped, HardwareStopped):  # between frames, or mid-move (position saved)
             status, error = "interrupted", self._where(
                 "The worker was stopped during the scan.", resume=True)
         except HardwareBusy as exc:
             status, error = "interrupted", str(exc)
             if self.should_stop():
                 error = self._where("The worker was stopped during the scan.", resume=True)
+        except CameraTimeout as exc:
+            # A camera that stopped answering: resumable once it is seen to (the rig is closed,
+            # light and motor off, whatever happened).
+            status, error = "interrupted", self._where(_sentence(str(exc)), resume=True)
         except HardwareError as exc:
             if disk_full(exc):  # a camera driver that wraps the failed write
                 status, error = "interrupted", self._where(DISK_FULL, resume=True)

@@ -136,10 +136,17 @@ class Supervisor:
         if done.returncode == 0:
             self.say("database is up to date")
             return True
-        for line in (done.stdout + done.stderr).strip().splitlines()[-5:]:
-            self.say(line, "db")
-        self.say("The database could not be migrated (see the lines above); nothing was "
-                 "started. Check SCANNER_DATABASE_URL and that the data dir is writable.")
+        # The migration's own output (a traceback, usually) goes to a file, not to people.
+        where = "the output of 'scanner db upgrade'"
+        details = self.settings.data_dir / "migration-error.log"
+        try:
+            details.write_text(done.stdout + done.stderr)
+            where = str(details)
+        except OSError:
+            pass
+        self.say("The database could not be migrated, so nothing was started. Check "
+                 "SCANNER_DATABASE_URL and that the data dir is writable; the details are in "
+                 f"{where}.")
         return False
 
     def start_part(self, part: Part) -> None:

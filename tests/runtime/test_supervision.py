@@ -231,3 +231,18 @@ def _assert_each_frame_once(station_dir: Path, scan: dict, frames: int) -> None:
     files = [frame["file"] for frame in meta["frames"]]
     assert len(files) == frames and len(set(files)) == frames, files
     assert scan["frames_captured"] == frames
+
+
+def test_a_database_that_cannot_be_migrated_is_one_sentence_and_nothing_starts(station_dir):
+    env = process_env(station_dir, SCANNER_DATABASE_URL="sqlite:////no-such-dir/x/scanner.db")
+    station = Proc(cli("run", "--port", str(free_port())), env)
+    try:
+        code = station.wait(60)
+    finally:
+        station.kill()
+    assert code == 1
+    assert "Traceback" not in station.output and "sqlalchemy" not in station.output.lower()
+    assert "The database could not be migrated, so nothing was started." in station.output
+    assert "started the" not in station.output
+    assert not (station_dir / "redis.sock").exists()
+    assert "Traceback" in (station_dir / "migration-error.log").read_text()

@@ -292,6 +292,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "SCANNER_MOCK_CAPTURE_SECONDS": ("mock", "capture_seconds"),
     "SCANNER_MOCK_RESOLUTION": ("mock", "resolution"),
     "SCANNER_MOCK_FAULT_FILE": ("mock", "fault_file"),
+    "SCANNER_TILT": ("tilt", "driver"),
 }
 
 

@@ -1,0 +1,102 @@
+"""Background plates and frame masks.
+
+A plate is a photo of the empty platter at one ring elevation, taken once per set-up (camera
+model and photo size) and reused by every later scan: <data dir>/plates/<set-up>/<elevation>.jpg
+with a .json beside it saying the platter angle it was taken at. On the mock rig the camera is
+shown the empty platter (`scene_content(camera, "empty")`); a real rig needs the object off
+the platter, which the scan asks for in a guided step.
+
+Each frame's mask (255 = object) is written beside the frames, images/scans/<id>/masks/
+frame_NNNN.png, from the ring's plate (its platter top re-projected to the frame's angle with
+the camera model) or, with no plate, the uniform-backdrop fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from hal.atomic import atomic_write_bytes
+from hal.masks import object_mask, write_mask
+from hal.mock.scene import PLATTER_RADIUS_M, scene_content
+from scanner_app.scans.poses import CameraModel
+
+log = logging.getLogger("scanner.scans")
+
+MASKS_DIR = "masks"
+
+
+def setup_key(model: CameraModel, size: tuple[int, int]) -> str:
+    """Plates are reused while the camera stands where it stood: same calibration (or the
+    nominal model) and the same photo size."""
+    who = model.calibration_id or "nominal"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{who}-{int(size[0])}x{int(size[1])}")
+
+
+class Plates:
+    def __init__(self, data_dir: Path, model: CameraModel, size: tuple[int, int]) -> None:
+        self.folder = Path(data_dir) / "plates" / setup_key(model, size)
+        self.model = model
+        self.size = (int(size[0]), int(size[1]))
+
+    def path_for(self, elevation_deg: float) -> Path:
+        return self.folder / f"elev_{elevation_deg:+08.3f}.jpg"
+
+    def plate(self, elevation_deg: float) -> tuple[Path, float] | None:
+        """(photo, platter angle it was taken at) for this elevation, if one was taken."""
+        path = self.path_for(elevation_deg)
+        try:
+            info = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return (path, float(info["angle_deg"])) if path.is_file() else None
+
+    def take(self, rig: Any, elevation_deg: float) -> tuple[Path, float]:
+        """Photograph the empty platter now (the mock camera is shown it; on a real rig the
+        object must be off the platter already)."""
+        path = self.path_for(elevation_deg)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        angle = float(rig.turntable.angle_deg)
+        with scene_content(rig.camera, "empty"):
+            rig.camera.capture(path, exif={"angle_deg": angle})
+        atomic_write_bytes(path.with_suffix(".json"), json.dumps(
+            {"elevation_deg": elevation_deg, "angle_deg": angle,
+             "size": list(self.size)}).encode())
+        log.info("Background plate taken at %s° elevation: %s", elevation_deg, path)
+        return path, angle
+
+    def describe(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "setup": self.folder.name}
+
+
+def mask_path(images_dir: Path, frame_file: Path) -> Path:
+    return images_dir / MASKS_DIR / f"{frame_file.stem}.png"
+
+
+def write_frame_mask(frame_file: Path, images_dir: Path, model: CameraModel,
+                     elevation_deg: float, angle_deg: float,
+                     plate: tuple[Path, float] | None) -> Path:
+    """Compute and write one frame's mask; returns its path."""
+    frame = cv2.imread(str(frame_file), cv2.IMREAD_COLOR)
+    if frame is None:
+        raise ValueError(f"The frame {frame_file} could not be read.")
+    h, w = frame.shape[:2]
+    if plate is None:
+        mask = object_mask(frame)
+    else:
+        plate_img = cv2.imread(str(plate[0]), cv2.IMREAD_COLOR)
+        if plate_img is None or plate_img.shape != frame.shape:
+            mask = object_mask(frame)
+        else:
+            mask = object_mask(frame, plate_img, intrinsics=model.intrinsics_for((w, h)),
+                               pose0=model.pose(elevation_deg, 0.0),
+                               plate_angle_deg=plate[1], frame_angle_deg=angle_deg,
+                               platter_radius_m=PLATTER_RADIUS_M)
+    out = mask_path(images_dir, frame_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return write_mask(out, mask)

@@ -1,0 +1,87 @@
+"""Poses and masks of the scans slice on the real mock rig, in this process: the nominal camera
+model of the mock is its true scene; a calibration replaces it (and a resume keeps the same
+calibration by id); plates are taken once per set-up and reused; each mask matches the
+renderer's exact mask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hal.calibration import Calibration
+from hal.calibration_board import BoardSpec
+from hal.geometry import RigGeometry, qvec_to_rotation
+from hal.masks import mask_iou, read_mask
+from hal.mock.rig import build_rig
+from hal.mock.scene import MockScene
+from hal.settings import HalSettings
+from scanner_app.scans.calibrations import save_rig_calibration
+from scanner_app.scans.plates import Plates, write_frame_mask
+from scanner_app.scans.poses import camera_model, pose_entry
+
+SIZE = (480, 360)
+
+
+@pytest.fixture
+def rig(data_dir: Path):
+    settings = HalSettings.from_mapping({
+        "data_dir": str(data_dir), "tilt": {"driver": "step_dir"},
+        "mock": {"capture_seconds": 0, "seconds_per_rev": 0, "resolution": list(SIZE)}})
+    with build_rig(settings) as rig:
+        rig.camera.lock_exposure()
+        yield rig
+
+
+def test_nominal_poses_on_the_mock_are_its_true_poses(rig, data_dir: Path) -> None:
+    model = camera_model(data_dir, rig.describe()["camera"], SIZE)
+    assert model.nominal and "no calibration" in model.note
+    scene = MockScene()
+    for elevation, angle in ((10, 0), (35, 123.4), (55, 300)):
+        truth, pose = scene.pose(elevation, angle), model.pose(elevation, angle)
+        assert np.abs(pose.R - truth.R).max() < 1e-12 and np.abs(pose.t - truth.t).max() < 1e-12
+        entry = pose_entry(pose)
+        assert np.abs(qvec_to_rotation(entry["qvec"]) - truth.R).max() < 1e-9
+    assert model.intrinsics_for(SIZE) == scene.intrinsics_for(SIZE)
+
+
+def test_a_calibration_replaces_nominal_poses_and_is_kept_by_id(rig, data_dir: Path) -> None:
+    scene = MockScene()
+    first = Calibration(scene.intrinsics, RigGeometry.from_elevation(0.36, 21.0, 0.045), 0.2,
+                        BoardSpec())
+    save_rig_calibration(data_dir, first)
+    model = camera_model(data_dir, rig.describe()["camera"], SIZE)
+    assert not model.nominal and model.calibration_id == first.id
+    assert model.elevation_of(None) == pytest.approx(21.0)
+    later = Calibration(scene.intrinsics, RigGeometry.from_elevation(0.30, 25.0, 0.04), 0.3,
+                        BoardSpec())
+    save_rig_calibration(data_dir, later)
+    # A resumed scan keeps the calibration it started with; a new one takes the current.
+    assert camera_model(data_dir, {}, SIZE, first.id).geometry == first.geometry
+    assert camera_model(data_dir, {}, SIZE).calibration_id == later.id
+
+
+def test_plates_are_taken_once_and_masks_match_the_renderer(rig, data_dir: Path,
+                                                            tmp_path: Path) -> None:
+    model = camera_model(data_dir, rig.describe()["camera"], SIZE)
+    plates = Plates(data_dir, model, SIZE)
+    scene = rig.camera.scene
+    images = tmp_path / "images"
+    images.mkdir()
+    for elevation in (10.0, 40.0):
+        rig.tilt.move_to(elevation)
+        assert plates.plate(elevation) is None
+        rig.turntable.move_to(0)
+        plate = plates.take(rig, elevation)
+        assert plates.plate(elevation) == plate  # kept for the next scan of this set-up
+        assert scene.content == "object"  # the object is back for the frames
+        for angle in (0.0, 75.0, 200.0):
+            rig.turntable.move_to(angle)
+            frame = images / f"e{elevation:g}_a{angle:g}.jpg"
+            rig.camera.capture(frame)
+            written = write_frame_mask(frame, images, model, elevation, angle, plate)
+            exact = scene.render(elevation, angle, SIZE).mask
+            assert mask_iou(read_mask(written), exact) >= 0.95
+    # Another photo size is another set-up: its plates are its own.
+    assert Plates(data_dir, model, (640, 480)).plate(10.0) is None

@@ -9,7 +9,9 @@ from flask import Blueprint, Response, g, jsonify, request
 from scanner_app.models import Scan
 from scanner_app.platform.errors import BadRequest
 from scanner_app.platform.web.json_body import json_object, optional_id
+from scanner_app.platform.zips import zip_response
 from scanner_app.scans import service as service
+from scanner_app.scans.dataset import dataset_zip
 
 bp = Blueprint("api_scans", __name__, url_prefix="/api/v1/scans")
 
@@ -59,6 +61,31 @@ def list_scans() -> Response:
 @bp.get("/<int:scan_id>")
 def get_scan(scan_id: int) -> tuple[Response, int]:
     return _answer(service.get_scan(scan_id))
+
+
+@bp.get("/<int:scan_id>/dataset.zip")
+def dataset(scan_id: int) -> Response:
+    """Download a scan as a photogrammetry data set.
+    ---
+    get:
+      tags: [scans]
+      summary: The scan's frames, masks and known poses as a data set
+      description: images/, masks/ (<image>.png, 255 = object), a COLMAP text model
+        (sparse/0/cameras.txt, images.txt, empty points3D.txt) with the poses the station
+        knows, transforms.json (nerfstudio / instant-ngp) and a README saying whether the
+        poses are calibrated or nominal. Streamed; Content-Length is its exact size.
+      responses:
+        200:
+          description: A ZIP archive.
+          headers:
+            Content-Length: {schema: {type: integer}}
+          content:
+            application/zip: {schema: {type: string, format: binary}}
+        401: {$ref: "#/components/responses/Unauthorized"}
+        404: {$ref: "#/components/responses/NotFound"}
+    """
+    scan = service.get_scan(scan_id)
+    return zip_response(dataset_zip(scan), f"scan-{scan.id}-dataset.zip")
 
 
 @bp.post("/<int:scan_id>/pause")

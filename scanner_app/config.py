@@ -166,12 +166,18 @@ def load_settings(
         profiles=profiles,
         default_profile=default_profile,
         hal=hal,
+        max_scan_frames=int(data.get("scans", {}).get("max_total_frames", 720)),
         max_image_megapixels=_positive(_number(
             env, "SCANNER_MAX_IMAGE_MEGAPIXELS", float,
             float(station.get("max_image_megapixels", 100)),
         ), "SCANNER_MAX_IMAGE_MEGAPIXELS (or max_image_megapixels in config/scanner.toml)"),
-        max_scan_frames=int(data.get("scans", {}).get("max_total_frames", 720)),
     )
+
+
+def _positive(value: float, name: str) -> float:
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a number above 0, e.g. 100.")
+    return value
 
 
 def _profile_rings(name: str, rings: Any) -> tuple[tuple[float, int], ...]:
@@ -183,14 +189,14 @@ def _profile_rings(name: str, rings: Any) -> tuple[tuple[float, int], ...]:
                           "{elevation_deg = 20, frames = 36}.") from None
 
 
-def _positive(value: float, name: str) -> float:
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{name} must be a number above 0, e.g. 100.")
-    return value
-
-
 def current_settings() -> Settings:
     """The Settings of the running app (inside an app context)."""
     from flask import current_app
 
-    return current_app.config["SCANNER_SETTINGS"]
+    return settings_of(current_app)
+
+
+def settings_of(app: Any) -> Settings:
+    """The Settings an app was made with (where the app object is at hand, outside any app
+    context: a worker, a CLI command before it pushes one)."""
+    return app.config["SCANNER_SETTINGS"]

@@ -27,6 +27,7 @@ from scanner_app.models import ApiKey, User
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.errors import StationError, error_response
 from scanner_app.platform.extensions import db
+from scanner_app.platform.web.htmx import is_htmx
 
 # How stale last_used_at may get: writing it on every request would make each progress poll
 # a database write, queued behind long write transactions on SQLite.
@@ -136,7 +137,7 @@ def init_auth(app: Flask) -> None:
                 "Sign in, or send a valid key in the X-Api-Key header "
                 "(create one with 'scanner apikey create NAME').",
             )
-        if request.headers.get("HX-Request"):
+        if is_htmx():
             # A partial cannot follow a redirect into a whole login page; ask htmx to.
             return "", 401, {"HX-Redirect": url_for("auth.login", next=request.full_path)}
         return redirect(url_for("auth.login", next=request.full_path))

@@ -16,6 +16,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from scanner_app.config import settings_of
 from scanner_app.platform.storage import atomic_write_bytes
 
 PID_NAME = "button.pid"
@@ -46,7 +47,7 @@ def button(action: str | None) -> None:
     from scanner_app.runtime.button_daemon import ButtonDaemon
 
     app = current_app._get_current_object()
-    settings = app.config["SCANNER_SETTINGS"]
+    settings = settings_of(app)
     pid_path = settings.data_dir / PID_NAME
     if action:
         _signal_daemon(pid_path, action)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from hal import HardwareError, load_rig, safe_off
@@ -27,7 +26,7 @@ hal_cli = click.Group("hal", help="Check the camera, turntable, light and button
 def check(set_zero: bool) -> None:
     """Home the turntable, turn it a quarter, take one photo, switch the light on/off and
     blink the button's status LED."""
-    settings = current_app.config["SCANNER_SETTINGS"]
+    settings = current_settings()
     try:
         # One owner per device: never drive the rig while a scan's worker holds it.
         with hardware_lock(settings.data_dir, 0):
@@ -42,7 +41,7 @@ def check(set_zero: bool) -> None:
 @with_appcontext
 def safe_off_command() -> None:
     """Switch the motor driver and the light off (the worker unit runs this after it stops)."""
-    for line in safe_off(current_app.config["SCANNER_SETTINGS"].hal):
+    for line in safe_off(current_settings().hal):
         click.echo(line)
 
 

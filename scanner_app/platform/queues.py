@@ -1,4 +1,6 @@
-"""Redis connection and the station's queues.
+"""The one queue module: Redis connection, the station's queues and job kinds, how jobs are
+enqueued (timeouts, TTLs, the 503 when Redis cannot be reached), the app context a job runs in,
+and what happens when a job's work-horse is killed.
 
 `hardware`: scans, which drive the rig (one at a time; the worker owns the rig).
 `uploads`: processing of received files, which never touches hardware.
@@ -6,15 +8,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import importlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from flask import Flask, current_app, has_app_context
 from redis import Redis
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from rq import Queue
+from rq.job import Job
 
 from scanner_app.config import Settings
+from scanner_app.platform.errors import ServiceUnavailable
+
+log = logging.getLogger("scanner.queues")
 
 HARDWARE_QUEUE = "hardware"
 UPLOADS_QUEUE = "uploads"
@@ -24,6 +37,30 @@ ALL_QUEUES = (HARDWARE_QUEUE, UPLOADS_QUEUE)
 # the web process never imports the hardware side).
 SCAN_JOB = "scanner_app.scans.job.run_scan"
 UPLOAD_JOB = "scanner_app.uploads.job.process_uploads"
+# Jobs run in an app built by this factory when no app context was pushed for them (a bare
+# `rq worker`); by path, because the factory sits above every slice.
+APP_FACTORY = "scanner_app:create_app"
+
+WEEK = 7 * 24 * 3600
+# What redis-py raises when the server is down or too slow to answer.
+QUEUE_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError,
+                                                 OSError)
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of job: its function, its queue and how long RQ keeps it."""
+
+    func: str
+    queue: str
+    timeout: int
+    result_ttl: int = 500
+    failure_ttl: int = WEEK
+
+
+SCAN_JOBS = JobKind(SCAN_JOB, HARDWARE_QUEUE, timeout=24 * 3600, result_ttl=WEEK)
+# A request of 500 large photos on a Pi takes a while.
+UPLOAD_JOBS = JobKind(UPLOAD_JOB, UPLOADS_QUEUE, timeout=6 * 3600)
 
 
 def redis_connection(settings: Settings) -> Redis:
@@ -43,6 +80,43 @@ def redis_connection(settings: Settings) -> Redis:
 
 def queue(settings: Settings, name: str, connection: Redis | None = None) -> Queue:
     return Queue(name, connection=connection or redis_connection(settings))
+
+
+def require_queue(connection: Redis, message: str) -> None:
+    """Raise ServiceUnavailable (503) with `message` when Redis does not answer."""
+    try:
+        connection.ping()
+    except QUEUE_ERRORS as exc:
+        log.warning("Redis is not reachable: %s", exc)
+        raise ServiceUnavailable(message, code="queue_unavailable") from None
+
+
+def enqueue(settings: Settings, kind: JobKind, *args: Any, connection: Redis | None = None,
+            job_id: str | None = None, description: str | None = None) -> Job:
+    """Put a job of `kind` on its queue. Raises one of QUEUE_ERRORS when Redis is down: the
+    caller decides what that means (undo and 503, or do the work in the request)."""
+    return queue(settings, kind.queue, connection).enqueue(
+        kind.func, *args, job_id=job_id, description=description, job_timeout=kind.timeout,
+        result_ttl=kind.result_ttl, failure_ttl=kind.failure_ttl,
+    )
+
+
+_job_app: Flask | None = None
+
+
+@contextlib.contextmanager
+def job_app_context() -> Iterator[Flask]:
+    """The app a job runs in: the current one when a request or the station's worker pushed
+    it; otherwise one app per process, built once from the environment, in a fresh context."""
+    global _job_app
+    if has_app_context():
+        yield current_app._get_current_object()
+        return
+    if _job_app is None:
+        module, name = APP_FACTORY.split(":")
+        _job_app = getattr(importlib.import_module(module), name)()
+    with _job_app.app_context():
+        yield _job_app
 
 
 # --- what to do when a job's work-horse is killed ------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 # the directory). It never creates folders: a late write must not bring back the directory
 # of a session that was deleted or merged meanwhile.
 from hal.atomic import atomic_write_bytes, fsync_dir
+from scanner_app.config import current_settings
 
 __all__ = ["StorageManager", "atomic_open", "atomic_write_bytes", "atomic_write_json",
            "current_storage", "fsync_dir"]
@@ -57,9 +58,7 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
 
 def current_storage() -> StorageManager:
     """The storage manager of the running app (its configured data dir)."""
-    from flask import current_app
-
-    return StorageManager(current_app.config["SCANNER_SETTINGS"].data_dir)
+    return StorageManager(current_settings().data_dir)
 
 
 class StorageManager:
@@ -70,6 +69,10 @@ class StorageManager:
     # --- paths -------------------------------------------------------------------------
     def session_dir(self, session_id: int) -> Path:
         return self.sessions_root / str(int(session_id))
+
+    def session_record_path(self, session_id: int) -> Path:
+        """metadata/session.json; only scanner_app.sessions.record writes it."""
+        return self.session_dir(session_id) / "metadata" / "session.json"
 
     def scan_images_dir(self, session_id: int, scan_id: int) -> Path:
         return self.session_dir(session_id) / "images" / "scans" / str(int(scan_id))
@@ -102,24 +105,6 @@ class StorageManager:
         for sub in SESSION_SUBDIRS:
             (root / sub).mkdir(parents=True, exist_ok=True)
         return root
-
-    def write_session_record(self, record: dict) -> None:
-        root = self.ensure_session_dir(record["id"])
-        atomic_write_json(root / "metadata" / "session.json", record)
-
-    def refresh_session_record(self, record: dict) -> bool:
-        """Rewrite metadata/session.json from `record` (a fresh Session.to_dict()), only when
-        the session's metadata folder exists: unlike write_session_record it never creates a
-        folder, so a late refresh cannot bring back a session deleted or merged meanwhile.
-        Returns False when there was nothing to refresh."""
-        metadata = self.session_dir(record["id"]) / "metadata"
-        if not metadata.is_dir():
-            return False
-        try:
-            atomic_write_json(metadata / "session.json", record)
-        except FileNotFoundError:
-            return False  # removed between the check and the write
-        return True
 
     def remove_session_dir(self, session_id: int) -> None:
         """Remove a session directory. It is first renamed aside (atomic), so a crash

@@ -18,6 +18,7 @@
 - A killed work-horse: the worker calls what the job's kind registered with
   `platform.queues.on_horse_killed`, and, on the hardware queue, switches the motor driver
   and the light off (hal.safe_off): a killed process leaves GPIO lines at their last level.
+- At start, a scan worker switches the rig off (its predecessor may have been killed).
 - Idle: after SCANNER_IDLE_OFF_SECONDS (default 600; 0 turns it off) without a job, the
   worker switches the rig off the same way, once, between jobs.
 """
@@ -278,6 +279,10 @@ def run_worker(
     if recovered:
         log.warning("Scans %s were left running by a stopped worker and are now interrupted; "
                     "resume them to continue.", recovered)
+    if HARDWARE_QUEUE in queues:
+        # Whatever drove the rig before us may have died with the motor enabled or the light
+        # on (a killed worker cannot switch anything off): start from a safe rig.
+        switch_rig_off(app, "the scan worker is starting")
     worker = StationWorker(
         list(queues), connection=connection, app=app,
         name=name or f"scanner-{socket.gethostname()}-{os.getpid()}",

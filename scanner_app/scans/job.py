@@ -20,17 +20,15 @@ run itself is scans/run.py (ScanRun) and its frame steps scans/frames.py.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from pathlib import Path
 from typing import Any
 
-from flask import has_app_context
-
 from scanner_app.platform.extensions import db
-from scanner_app.platform.queues import SCAN_JOB, on_horse_killed
+from scanner_app.platform.queues import SCAN_JOB, job_app_context, on_horse_killed
 from scanner_app.scans.run import ScanRun
+from scanner_app.sessions import record as session_records
 
 log = logging.getLogger("scanner.scan_job")
 
@@ -51,27 +49,13 @@ def stop_requested() -> bool:
     return STOP_REQUESTED.is_set()
 
 
-_app = None
-
-
-def _app_context():
-    """The worker pushes an app context around every job; a bare `rq worker` does not."""
-    global _app
-    if has_app_context():
-        return contextlib.nullcontext()
-    if _app is None:
-        from scanner_app import create_app
-
-        _app = create_app()
-    return _app.app_context()
-
-
 def run_scan(scan_id: int) -> str:
     """Run (or continue) scan `scan_id`; returns its final status."""
-    with _app_context():
+    with job_app_context():
         try:
-            return ScanRun(scan_id, should_stop=stop_requested,
-                           lock_wait=LOCK_WAIT_SECONDS).run()
+            with session_records.batched():  # session.json once, at the end of the run
+                return ScanRun(scan_id, should_stop=stop_requested,
+                               lock_wait=LOCK_WAIT_SECONDS).run()
         finally:
             db.session.remove()
 

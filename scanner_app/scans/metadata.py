@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 from scanner_app.config import ScanProfile
 from scanner_app.platform.clock import iso
 from scanner_app.platform.storage import atomic_write_json
+from scanner_app.sessions.hooks import after_merge
+
+log = logging.getLogger("scanner.scans")
 
 
 class ScanMetadata:
@@ -98,3 +102,19 @@ class ScanMetadata:
         if self.rig_state is not None:
             data["rig_state"] = self.rig_state
         atomic_write_json(self.path, data)
+
+
+@after_merge
+def point_moved_metadata_at(session_id: int, moved: list[Path]) -> None:
+    """After a merge, moved metadata/scans/<id>.json files still name the old session: fix
+    that (the database is right; a file that cannot be rewritten lags, with a warning)."""
+    for path in moved:
+        if path.suffix != ".json" or path.parent.name != "scans":
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data.get("scan"), dict):
+                data["scan"]["session_id"] = session_id
+                atomic_write_json(path, data)
+        except (OSError, ValueError) as exc:
+            log.warning("Could not update %s after the merge: %s", path, exc)

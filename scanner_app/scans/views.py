@@ -7,13 +7,17 @@ from __future__ import annotations
 from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from scanner_app.models import SCAN_ACTIVE_STATUSES, Scan
+from scanner_app.models import Scan
 from scanner_app.platform.errors import NotFound
-from scanner_app.platform.web.forms import done, optional_int
+from scanner_app.platform.web.forms import form_answer, optional_int
+from scanner_app.platform.web.htmx import SCAN_CHANGED, is_htmx, trigger
 from scanner_app.platform.web.render import HtmlWithHeaders, render
 from scanner_app.scans import service as scan_service
+from scanner_app.sessions.service import get_session
 
 bp = Blueprint("scans", __name__, url_prefix="/scans")
+# The session page's scans list, which that page loads with hx-get (it imports nothing of ours).
+session_bp = Blueprint("session_scans", __name__, url_prefix="/sessions/<int:session_id>")
 
 MAX_FRAMES = scan_service.MAX_FRAMES
 
@@ -25,21 +29,28 @@ def progress_context(scan: Scan | None) -> dict:
     return {
         "scan": scan,
         "progress": scan_service.scan_progress(scan),
-        "live": scan.status in SCAN_ACTIVE_STATUSES,
+        "live": scan.status.is_active,
     }
+
+
+@bp.app_template_global("scan_panel")
+def scan_panel() -> dict:
+    """The context of the scan card (slot and progress) for pages that show it, such as the
+    dashboard: `{% set panel = scan_panel() %}` then include the scans partials."""
+    return progress_context(scan_service.active_scan())
 
 
 # Sent with the progress partial when a scan starts or ends, so other panels of the page
 # (the current session's counters, the dashboard's scan slot) refresh themselves once,
 # without polling.
-SCAN_CHANGED = {"HX-Trigger": "scan-changed"}
+ANNOUNCE_CHANGE = trigger(SCAN_CHANGED)
 
 
 def _progress(scan_id: int) -> str | HtmlWithHeaders:
     scan = scan_service.get_scan(scan_id)
     html = render("scans", "scan", partial="progress", **progress_context(scan))
-    if request.headers.get("HX-Request") and scan.status not in SCAN_ACTIVE_STATUSES:
-        return html, 200, SCAN_CHANGED
+    if is_htmx() and not scan.status.is_active:
+        return html, 200, ANNOUNCE_CHANGE
     return html
 
 
@@ -49,9 +60,9 @@ def start() -> HtmlWithHeaders | Response:
     frames = optional_int("frames", "The number of frames", maximum=MAX_FRAMES)
     session_id = optional_int("session_id", "The session")
     scan = scan_service.start_scan(session_id, profile=profile, frames=frames, source="web")
-    return done(url_for("scans.show", scan_id=scan.id),
+    return form_answer(url_for("scans.show", scan_id=scan.id),
                 lambda: (render("scans", "scan", partial="progress", **progress_context(scan)),
-                         200, SCAN_CHANGED))
+                         200, ANNOUNCE_CHANGE))
 
 
 @bp.get("/slot")
@@ -64,7 +75,7 @@ def slot() -> str | tuple[str, int] | HtmlWithHeaders | Response:
     nothing; once a scan is active, the slot following it plus "scan-changed" for the other
     panels. `?last=<id>` asks for the watching slot that keeps scan <id>, just finished, in
     view; neither gives the idle slot."""
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(url_for("dashboard.index"))
     watching = bool(request.args.get("watch"))
     scan = scan_service.active_scan()
@@ -74,7 +85,7 @@ def slot() -> str | tuple[str, int] | HtmlWithHeaders | Response:
         html = render("scans", "scan", partial="slot", **progress_context(scan))
         # Found by watching: a scan started elsewhere, so today's session may be new and its
         # counters will change. (A following slot's own answer never says so: it listens.)
-        return (html, 200, SCAN_CHANGED) if watching else html
+        return (html, 200, ANNOUNCE_CHANGE) if watching else html
     last = optional_int("last", "The scan")
     try:
         scan = scan_service.get_scan(last) if last is not None else None
@@ -95,7 +106,7 @@ def progress(scan_id: int) -> str | HtmlWithHeaders:
 
 def _control(scan_id: int, action: str) -> str | HtmlWithHeaders | Response:
     getattr(scan_service, f"{action}_scan")(scan_id)
-    return done(url_for("scans.show", scan_id=scan_id), lambda: _progress(scan_id))
+    return form_answer(url_for("scans.show", scan_id=scan_id), lambda: _progress(scan_id))
 
 
 @bp.post("/<int:scan_id>/pause")
@@ -111,3 +122,19 @@ def resume(scan_id: int) -> str | HtmlWithHeaders | Response:
 @bp.post("/<int:scan_id>/cancel")
 def cancel(scan_id: int) -> str | HtmlWithHeaders | Response:
     return _control(scan_id, "cancel")
+
+
+
+
+@session_bp.get("/scans")
+def of_session(session_id: int) -> str | HtmlWithHeaders | Response:
+    """A session's scans (templates/scans/partials/_session_scans.html); polls itself while
+    one of them is live."""
+    if not is_htmx():
+        return redirect(url_for("sessions.show", session_id=session_id))
+    scans = scan_service.list_scans(get_session(session_id).id)
+    html = render("scans", "scan", partial="session_scans", session_id=session_id, scans=scans)
+    live = any(scan.status.is_active for scan in scans)
+    # The last answer of the polling list (nothing live any more): the session's counters
+    # and captures grid then refresh themselves, once.
+    return html if live else (html, 200, ANNOUNCE_CHANGE)

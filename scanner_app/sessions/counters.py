@@ -1,5 +1,5 @@
 """Session counters, kept by atomic SQL increments so that listing sessions never counts
-rows and concurrent jobs never lose an update."""
+rows and concurrent jobs never lose an update. A change marks session.json for rewriting."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from scanner_app.models import ScanSession
 from scanner_app.models.session import COUNTERS
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
+from scanner_app.sessions.record import mark_dirty
 
 
 def bump_session_counters(session_id: int, **deltas: int) -> None:
@@ -25,3 +26,4 @@ def bump_session_counters(session_id: int, **deltas: int) -> None:
         .where(ScanSession.id == session_id)
         .values(**values, updated_at=utcnow())
     )
+    mark_dirty(session_id)  # session.json follows once this transaction commits

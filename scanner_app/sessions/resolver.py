@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime
 
-from flask import current_app
 from sqlalchemy import case, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from scanner_app.config import current_settings
 from scanner_app.models import ScanSession, StationState
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.errors import NotFound
 from scanner_app.platform.extensions import db, dialect_insert
 from scanner_app.platform.storage import current_storage
+from scanner_app.sessions.record import mark_dirty
 
 log = logging.getLogger("scanner.sessions")
 
@@ -35,7 +36,7 @@ def station_today(now: datetime | None = None) -> date:
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    return now.astimezone(current_app.config["SCANNER_SETTINGS"].timezone).date()
+    return now.astimezone(current_settings().timezone).date()
 
 
 def current_manual_session_id() -> int | None:
@@ -118,15 +119,11 @@ def resolve_session(session_id: int | None = None, *, now: datetime | None = Non
     else:
         resolved, created, reactivated = _upsert_auto_session_retrying(station_today(now))
         how = "today's auto"
-    db.session.commit()
-
     store = current_storage()
-    record_missing = not (store.session_dir(resolved) / "metadata" / "session.json").exists()
-    if created or reactivated or record_missing:
-        session = db.session.get(ScanSession, resolved)
-        db.session.refresh(session)
-        store.write_session_record(session.to_dict())
-    else:
+    if created or reactivated or not store.session_record_path(resolved).exists():
+        mark_dirty(resolved, create=True)  # written (folder made) once the row is committed
+    db.session.commit()
+    if not (created or reactivated):
         store.ensure_session_dir(resolved)
     verb = "created new" if created else ("reactivated" if reactivated else "reused existing")
     log.info("Session resolver: %s %s session %s", verb, how, resolved)

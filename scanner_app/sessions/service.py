@@ -3,7 +3,6 @@ goes lives in session_resolver.py."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -22,8 +21,9 @@ from scanner_app.models import (
 from scanner_app.models.session import COUNTERS
 from scanner_app.platform.errors import BadRequest, Conflict, NotFound
 from scanner_app.platform.extensions import db, dialect_insert
-from scanner_app.platform.storage import atomic_write_json, current_storage, fsync_dir
-from scanner_app.sessions import names
+from scanner_app.platform.storage import current_storage, fsync_dir
+from scanner_app.sessions import hooks, names
+from scanner_app.sessions.record import mark_dirty
 from scanner_app.sessions.resolver import current_manual_session_id, station_today
 
 log = logging.getLogger("scanner.sessions")
@@ -72,11 +72,6 @@ def _commit_or_name_conflict(name: str) -> None:
                        code="name_in_use") from None
 
 
-def _write_record(session: ScanSession) -> None:
-    db.session.refresh(session)
-    current_storage().write_session_record(session.to_dict())
-
-
 def set_current_session(session_id: int | None) -> None:
     """None means: new work goes to today's auto session."""
     if session_id is not None:
@@ -112,8 +107,9 @@ def create_manual_session(name: object, make_current: bool = True) -> ScanSessio
     _ensure_name_free(name)
     session = ScanSession(kind="manual", day=station_today(), name=name, status="active")
     db.session.add(session)
+    db.session.flush()
+    mark_dirty(session.id, create=True)
     _commit_or_name_conflict(name)
-    _write_record(session)
     if make_current:
         set_current_session(session.id)
     log.info("Created manual session %s (%r)", session.id, name)
@@ -143,8 +139,8 @@ def update_session(session_id: int, changes: dict) -> ScanSession:
             # A finished trial stops receiving work; new scans go to today's session again.
             db.session.execute(update(StationState).where(StationState.id == 1)
                                .values(current_session_id=None))
+    mark_dirty(session.id)
     _commit_or_name_conflict(session.name)
-    _write_record(session)
     return session
 
 
@@ -219,20 +215,6 @@ def _plan_moves(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     return moves
 
 
-def _point_scan_metadata_at(session_id: int, moved: list[Path]) -> None:
-    """Moved scans' metadata/scans/<id>.json still name the old session: fix that."""
-    for path in moved:
-        if path.suffix != ".json" or path.parent.name != "scans":
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data.get("scan"), dict):
-                data["scan"]["session_id"] = session_id
-                atomic_write_json(path, data)
-        except (OSError, ValueError) as exc:  # the database is right; the file can lag
-            log.warning("Could not update %s after the merge: %s", path, exc)
-
-
 def merge_sessions(source_id: int, target_id: int) -> ScanSession:
     """Move files, captures, uploads and scans of `source_id` into `target_id`, then remove
     the source. On any failure database and disk are left as they were."""
@@ -267,6 +249,7 @@ def merge_sessions(source_id: int, target_id: int) -> ScanSession:
         .values(current_session_id=target_id)
     )
     db.session.execute(delete(ScanSession).where(ScanSession.id == source_id))
+    mark_dirty(target_id)
 
     done: list[tuple[Path, Path]] = []
     try:
@@ -283,7 +266,6 @@ def merge_sessions(source_id: int, target_id: int) -> ScanSession:
             os.rename(dst, src)
         raise
     store.remove_session_dir(source_id)
-    _point_scan_metadata_at(target_id, [dst for _, dst in moves])
-    _write_record(target)
+    hooks.run_after_merge(target_id, [dst for _, dst in moves])
     log.info("Merged session %s into %s (%d entries moved)", source_id, target_id, len(moves))
     return target

@@ -6,23 +6,13 @@ from __future__ import annotations
 from flask import Blueprint, request, url_for
 from werkzeug.wrappers import Response
 
-from scanner_app.captures.service import list_captures
-from scanner_app.models import SCAN_ACTIVE_STATUSES
 from scanner_app.platform.errors import BadRequest
-from scanner_app.platform.web.forms import done, hx_redirect, optional_int
-from scanner_app.platform.web.render import HtmlWithHeaders, render
-from scanner_app.scans import service as scan_service
+from scanner_app.platform.web.forms import form_answer, hx_redirect, optional_int
+from scanner_app.platform.web.htmx import is_htmx
+from scanner_app.platform.web.render import render
 from scanner_app.sessions import service as sessions
-from scanner_app.uploads.views import uploads_context
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
-
-CAPTURES_PER_PAGE = 48
-_VALID_FILTERS = {"": None, "valid": True, "invalid": False}
-# Sent with the last answer of a polling list (no scan live / no upload processing any more):
-# the session's counters and captures grid then refresh themselves, once.
-SCANS_SETTLED = {"HX-Trigger": "scan-changed"}
-UPLOADS_SETTLED = {"HX-Trigger": "uploads-changed"}
 
 
 def _list_context() -> dict:
@@ -42,7 +32,7 @@ def create() -> str | Response:
     session = sessions.create_manual_session(
         request.form.get("name", ""), make_current=bool(request.form.get("make_current"))
     )
-    return done(url_for("sessions.show", session_id=session.id),
+    return form_answer(url_for("sessions.show", session_id=session.id),
                 lambda: render("sessions", "index", partial="list", **_list_context(),
                                created_id=session.id))
 
@@ -59,75 +49,26 @@ def _summary_context(session_id: int) -> dict:
     }
 
 
-def _captures_context(session_id: int) -> dict:
-    wanted = request.args.get("valid", "")
-    if wanted not in _VALID_FILTERS:
-        raise BadRequest("Show 'valid', 'invalid' or all captures.")
-    page = optional_int("page", "The page") or 1
-    captures, page, pages = list_captures(
-        session_id, valid=_VALID_FILTERS[wanted], page=page, per_page=CAPTURES_PER_PAGE
-    )
-    # Not "page": that is render()'s own argument.
-    return {"captures": captures, "captures_page": page, "captures_pages": pages,
-            "valid_filter": wanted}
-
-
-def _scans_context(session_id: int) -> dict:
-    return {"scans": scan_service.list_scans(session_id)}
-
-
 @bp.get("/<int:session_id>")
 def show(session_id: int) -> str:
-    context = _summary_context(session_id)
-    return render(
-        "sessions", "session",
-        **context,
-        **_scans_context(session_id),
-        **uploads_context(session_id),
-        **_captures_context(session_id),
-    )
-
-
-@bp.get("/<int:session_id>/captures")
-def captures(session_id: int) -> str:
-    sessions.get_session(session_id)
-    if not request.headers.get("HX-Request"):
-        return show(session_id)
-    return render("sessions", "session", partial="captures", session_id=session_id,
-                  **_captures_context(session_id))
+    # Scans, uploads and captures are other slices' partials, loaded by the page (hx-get);
+    # the captures grid opens on the filter and page asked for here.
+    page = request.args.get("page", "")
+    return render("sessions", "session", **_summary_context(session_id),
+                  valid_filter=request.args.get("valid", ""),
+                  captures_page=int(page) if page.isascii() and page.isdigit() else 1)
 
 
 @bp.get("/<int:session_id>/counters")
 def counters(session_id: int) -> str:
     session = sessions.get_session(session_id)
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return show(session_id)
     return render("sessions", "session", partial="session_counters", session=session)
 
 
-@bp.get("/<int:session_id>/uploads")
-def uploads(session_id: int) -> str | HtmlWithHeaders:
-    sessions.get_session(session_id)
-    if not request.headers.get("HX-Request"):
-        return show(session_id)
-    context = uploads_context(session_id)
-    html = render("uploads", "index", partial="list", **context)
-    return (html, 200, UPLOADS_SETTLED) if not context["processing"] else html
-
-
-@bp.get("/<int:session_id>/scans")
-def scans(session_id: int) -> str | HtmlWithHeaders:
-    sessions.get_session(session_id)
-    if not request.headers.get("HX-Request"):
-        return show(session_id)
-    context = _scans_context(session_id)
-    html = render("sessions", "session", partial="scans", session_id=session_id, **context)
-    live = any(scan.status in SCAN_ACTIVE_STATUSES for scan in context["scans"])
-    return html if live else (html, 200, SCANS_SETTLED)
-
-
 def _summary(session_id: int) -> str | Response:
-    return done(url_for("sessions.show", session_id=session_id),
+    return form_answer(url_for("sessions.show", session_id=session_id),
                 lambda: render("sessions", "session", partial="summary",
                                **_summary_context(session_id)))
 

@@ -3,14 +3,14 @@ of whatever scan is active, however it was started; scanner_app/scans/views.py).
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, request, url_for
+from flask import Blueprint, redirect, url_for
 from werkzeug.wrappers import Response
 
-from scanner_app.platform.web.forms import done, optional_int
+from scanner_app.config import current_settings
+from scanner_app.platform.web.forms import form_answer, optional_int
+from scanner_app.platform.web.htmx import is_htmx
 from scanner_app.platform.web.layout import init_layout
 from scanner_app.platform.web.render import render
-from scanner_app.scans import service as scan_service
-from scanner_app.scans.views import progress_context
 from scanner_app.sessions import service as sessions
 
 bp = Blueprint("dashboard", __name__)
@@ -27,25 +27,22 @@ def current_context() -> dict:
 
 
 def scan_form_context() -> dict:
-    settings = current_app.config["SCANNER_SETTINGS"]
+    settings = current_settings()
     profiles = sorted(settings.profiles.values(), key=lambda p: (p.frames, p.name))
     return {"profiles": profiles, "default_profile": settings.default_profile}
 
 
 @bp.get("/")
 def index() -> str:
-    return render(
-        "station", "index",
-        **current_context(),
-        **scan_form_context(),
-        **progress_context(scan_service.active_scan()),
-    )
+    # The scan card is the scans slice's: its template global `scan_panel()` gives the
+    # card's context (templates/station/index.html), so this page imports none of its views.
+    return render("station", "index", **current_context(), **scan_form_context())
 
 
 @bp.get("/current")
 def current_card() -> str | Response:
     """The current-session panel alone; the dashboard asks for it when a scan starts or ends."""
-    if not request.headers.get("HX-Request"):
+    if not is_htmx():
         return redirect(url_for("dashboard.index"))
     return render("station", "index", partial="current", **current_context())
 
@@ -54,5 +51,5 @@ def current_card() -> str | Response:
 def make_current() -> str | Response:
     """Make a session current, or (blank session_id) go back to today's auto session."""
     sessions.set_current_session(optional_int("session_id", "The session"))
-    return done(url_for("dashboard.index"),
+    return form_answer(url_for("dashboard.index"),
                 lambda: render("station", "index", partial="current", **current_context()))

@@ -31,7 +31,7 @@ from flask import Flask, Response, g, request, url_for
 from flask_wtf.csrf import csrf_meta_tag
 from markupsafe import escape
 
-from scanner_app.config import Settings
+from scanner_app.config import Settings, settings_of
 from scanner_app.platform.errors import error_response
 
 URL_PREFIX = "/rq"
@@ -54,7 +54,7 @@ def dashboard_redis_url(settings: Settings) -> str:
 
 
 def init_rq_dashboard(app: Flask) -> None:
-    settings: Settings = app.config["SCANNER_SETTINGS"]
+    settings: Settings = settings_of(app)
     debug = app.config.get("DEBUG")
     app.config.from_object(rq_dashboard.default_settings)
     app.config["DEBUG"] = debug  # its defaults set DEBUG=False; the app's own choice stands

@@ -5,35 +5,13 @@ processing crash is marked 'failed' (its file kept) and the others still get don
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, current_app, has_app_context
-
+from scanner_app.models.statuses import UploadStatus
 from scanner_app.platform.log_context import bind_log_ids
-from scanner_app.platform.queues import UPLOAD_JOB, on_horse_killed
+from scanner_app.platform.queues import UPLOAD_JOB, job_app_context, on_horse_killed
 
 log = logging.getLogger("scanner.uploads")
-
-_worker_app: Flask | None = None
-
-
-@contextmanager
-def job_app_context() -> Iterator[Flask]:
-    """The current app inside a request or a worker that pushed one; otherwise an app built
-    once per worker process from the environment, in a fresh context per job."""
-    global _worker_app
-    if has_app_context():
-        yield current_app._get_current_object()
-        return
-    if _worker_app is None:
-        from scanner_app import create_app
-
-        _worker_app = create_app()
-    with _worker_app.app_context():
-        yield _worker_app
-
 
 # What a person reads on a failed upload. The exception itself (its text names files, paths
 # and library internals) goes to the log, with its traceback, never into Upload.error.
@@ -50,23 +28,56 @@ def mark_failed(upload_ids: list[int], sentence: str, token: str | None = None,
                 job_id: str | None = None) -> None:
     """Mark uploads still 'processing' as failed with `sentence` (their files are kept).
 
-    With `token`: only the uploads that run holds. Otherwise (the worker, when the process
+    With `token`: only the uploads that run holds. With `job_id` (the worker, when the process
     running an uploads job was killed: mark_failed(job.args[0], KILLED_SENTENCE,
-    job_id=job.id) inside an app context) every one of them, except those another live run
-    holds right now: any other run when `job_id` is given, else a web request processing
-    them itself."""
+    job_id=job.id) inside an app context): only the file that job had claimed (the one in
+    flight); the files it never reached are queued again, not failed. Otherwise every one of
+    them, except those a web request is processing itself right now."""
     from scanner_app.platform.extensions import db
     from scanner_app.uploads.recorder import finish
 
+    never_reached: list[int] = []
     for upload_id in upload_ids:
         try:
+            if token is None and job_id and not _claimed_by_job(upload_id, job_id):
+                # The killed run claims file by file: it never started this one.
+                db.session.rollback()
+                never_reached.append(upload_id)
+                continue
             if token is None and _held_by_another_run(upload_id, job_id):
                 db.session.rollback()
                 continue
-            finish(upload_id, "failed", sentence, token)
+            finish(upload_id, UploadStatus.FAILED, sentence, token)
         except Exception:  # noqa: BLE001 - e.g. the database itself is down
             db.session.rollback()
             log.exception("Could not mark upload %s as failed", upload_id)
+    if never_reached:
+        _retry(never_reached)
+
+
+def _claimed_by_job(upload_id: int, job_id: str) -> bool:
+    from sqlalchemy import select
+
+    from scanner_app.models import Upload
+    from scanner_app.platform.extensions import db
+    from scanner_app.uploads.claims import job_token_prefix
+
+    token = db.session.scalar(select(Upload.claim_token).where(Upload.id == upload_id))
+    return bool(token and token.startswith(job_token_prefix(job_id)))
+
+
+def _retry(upload_ids: list[int]) -> None:
+    """Queue again the uploads a killed run never reached (when the queue answers; if not,
+    the worker's recovery round queues them later: they are unclaimed)."""
+    from scanner_app.config import current_settings
+    from scanner_app.platform.extensions import db
+    from scanner_app.uploads.recovery import recover_stuck_uploads
+
+    try:
+        recover_stuck_uploads(current_settings(), retry=upload_ids)
+    except Exception:  # noqa: BLE001 - recovery takes them later
+        db.session.rollback()
+        log.exception("Could not queue uploads %s again; recovery will", upload_ids)
 
 
 def _held_by_another_run(upload_id: int, job_id: str | None) -> bool:
@@ -91,45 +102,39 @@ def _claim_token() -> str:
 
 
 def process_uploads(upload_ids: list[int]) -> dict[str, int]:
-    """RQ entry point (also called in the web request when the queue is down). Claims the
-    uploads first: those another run holds, or that are finished already, are skipped.
+    """RQ entry point (also called in the web request when the queue is down). Claims each
+    upload as it gets to it: those another run holds, or that are finished, are skipped.
     Returns how many uploads ended done / failed / skipped."""
     from rq.timeouts import JobTimeoutException
 
     from scanner_app.config import current_settings
     from scanner_app.platform.extensions import db
-    from scanner_app.platform.storage import StorageManager
+    from scanner_app.sessions import record as session_records
     from scanner_app.uploads.claims import Claim
     from scanner_app.uploads.processing import process_upload
     from scanner_app.uploads.service import forget_upload_objects
-    from scanner_app.uploads.session_refresh import refresh_after_processing
 
-    summary = {"done": 0, "failed": 0, "skipped": 0}
-    with job_app_context():
+    # Plain strings as keys: the summary is the job's result, kept (pickled) by RQ.
+    summary = {UploadStatus.DONE.value: 0, UploadStatus.FAILED.value: 0, "skipped": 0}
+    # session.json once per run, not per file: its counters change with every file.
+    with job_app_context(), session_records.batched():
         settings = current_settings()
-        claim = Claim.take(upload_ids, _claim_token())
-        took_any = bool(claim.held)
-        try:
-            for position, upload_id in enumerate(upload_ids):
-                bind_log_ids(upload=upload_id)  # on every line about this file
-                try:
-                    summary[process_upload(upload_id, settings, claim)] += 1
-                except JobTimeoutException:
-                    db.session.rollback()
-                    mark_failed(upload_ids[position:], TIMEOUT_SENTENCE, claim.token)
-                    raise  # RQ ends the job; the files stay where they are
-                except Exception:  # noqa: BLE001 - one bad file must not stop the rest
-                    log.exception("Processing upload %s failed", upload_id)
-                    db.session.rollback()
-                    mark_failed([upload_id], FAILED_SENTENCE, claim.token)
-                    summary["failed"] += 1
-                finally:
-                    forget_upload_objects()  # nothing is kept between uploads
-        finally:
-            # Once per run, not per file: metadata/session.json gets the counters this run
-            # changed (only when this run processed something).
-            if took_any:
-                refresh_after_processing(StorageManager(settings.data_dir), upload_ids)
+        claim = Claim(_claim_token(), set())  # file by file (Claim.acquire in process_upload)
+        for position, upload_id in enumerate(upload_ids):
+            bind_log_ids(upload=upload_id)  # on every line about this file
+            try:
+                summary[process_upload(upload_id, settings, claim)] += 1
+            except JobTimeoutException:
+                db.session.rollback()
+                mark_failed(upload_ids[position:], TIMEOUT_SENTENCE, claim.token)
+                raise  # RQ ends the job; the files stay where they are
+            except Exception:  # noqa: BLE001 - one bad file must not stop the rest
+                log.exception("Processing upload %s failed", upload_id)
+                db.session.rollback()
+                mark_failed([upload_id], FAILED_SENTENCE, claim.token)
+                summary[UploadStatus.FAILED] += 1
+            finally:
+                forget_upload_objects()  # nothing is kept between uploads
     if summary["skipped"]:
         log.info("Uploads: %d skipped (finished, gone, or processed by another run)",
                  summary["skipped"])

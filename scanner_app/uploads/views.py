@@ -3,13 +3,14 @@ uploads' processing status, which polls itself while any upload is still process
 
 from __future__ import annotations
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from scanner_app.models import ScanSession, Upload
 from scanner_app.platform.errors import BadRequest
-from scanner_app.platform.web.forms import done
-from scanner_app.platform.web.render import render
+from scanner_app.platform.web.forms import form_answer
+from scanner_app.platform.web.htmx import UPLOADS_CHANGED, is_htmx, trigger
+from scanner_app.platform.web.render import HtmlWithHeaders, render
 from scanner_app.sessions import service as sessions
 from scanner_app.uploads import service as upload_service
 
@@ -19,7 +20,7 @@ MAX_POLLED_IDS = 500  # one request's worth of files (the issue's 500-file batch
 
 
 def _listing(uploads: list[Upload], poll_url: str, session: ScanSession | None = None) -> dict:
-    processing = sum(1 for u in uploads if u.status == "processing")
+    processing = sum(1 for u in uploads if u.status.is_processing)
     return {"uploads": uploads, "poll_url": poll_url, "processing": processing,
             "upload_session": session}
 
@@ -27,7 +28,7 @@ def _listing(uploads: list[Upload], poll_url: str, session: ScanSession | None =
 def uploads_context(session_id: int) -> dict:
     """A session's uploads for its page, polled at /sessions/<id>/uploads."""
     return _listing(upload_service.list_uploads(session_id),
-                    url_for("sessions.uploads", session_id=session_id))
+                    url_for("uploads.of_session", session_id=session_id))
 
 
 def _batch_context(ids: list[int]) -> dict:
@@ -52,7 +53,7 @@ def index() -> str:
 def send() -> str | Response:
     session_id, uploads = upload_service.accept_upload_request(request)
     ids = [u.id for u in uploads]
-    return done(url_for("sessions.show", session_id=session_id),
+    return form_answer(url_for("sessions.show", session_id=session_id),
                 lambda: render("uploads", "index", partial="list", **_batch_context(ids)))
 
 
@@ -63,3 +64,19 @@ def batch() -> str:
         raise BadRequest("Ask for uploads by their ids, e.g. ?ids=3,4,5.")
     return render("uploads", "index", partial="list", **_form_context(),
                   **_batch_context([int(part) for part in raw]))
+
+
+# Sent with the last answer of the polling list (no upload processing any more): the
+# session's counters and captures grid then refresh themselves, once.
+UPLOADS_SETTLED = trigger(UPLOADS_CHANGED)
+
+
+@bp.get("/sessions/<int:session_id>/uploads")
+def of_session(session_id: int) -> str | HtmlWithHeaders | Response:
+    """A session's uploads, which the session page loads with hx-get."""
+    sessions.get_session(session_id)
+    if not is_htmx():
+        return redirect(url_for("sessions.show", session_id=session_id))
+    context = uploads_context(session_id)
+    html = render("uploads", "index", partial="list", **context)
+    return (html, 200, UPLOADS_SETTLED) if not context["processing"] else html

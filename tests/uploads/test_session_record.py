@@ -9,11 +9,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from scanner_app.models import ScanSession
 from scanner_app.models.session import COUNTERS
-from scanner_app.platform.extensions import db
-from scanner_app.platform.storage import StorageManager
-from scanner_app.uploads.session_refresh import refresh_session_records
 from tests.uploads.conftest import run_worker
 from tests.uploads.helpers import image_bytes, post_files, zip_bytes
 
@@ -24,7 +20,7 @@ def record_on_disk(data_dir: Path, session_id: int) -> dict:
 
 
 def api_counters(client, session_id: int) -> dict[str, int]:
-    session = client.get(f"/api/v1/sessions/{session_id}").get_json()
+    session = client.get(f"/api/v1/sessions/{session_id}").get_json()["session"]
     return {name: session[name] for name in COUNTERS}
 
 
@@ -81,7 +77,8 @@ def test_worker_refreshes_the_session_an_upload_was_merged_into(
     body = post_files(queued_client, [("a.jpg", image_bytes(seed=5))]).get_json()
     source = body["session_id"]
     target = queued_client.post("/api/v1/sessions",
-                                json={"name": "Target", "make_current": False}).get_json()["id"]
+                                json={"name": "Target", "make_current": False}
+                                ).get_json()["session"]["id"]
     assert queued_client.post(f"/api/v1/sessions/{source}/merge",
                               json={"into": target}).status_code == 200
 
@@ -89,28 +86,3 @@ def test_worker_refreshes_the_session_an_upload_was_merged_into(
     assert api_counters(queued_client, target)["captures_count"] == 1
     assert disk_counters(data_dir, target) == api_counters(queued_client, target)
     assert not (data_dir / "sessions" / str(source)).exists()  # never brought back
-
-
-def test_refresh_never_recreates_a_deleted_session(app, client, data_dir):
-    session_id = post_files(client, [("a.jpg", image_bytes(seed=6))]).get_json()["session_id"]
-    with app.app_context():
-        record = db.session.get(ScanSession, session_id).to_dict()
-    storage = StorageManager(data_dir)
-    assert storage.refresh_session_record(record) is True  # while it exists
-
-    assert client.delete(f"/api/v1/sessions/{session_id}").status_code == 204
-    assert not storage.session_dir(session_id).exists()
-    assert storage.refresh_session_record(record) is False  # a late refresh, stale record
-    with app.app_context():
-        assert refresh_session_records(storage, [session_id]) == 0  # the row is gone too
-    assert not storage.session_dir(session_id).exists()
-    assert not list(storage.sessions_root.glob(f"{session_id}*"))
-
-
-def test_refresh_needs_the_metadata_folder(data_dir):
-    storage = StorageManager(data_dir)
-    storage.session_dir(41).mkdir(parents=True)  # e.g. half-way through being moved aside
-    assert storage.refresh_session_record({"id": 41, "files_count": 1}) is False
-    assert list(storage.session_dir(41).iterdir()) == []  # no metadata folder made
-    assert storage.refresh_session_record({"id": 42}) is False
-    assert not storage.session_dir(42).exists()

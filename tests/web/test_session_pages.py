@@ -124,8 +124,8 @@ def test_merge_moves_everything_and_leaves_the_page(web_app, browser):
     assert answer.status_code == 204
     assert answer.headers["HX-Redirect"] == f"/sessions/{target}"
     assert session_row(web_app, source) is None
-    page = browser.get(f"/sessions/{target}").get_data(as_text=True)
-    assert "a.jpg" in page
+    grid = browser.get(f"/sessions/{target}/captures", headers=HX).get_data(as_text=True)
+    assert "a.jpg" in grid
 
     into_itself = browser.post(f"/sessions/{target}/merge", data={"into": str(target)},
                                headers=HX)
@@ -158,7 +158,7 @@ def test_captures_grid_pages_filters_and_thumbnails(web_app, browser):
     bad_id = add_capture(web_app, session_id, "images/uploads/9/notes.txt", valid=False,
                          data=b"hello", reason="Not an image (JPEG, PNG or TIFF).")
 
-    html = browser.get(f"/sessions/{session_id}").get_data(as_text=True)
+    html = browser.get(f"/sessions/{session_id}/captures", headers=HX).get_data(as_text=True)
     thumb_url = f"/sessions/{session_id}/thumbnails/{thumb_id}.jpg"
     assert f'src="{thumb_url}?src=images/scans/1/frame_000.jpg"' in html
     assert html.count('class="thumb"') == 48  # first page: 48 of 51
@@ -193,11 +193,18 @@ def test_session_page_scans_and_uploads_poll_only_while_working(web_app, browser
     assert "hx-trigger" in scans and f"Scan {scan_id}" in scans
     assert "HX-Trigger" not in answer.headers
 
-    # The page's counters and captures grid wait for the lists to settle.
+    # The page loads each slice's part by itself; its counters and the captures grid
+    # wait for the lists to settle.
     page = browser.get(f"/sessions/{session_id}").get_data(as_text=True)
-    for part in (f'hx-get="/sessions/{session_id}/counters"',
-                 f'hx-get="/sessions/{session_id}/captures"'):
-        assert part + ' hx-trigger="scan-changed from:body, uploads-changed from:body"' in page
+    for part in ("scans", "uploads", "captures"):
+        assert f'hx-get="/sessions/{session_id}/{part}" hx-trigger="load"' in page
+    assert (f'hx-get="/sessions/{session_id}/counters" hx-trigger="scan-changed from:body, '
+            'uploads-changed from:body"') in page
+    grid = browser.get(f"/sessions/{session_id}/captures", headers=HX).get_data(as_text=True)
+    assert (f'hx-get="/sessions/{session_id}/captures" hx-trigger="scan-changed from:body, '
+            'uploads-changed from:body"') in grid
+    assert browser.get(f"/sessions/{session_id}/captures").headers["Location"] == (
+        f"/sessions/{session_id}")  # a plain visit gets the whole page
 
     with web_app.app_context():
         from scanner_app.models import Scan, Upload

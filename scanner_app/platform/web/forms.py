@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from scanner_app.platform.errors import BadRequest, NotFound
 from scanner_app.platform.web.converters import MAX_ID, parse_id
+from scanner_app.platform.web.htmx import is_htmx
 
 T = TypeVar("T")
 
@@ -33,16 +34,16 @@ def optional_int(name: str, label: str, *, minimum: int = 1, maximum: int | None
     return value
 
 
-def done(location: str, partial: Callable[[], T]) -> T | Response:
+def form_answer(location: str, partial: Callable[[], T]) -> T | Response:
     """After a POST: htmx gets the re-rendered partial; a plain form post (no JavaScript)
     gets a redirect, so reloading the page does not send the form again."""
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return partial()
     return redirect(location, code=303)
 
 
 def hx_redirect(location: str) -> Response:
     """Leave the page after an action that removed it (delete, merge)."""
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return Response("", 204, {"HX-Redirect": location})
     return redirect(location, code=303)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, session
+from flask import Blueprint, session
+
+from scanner_app.config import current_settings
 
 
 def layout_context() -> dict:
-    settings = current_app.config["SCANNER_SETTINGS"]
+    settings = current_settings()
     return {
         "mock_hardware": settings.hal.driver == "mock",
         "signed_in": bool(session.get("user_id")),
@@ -20,7 +22,7 @@ def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     """Naive UTC from the database, shown in SCANNER_TIMEZONE (the system's when unset)."""
     if value is None:
         return "—"
-    zone = current_app.config["SCANNER_SETTINGS"].timezone
+    zone = current_settings().timezone
     return value.replace(tzinfo=UTC).astimezone(zone).strftime(fmt)
 
 

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from PIL import Image, UnidentifiedImageError
+
+from scanner_app.config import current_settings
 
 log = logging.getLogger("scanner.uploads")
 
@@ -98,7 +100,7 @@ def max_pixels_setting() -> int:
     """The configured cap (SCANNER_MAX_IMAGE_MEGAPIXELS), in pixels."""
     megapixels = DEFAULT_MAX_MEGAPIXELS
     if has_app_context():
-        megapixels = current_app.config["SCANNER_SETTINGS"].max_image_megapixels
+        megapixels = current_settings().max_image_megapixels
     return int(megapixels * 1_000_000)
 
 
@@ -106,6 +108,20 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> str:
     return (f"The image is {width} × {height} pixels ({width * height / 1e6:.0f} megapixels), "
             f"more than this station decodes ({max_pixels / 1e6:g} megapixels); send a "
             "smaller image or raise SCANNER_MAX_IMAGE_MEGAPIXELS.")
+
+
+CUT_OFF = ("The image is cut off: the file ends before the picture does. Copy or export it "
+           "again.")
+
+
+def damage_reason(exc: BaseException, handle: BinaryIO) -> str:
+    """A sentence for a person about an image that opened but did not decode."""
+    if isinstance(exc, EOFError) or "truncat" in str(exc).lower():
+        return CUT_OFF
+    handle.seek(0)
+    kind = sniff_image_format(handle.read(16))
+    what = f"The {kind} image" if kind else "The image"
+    return f"{what} is damaged: part of the picture cannot be read. Copy or export it again."
 
 
 def check_image(handle: BinaryIO, local_zone: ZoneInfo | None = None,
@@ -130,16 +146,18 @@ def check_image(handle: BinaryIO, local_zone: ZoneInfo | None = None,
         handle.seek(0)
         claimed = sniff_image_format(handle.read(16))
         if claimed:  # it starts like one, but Pillow cannot even read its header
-            return ImageCheck(False, reason="The image is damaged or cut off and does not "
-                                            f"decode completely (a broken {claimed} file).")
+            return ImageCheck(False, reason=f"The file starts like a {claimed} image but "
+                                            "breaks off before the picture begins. Copy or "
+                                            "export it again.")
         return ImageCheck(False, reason="It is not a JPEG, PNG or TIFF image.")
     except Image.DecompressionBombError:
         return ImageCheck(False, reason="The image has too many pixels to be decoded safely; "
                                         "send a smaller image.")
     except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds on damaged input
-        detail = str(exc).strip() or type(exc).__name__
-        return ImageCheck(False, reason="The image is damaged or cut off and does not decode "
-                                        f"completely ({detail}).")
+        # Pillow's words ("image file is truncated (40 bytes not processed)") are for the log;
+        # the person gets what happened to the file and what to do.
+        log.info("Image does not decode: %s: %s", type(exc).__name__, exc)
+        return ImageCheck(False, reason=damage_reason(exc, handle))
     if width <= 0 or height <= 0:
         return ImageCheck(False, reason="The image has no pixels.")
     return ImageCheck(True, format=fmt, width=width, height=height, taken_at=taken_at)

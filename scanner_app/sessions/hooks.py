@@ -1,0 +1,36 @@
+"""What other slices add to what happens to a session, without sessions importing them.
+
+A slice registers a function here (at import, like a blueprint registers its routes); the
+sessions service calls every registered function at the right moment. Scans, for example,
+rewrite the session id inside their moved metadata files after a merge.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger("scanner.sessions")
+
+# after_merge(target_session_id, moved_paths): called after a merge has committed, with the
+# new paths of every entry that moved into the target session's folder.
+AfterMerge = Callable[[int, list[Path]], None]
+_after_merge: list[AfterMerge] = []
+
+
+def after_merge(hook: AfterMerge) -> AfterMerge:
+    """Register `hook(target_session_id, moved_paths)`; usable as a decorator."""
+    if hook not in _after_merge:  # a module imported twice registers once
+        _after_merge.append(hook)
+    return hook
+
+
+def run_after_merge(target_session_id: int, moved: list[Path]) -> None:
+    """Call every after-merge hook. The merge has committed: a failing hook is logged and the
+    others still run (what they fix on disk can lag; the database is right)."""
+    for hook in list(_after_merge):
+        try:
+            hook(target_session_id, moved)
+        except Exception:  # noqa: BLE001 - see above
+            log.exception("An after-merge step (%s) failed", getattr(hook, "__name__", hook))

@@ -63,10 +63,15 @@ def test_a_killed_work_horse_has_the_motor_switched_off_and_its_scan_interrupted
 def test_a_killed_worker_takes_its_work_horse_along_without_any_supervisor(
         sqlite_app, data_dir: Path, private_redis):
     """As under systemd: `scanner worker` alone, killed with SIGKILL mid-scan. Its work-horse
-    (in a process group of its own, re-parented away) must stop the scan and exit."""
+    (in a process group of its own, re-parented away) must stop the scan and exit. A scan
+    worker starting after such a death switches the rig off first."""
+    platter = MockPlatter(sqlite_app.config["SCANNER_SETTINGS"].hal.platter_file)
+    platter.energise(True)  # as a killed predecessor may have left it
     worker = Proc(cli("worker", "--queues", "hardware"), process_env(data_dir))
     try:
         worker.wait_line("Listening on hardware", 60)
+        assert not platter.state().energised
+        worker.wait_line("Rig switched off (the scan worker is starting)", 5)
         client = api_client(sqlite_app)
         answer = client.post("/api/v1/scans", json={"frames": 40})
         assert answer.status_code == 202, answer.get_json()

@@ -9,9 +9,8 @@ from flask import Blueprint, Response, g, jsonify, request
 from scanner_app.models import Scan
 from scanner_app.platform.errors import BadRequest
 from scanner_app.platform.web.json_body import json_object, optional_id
-from scanner_app.platform.zips import zip_response
 from scanner_app.scans import service as service
-from scanner_app.scans.dataset import dataset_zip
+from scanner_app.scans.dataset import dataset_response
 
 bp = Blueprint("api_scans", __name__, url_prefix="/api/v1/scans")
 
@@ -84,8 +83,7 @@ def dataset(scan_id: int) -> Response:
         401: {$ref: "#/components/responses/Unauthorized"}
         404: {$ref: "#/components/responses/NotFound"}
     """
-    scan = service.get_scan(scan_id)
-    return zip_response(dataset_zip(scan), f"scan-{scan.id}-dataset.zip")
+    return dataset_response(service.get_scan(scan_id))
 
 
 @bp.post("/<int:scan_id>/pause")

@@ -29,6 +29,8 @@ from scanner_app.models.session import COUNTERS
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager
+from scanner_app.station.doctor_guard import guarded, path_is_file
+from scanner_app.station.doctor_uploads import check_stuck_uploads
 
 MB = 1024 * 1024
 # Left by services/sessions.delete_session (renamed aside, then the commit) and by
@@ -216,7 +218,7 @@ def check_capture_files(report: Report, store: StorageManager,
         select(Capture.session_id, Capture.path).order_by(Capture.session_id, Capture.id))
     for session_id, rel in rows:
         totals[session_id] = totals.get(session_id, 0) + 1
-        if not (store.session_dir(session_id) / rel).is_file():
+        if not path_is_file(report, store.session_dir(session_id) / rel):
             missing.setdefault(session_id, []).append(rel)
     for session_id, paths in missing.items():
         session = sessions.get(session_id)
@@ -380,12 +382,16 @@ def run_doctor(repair: bool = False) -> Report:
     report = Report(repair=repair)
     sessions = {s.id: s for s in db.session.scalars(select(ScanSession).order_by(ScanSession.id))}
 
-    check_leftovers(report, store, sessions)
-    check_session_dirs(report, store, sessions)
-    check_capture_files(report, store, sessions)
-    check_counters(report, sessions)
-    check_stale_scans(report)
-    check_free_space(report, settings)
+    for what, check, args in (  # guarded: never a traceback for what is found on disk
+        ("looking for leftovers of deleted sessions", check_leftovers, (store, sessions)),
+        ("comparing session folders with the database", check_session_dirs, (store, sessions)),
+        ("checking that every image is on disk", check_capture_files, (store, sessions)),
+        ("checking the totals", check_counters, (sessions,)),
+        ("looking for stale scans", check_stale_scans, ()),
+        ("looking for stuck uploads", check_stuck_uploads, (settings,)),
+        ("checking free space", check_free_space, (settings,)),
+    ):
+        guarded(report, what, check, *args)
     if not any(f.severity != "ok" for f in report.findings):
         report.findings.insert(0, Finding(
             "ok", f"{len(sessions)} session{'s' if len(sessions) != 1 else ''}: database and "

@@ -16,9 +16,10 @@ ran out.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
@@ -48,11 +49,27 @@ def job_token_prefix(job_id: str) -> str:
 
 
 def new_token(job_id: str | None = None) -> str:
-    """A token unique to one processing run; it says who runs (an RQ job or a web request)."""
+    """A token unique to one processing run; it says who runs (an RQ job, or a web request
+    and its process id), so recovery can tell a run that is gone from one still working."""
     suffix = uuid.uuid4().hex
     if job_id:
         return f"{job_token_prefix(job_id)}{suffix[:12]}"[:64]
-    return f"{REQUEST_PREFIX}{suffix}"
+    return f"{REQUEST_PREFIX}{os.getpid()}:{suffix[:20]}"
+
+
+def token_job_id(token: str) -> str | None:
+    """The RQ job id a job's token names, else None."""
+    if not token.startswith(JOB_PREFIX):
+        return None
+    return token[len(JOB_PREFIX):].rpartition(":")[0] or None
+
+
+def token_pid(token: str) -> int | None:
+    """The process id a web request's token names (None for tokens made before it did)."""
+    if not token.startswith(REQUEST_PREFIX):
+        return None
+    head, sep, _ = token[len(REQUEST_PREFIX):].partition(":")
+    return int(head) if sep and head.isdigit() else None
 
 
 def lease_cutoff():
@@ -101,6 +118,22 @@ class Claim:
     def holds(self, upload_id: int) -> bool:
         return upload_id in self.held
 
+    def acquire(self, upload_id: int) -> bool:
+        """Claim one more upload right before working on it (one conditional UPDATE,
+        committed). A run claims file by file, so one that dies holds only the file in flight:
+        the files it never reached stay unclaimed, to be retried rather than failed."""
+        if upload_id in self.held:
+            return True
+        taken = db.session.execute(
+            update(Upload).where(Upload.id == upload_id, Upload.status == "processing",
+                                 _claimable())
+            .values(claim_token=self.token, claimed_at=utcnow())
+        ).rowcount
+        db.session.commit()
+        if taken == 1:
+            self.held.add(upload_id)
+        return taken == 1
+
     def checkpoint(self, upload_id: int) -> None:
         """Before each file this run writes or records: raises ClaimLost if `upload_id` was
         taken from this run meanwhile (one small read), and renews the lease once
@@ -133,6 +166,15 @@ class Claim:
     def lost(self, upload_id: int) -> None:
         self.held.discard(upload_id)
 
+    def release(self, upload_id: int) -> None:
+        """Give `upload_id` back unfinished (still 'processing', unclaimed), so recovery
+        queues it again later; commits. Only while this run still holds it."""
+        db.session.execute(
+            update(Upload).where(Upload.id == upload_id, Upload.claim_token == self.token)
+            .values(claim_token=None, claimed_at=None))
+        db.session.commit()
+        self.lost(upload_id)
+
 
 def live_holder(upload_id: int) -> str | None:
     """The token of the run holding `upload_id` with a lease not yet run out, if any."""
@@ -141,6 +183,34 @@ def live_holder(upload_id: int) -> str | None:
                                          Upload.status == "processing",
                                          Upload.claim_token.is_not(None),
                                          Upload.claimed_at >= lease_cutoff()))
+
+
+def release_dead(holder_alive: Callable[[str], bool]) -> list[int]:
+    """Clear the live-leased claims whose run is gone (`holder_alive(token)` is False: its job
+    ended or its worker died, its web process exited), so the uploads can be queued again at
+    once instead of after the lease. Returns the released ids; commits."""
+    held = db.session.execute(
+        select(Upload.id, Upload.claim_token).where(Upload.status == "processing",
+                                                    Upload.claim_token.is_not(None),
+                                                    Upload.claimed_at >= lease_cutoff())
+        .order_by(Upload.id)).all()
+    db.session.commit()
+    released: list[int] = []
+    for upload_id, token in held:
+        if holder_alive(token):
+            continue
+        # Conditional on the token: a run that took it meanwhile is left alone.
+        done = db.session.execute(
+            update(Upload).where(Upload.id == upload_id, Upload.status == "processing",
+                                 Upload.claim_token == token)
+            .values(claim_token=None, claimed_at=None)
+        ).rowcount
+        if done == 1:
+            released.append(upload_id)
+    db.session.commit()
+    if released:
+        log.warning("Uploads %s: the run processing them is gone; released them", released)
+    return released
 
 
 def release_expired() -> list[int]:

@@ -11,6 +11,7 @@ Runs in the uploads job (jobs/upload_job.py), or in the request when the queue i
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import zipfile
@@ -159,6 +160,8 @@ class UploadProcessor:
                 try:
                     used, out = folder.create([root, *member.parts])
                 except OSError as exc:  # e.g. a file and a folder of the same name
+                    if exc.errno == errno.ENOSPC:
+                        raise  # not this entry's fault: the whole upload waits for space
                     skipped.append((member.info.filename, f"it could not be written: {exc}"))
                     continue
                 damaged = False
@@ -215,8 +218,10 @@ def process_upload(upload_id: int, settings: Settings, claim: Claim) -> str:
     'failed' when this raises). Returns "done", or "skipped" when there was nothing for this
     run to do: the upload is gone, finished, or held by another run (which it then leaves
     alone, counters included)."""
+    if not claim.acquire(upload_id):  # finished, gone, or another live run holds it
+        return "skipped"
     upload = db.session.get(Upload, upload_id)
-    if upload is None or upload.status != "processing" or not claim.holds(upload_id):
+    if upload is None or upload.status != "processing":
         return "skipped"
     storage = StorageManager(settings.data_dir)
     try:
@@ -232,6 +237,16 @@ def process_upload(upload_id: int, settings: Settings, claim: Claim) -> str:
     except ClaimLost:
         db.session.rollback()
         log.warning("Upload %s was taken over by another run; this run left it alone",
+                    upload_id)
+        return "skipped"
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        # Not the file's fault: it stays 'processing', unclaimed, and recovery queues it
+        # again once space is freed (the next run starts it over).
+        db.session.rollback()
+        claim.release(upload_id)
+        log.warning("Upload %s: the disk is full; it is processed again once space is freed",
                     upload_id)
         return "skipped"
     if not finish(upload_id, "done", note, claim.token):

@@ -258,3 +258,20 @@ def _start_processing(settings: Settings, upload_ids: list[int]) -> None:
         log.warning("The job queue is unreachable (%s); processing %d upload(s) in the "
                     "request instead", exc, len(upload_ids))
     process_uploads(upload_ids)
+
+
+# --- for the doctor (station/doctor_uploads.py) --------------------------------------------
+
+def find_stuck_uploads(settings: Settings):
+    """Uploads 'processing' that nothing will finish (uploads.recovery.StuckUploads).
+    Raises redis errors when the queue is down."""
+    from scanner_app.uploads.recovery import find_stuck_uploads as find
+
+    return find(settings)
+
+
+def requeue_stuck_uploads(settings: Settings) -> list[int]:
+    """Queue them again (what the worker does at start); returns the queued ids."""
+    from scanner_app.uploads.recovery import recover_stuck_uploads
+
+    return recover_stuck_uploads(settings)

@@ -156,6 +156,10 @@ def test_worker_marks_uploads_of_a_killed_work_horse_failed_and_requeues_lost_on
     worker = StationWorker(["uploads"], connection=redis_conn, app=queued_app)
     killed_job = next(job for job in Queue("uploads", connection=redis_conn).jobs
                       if job.args[0] == [killed_id])
+    with queued_app.app_context():  # the horse was working on it (claims file by file)
+        from scanner_app.uploads.claims import Claim, new_token
+
+        assert Claim.take([killed_id], new_token(killed_job.id)).holds(killed_id)
     worker.handle_work_horse_killed(killed_job, 12345, signal.SIGKILL, None)
     answer = queued_client.get(f"/api/v1/uploads/{killed_id}").get_json()
     answer = answer.get("upload", answer)

@@ -5,35 +5,13 @@ processing crash is marked 'failed' (its file kept) and the others still get don
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, current_app, has_app_context
-
+from scanner_app.models.statuses import UploadStatus
 from scanner_app.platform.log_context import bind_log_ids
-from scanner_app.platform.queues import UPLOAD_JOB, on_horse_killed
+from scanner_app.platform.queues import UPLOAD_JOB, job_app_context, on_horse_killed
 
 log = logging.getLogger("scanner.uploads")
-
-_worker_app: Flask | None = None
-
-
-@contextmanager
-def job_app_context() -> Iterator[Flask]:
-    """The current app inside a request or a worker that pushed one; otherwise an app built
-    once per worker process from the environment, in a fresh context per job."""
-    global _worker_app
-    if has_app_context():
-        yield current_app._get_current_object()
-        return
-    if _worker_app is None:
-        from scanner_app import create_app
-
-        _worker_app = create_app()
-    with _worker_app.app_context():
-        yield _worker_app
-
 
 # What a person reads on a failed upload. The exception itself (its text names files, paths
 # and library internals) goes to the log, with its traceback, never into Upload.error.
@@ -69,7 +47,7 @@ def mark_failed(upload_ids: list[int], sentence: str, token: str | None = None,
             if token is None and _held_by_another_run(upload_id, job_id):
                 db.session.rollback()
                 continue
-            finish(upload_id, "failed", sentence, token)
+            finish(upload_id, UploadStatus.FAILED, sentence, token)
         except Exception:  # noqa: BLE001 - e.g. the database itself is down
             db.session.rollback()
             log.exception("Could not mark upload %s as failed", upload_id)
@@ -131,37 +109,32 @@ def process_uploads(upload_ids: list[int]) -> dict[str, int]:
 
     from scanner_app.config import current_settings
     from scanner_app.platform.extensions import db
-    from scanner_app.platform.storage import StorageManager
+    from scanner_app.sessions import record as session_records
     from scanner_app.uploads.claims import Claim
     from scanner_app.uploads.processing import process_upload
     from scanner_app.uploads.service import forget_upload_objects
-    from scanner_app.uploads.session_refresh import refresh_after_processing
 
-    summary = {"done": 0, "failed": 0, "skipped": 0}
-    with job_app_context():
+    # Plain strings as keys: the summary is the job's result, kept (pickled) by RQ.
+    summary = {UploadStatus.DONE.value: 0, UploadStatus.FAILED.value: 0, "skipped": 0}
+    # session.json once per run, not per file: its counters change with every file.
+    with job_app_context(), session_records.batched():
         settings = current_settings()
         claim = Claim(_claim_token(), set())  # file by file (Claim.acquire in process_upload)
-        try:
-            for position, upload_id in enumerate(upload_ids):
-                bind_log_ids(upload=upload_id)  # on every line about this file
-                try:
-                    summary[process_upload(upload_id, settings, claim)] += 1
-                except JobTimeoutException:
-                    db.session.rollback()
-                    mark_failed(upload_ids[position:], TIMEOUT_SENTENCE, claim.token)
-                    raise  # RQ ends the job; the files stay where they are
-                except Exception:  # noqa: BLE001 - one bad file must not stop the rest
-                    log.exception("Processing upload %s failed", upload_id)
-                    db.session.rollback()
-                    mark_failed([upload_id], FAILED_SENTENCE, claim.token)
-                    summary["failed"] += 1
-                finally:
-                    forget_upload_objects()  # nothing is kept between uploads
-        finally:
-            # Once per run, not per file: metadata/session.json gets the counters this run
-            # changed (only when this run processed something).
-            if claim.held:
-                refresh_after_processing(StorageManager(settings.data_dir), upload_ids)
+        for position, upload_id in enumerate(upload_ids):
+            bind_log_ids(upload=upload_id)  # on every line about this file
+            try:
+                summary[process_upload(upload_id, settings, claim)] += 1
+            except JobTimeoutException:
+                db.session.rollback()
+                mark_failed(upload_ids[position:], TIMEOUT_SENTENCE, claim.token)
+                raise  # RQ ends the job; the files stay where they are
+            except Exception:  # noqa: BLE001 - one bad file must not stop the rest
+                log.exception("Processing upload %s failed", upload_id)
+                db.session.rollback()
+                mark_failed([upload_id], FAILED_SENTENCE, claim.token)
+                summary[UploadStatus.FAILED] += 1
+            finally:
+                forget_upload_objects()  # nothing is kept between uploads
     if summary["skipped"]:
         log.info("Uploads: %d skipped (finished, gone, or processed by another run)",
                  summary["skipped"])

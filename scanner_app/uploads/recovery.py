@@ -29,10 +29,10 @@ from rq.worker import Worker
 from sqlalchemy import select
 
 from scanner_app.config import Settings
-from scanner_app.models import Upload
+from scanner_app.models import Upload, UploadStatus
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
-from scanner_app.platform.queues import UPLOAD_JOB
+from scanner_app.platform.queues import UPLOAD_JOB, UPLOAD_JOBS, enqueue
 from scanner_app.uploads.claims import (
     lease_cutoff,
     release_dead,
@@ -144,7 +144,8 @@ def find_stuck_uploads(settings: Settings, older_than: timedelta = timedelta(min
     liveness = Liveness(uploads_queue.connection)
     rows = db.session.execute(select(Upload.id, Upload.claim_token, Upload.claimed_at,
                                      Upload.created_at)
-                              .where(Upload.status == "processing").order_by(Upload.id)).all()
+                              .where(Upload.status == UploadStatus.PROCESSING)
+                              .order_by(Upload.id)).all()
     db.session.commit()
     stuck = StuckUploads()
     if not rows:
@@ -172,14 +173,13 @@ def recover_stuck_uploads(settings: Settings, older_than: timedelta = timedelta(
     redis errors when the queue is down (released claims are then queued by a later round:
     they are unclaimed and old by then)."""
     from scanner_app.platform.queues import UPLOADS_QUEUE, queue
-    from scanner_app.uploads.service import JOB_TIMEOUT_SECONDS
 
     uploads_queue = queue(settings, UPLOADS_QUEUE)
     liveness = Liveness(uploads_queue.connection)
     released = set(release_expired()) | set(release_dead(liveness.token_alive))
     cutoff = utcnow() - older_than
     unclaimed = dict(db.session.execute(
-        select(Upload.id, Upload.created_at).where(Upload.status == "processing",
+        select(Upload.id, Upload.created_at).where(Upload.status == UploadStatus.PROCESSING,
                                                    Upload.claim_token.is_(None))).all())
     db.session.commit()
     if not unclaimed or _disk_full(settings):
@@ -197,10 +197,8 @@ def recover_stuck_uploads(settings: Settings, older_than: timedelta = timedelta(
     orphans = sorted(((released | (set(retry) & set(unclaimed))) - queued)
                      | (due - released - queued - running))
     if orphans:
-        from scanner_app.uploads.job import process_uploads
-
-        uploads_queue.enqueue(process_uploads, orphans, job_timeout=JOB_TIMEOUT_SECONDS,
-                              description=f"Recover uploads {orphans[0]}..{orphans[-1]}")
+        enqueue(settings, UPLOAD_JOBS, orphans, connection=uploads_queue.connection,
+                description=f"Recover uploads {orphans[0]}..{orphans[-1]}")
         log.warning("Uploads %s were left processing without a live run; queued them again",
                     orphans)
     return orphans

@@ -183,9 +183,19 @@ def free_bytes_for(path, reserve_bytes: int) -> int:
     return shutil.disk_usage(path).free - reserve_bytes
 
 
+SHOWN_NAME_CHARS = 80  # a note names entries; a 6,000-character name would drown it
+
+
+def _shown(name: str) -> str:
+    if len(name) <= SHOWN_NAME_CHARS:
+        return name
+    half = SHOWN_NAME_CHARS // 2
+    return f"{name[:half]}…{name[-half:]}"
+
+
 def describe_skipped(skipped: list[tuple[str, str]], limit: int = 5) -> str:
     """"2 entries were not extracted: '../x.jpg' (it points ...), 'link' (it is a ...)."""
-    shown = ", ".join(f"'{name}' ({why})" for name, why in skipped[:limit])
+    shown = ", ".join(f"'{_shown(name)}' ({why})" for name, why in skipped[:limit])
     more = f" and {len(skipped) - limit} more" if len(skipped) > limit else ""
     noun = "entry was" if len(skipped) == 1 else "entries were"
     return f"{len(skipped)} {noun} not extracted: {shown}{more}."

@@ -11,6 +11,11 @@ import re
 import unicodedata
 
 MAX_NAME_BYTES = 200  # well under the 255-byte limit of ext4/exFAT, leaving room for "-2"
+# An archive entry's whole path inside its extraction folder: far under Linux's PATH_MAX
+# (4096) once the data dir and session folders are in front of it, so that every tool that
+# later opens it (doctor, exports, thumbnails, a USB stick) can.
+MAX_ARCHIVE_PATH_BYTES = 1024
+MAX_ARCHIVE_DEPTH = 32  # folders inside the archive, the file's own name not counted
 MAX_EXTENSION_BYTES = 16
 FALLBACK_NAME = "file"
 
@@ -82,7 +87,8 @@ def clean_filename(raw: str | None, fallback: str = FALLBACK_NAME) -> str:
 
 def archive_member_parts(name: str) -> list[str]:
     """Clean path components for an archive entry, or UnsafePath when the entry names an
-    absolute path, a drive or a parent directory. An empty list means a directory entry."""
+    absolute path, a drive or a parent directory, or is too deep or too long to be opened
+    safely later. An empty list means a directory entry."""
     normalised = name.replace("\\", "/")
     if normalised.startswith("/"):
         raise UnsafePath("it is an absolute path")
@@ -98,6 +104,10 @@ def archive_member_parts(name: str) -> list[str]:
         parts.append(clean_component(part))
     if normalised.endswith("/"):
         return []
+    if len(parts) - 1 > MAX_ARCHIVE_DEPTH:
+        raise UnsafePath(f"it is nested more than {MAX_ARCHIVE_DEPTH} folders deep")
+    if len("/".join(parts).encode("utf-8")) > MAX_ARCHIVE_PATH_BYTES:
+        raise UnsafePath(f"its path is longer than {MAX_ARCHIVE_PATH_BYTES} bytes")
     return parts
 
 

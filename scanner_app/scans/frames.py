@@ -94,14 +94,25 @@ class FrameSteps:
     def _hold_exposure(self, rig: Rig) -> None:
         """Lock exposure, gains and focus once the object is lit and in place; a resumed
         scan re-applies what it saved, so frames before and after a stop match."""
-        saved = self.meta.saved_exposure()
+        saved = self._saved_exposure()
         if saved is None:
             exposure = rig.camera.lock_exposure()
         else:
-            exposure = rig.camera.apply_exposure(ExposureSettings.from_dict(saved))
+            exposure = rig.camera.apply_exposure(saved)
         self.meta.set_exposure(exposure.as_dict(), reapplied=saved is not None)
         # On disk before the first frame, so a stop after it still resumes with these.
         self.meta.write(self.scan.to_dict(), recorded=self.recorded)
+
+    def _saved_exposure(self) -> ExposureSettings | None:
+        saved = self.meta.saved_exposure()
+        if saved is None:
+            return None
+        try:
+            return ExposureSettings.from_dict(saved)
+        except (KeyError, TypeError, ValueError) as exc:  # a hand-edited or damaged file
+            log.warning("Scan %s: its saved exposure %r is unreadable (%s); metering again",
+                        self.scan_id, saved, exc)
+            return None
 
     def _note_position(self, rig: Rig) -> None:
         known, note = rig.position_known, rig.turntable.position_note

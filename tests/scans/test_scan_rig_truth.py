@@ -224,3 +224,31 @@ def test_a_camera_that_stops_answering_interrupts_the_scan_with_motor_and_light_
     assert_frames_consistent(station, done, FRAMES)
     assert_every_frame_true(station, done)
     assert_one_exposure(station, done)
+
+
+def test_a_damaged_saved_exposure_is_metered_again_on_resume(make_station, monkeypatch):
+    station = make_station()
+    recorded: list[int] = []
+    real = scan_frames.bump_session_counters
+
+    def bump(session_id: int, **deltas: int) -> None:
+        real(session_id, **deltas)
+        recorded.append(session_id)
+
+    monkeypatch.setattr(scan_frames, "bump_session_counters", bump)
+    monkeypatch.setattr(scan_job, "stop_requested", lambda: len(recorded) == 2)
+    scan = station.start_scan(profile="quick", frames=4)
+    assert run_job(station, scan["id"]) == "interrupted"
+    path = (station.session_dir(scan["session_id"]) / "metadata" / "scans"
+            / f"{scan['id']}.json")
+    meta = json.loads(path.read_text())
+    meta["runs"][0]["exposure"] = {"exposure_time_us": "bright"}  # edited by hand
+    path.write_text(json.dumps(meta))
+
+    monkeypatch.setattr(scan_job, "stop_requested", lambda: False)
+    assert station.action(scan["id"], "resume")["status"] == "queued"
+    assert run_job(station, scan["id"]) == "completed"
+    done = station.metadata(station.scan(scan["id"]))
+    assert done["runs"][1]["exposure"]["exposure_time_us"] > 0
+    assert not done["runs"][1].get("exposure_reapplied")
+    assert_frames_consistent(station, station.scan(scan["id"]), 4)

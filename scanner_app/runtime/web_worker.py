@@ -58,8 +58,25 @@ class HeadFirstThreadWorker(ThreadWorker):
         self.keepalived_conns.remove(conn)
         self._read_head(conn)
 
-    def _read_head(self, conn) -> None:
-        conn.head = bytearray()
+    def finish_request(self, conn, fs) -> None:
+        # gthread hands a connection whose buffer already holds the start of the next request
+        # (pipelined, or read ahead with a body) straight to a thread. When that start is not
+        # a whole head, it is read here instead, like any other.
+        try:
+            keepalive = not fs.cancelled() and fs.result() is True
+        except Exception:  # noqa: BLE001 - gthread's own finish_request deals with it
+            keepalive = False
+        if keepalive and self.alive and conn.parser is not None:
+            pending = conn.parser.unreader.buf.getvalue()
+            if pending and _HEAD_END not in pending:
+                conn.parser.unreader.take_buffered()
+                conn.sock.setblocking(False)
+                self._read_head(conn, pending)
+                return
+        super().finish_request(conn, fs)
+
+    def _read_head(self, conn, start: bytes = b"") -> None:
+        conn.head = bytearray(start)
         self.reading_heads[conn] = time.monotonic() + HEAD_TIMEOUT_SECONDS
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_bytes, conn))
 

@@ -105,3 +105,26 @@ def test_healthz_answers_within_a_second_with_200_slow_clients_open(web):
     assert max(timings) < MAX_ANSWER_SECONDS, timings
     assert rss_after - rss_before < MAX_RSS_GROWTH_KB, (rss_before, rss_after)
     assert pid_alive(worker), "the web worker was restarted"
+
+
+def test_a_slow_request_pipelined_behind_a_whole_one_holds_no_thread(web):
+    _, port = web
+    _healthz_seconds(port)
+    slow: list[socket.socket] = []
+    try:
+        for n in range(20):  # more than the 8 request threads
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                         + f"GET /healthz?second={n} HTTP/1.1\r\nHost: x\r\n".encode())
+            slow.append(sock)
+        time.sleep(0.5)  # the first requests are answered; the second heads stay unfinished
+        timings = []
+        for line in range(3):
+            for sock in slow:
+                sock.sendall(f"X-Trickle-{line}: a\r\n".encode())
+            timings.append(_healthz_seconds(port))
+            time.sleep(ROUND_SECONDS)
+    finally:
+        for sock in slow:
+            sock.close()
+    assert max(timings) < MAX_ANSWER_SECONDS, timings

@@ -24,4 +24,9 @@ def register_blueprints(app: Flask) -> None:
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_exports)
+    from scanner_app.reconstruction.api import bp as api_reconstruction
+    from scanner_app.reconstruction.views import bp as web_reconstruction
+
+    app.register_blueprint(api_reconstruction)
+    app.register_blueprint(web_reconstruction)
     init_rq_dashboard(app)

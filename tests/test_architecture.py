@@ -24,6 +24,7 @@ LAYERS = {
     "config": 0, "platform": 0,
     "models": 1,
     "accounts": 2, "sessions": 2, "captures": 2, "scans": 2, "uploads": 2, "station": 2,
+    "reconstruction": 2,
     # Entry points: the processes, the CLI and the app factory that wires the slices together.
     "runtime": 3, "cli": 3, "migrations": 3, "blueprints": 3, "<factory>": 3,
 }
@@ -37,6 +38,7 @@ PUBLIC = {
     "uploads": {"service"},
     "accounts": {"service"},
     "station": {"health"},
+    "reconstruction": {"service"},
 }
 
 

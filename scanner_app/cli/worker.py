@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from scanner_app.platform.queues import ALL_QUEUES
+from scanner_app.platform.queues import ALL_QUEUES, KNOWN_QUEUES
 
 
 @click.command("worker", help="Run the job worker: scans (hardware queue) and uploads.")
@@ -14,15 +14,22 @@ from scanner_app.platform.queues import ALL_QUEUES
               help="Comma-separated queues to listen on, highest priority first.")
 @click.option("--burst", is_flag=True, help="Quit once the queues are empty.")
 @click.option("--name", default=None, help="Worker name shown in the RQ dashboard.")
+@click.option("--nice", "niceness", type=click.IntRange(0, 19), default=0,
+              help="Lower this worker's CPU priority by N (the processing worker: 10).")
 @with_appcontext
-def worker(queues: str, burst: bool, name: str | None) -> None:
+def worker(queues: str, burst: bool, name: str | None, niceness: int) -> None:
+    import os
+
     from scanner_app.runtime.worker import WorkerCannotStart, run_worker
 
+    if niceness:
+        os.nice(niceness)  # inherited by every job process it forks
+
     names = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = [q for q in names if q not in ALL_QUEUES]
+    unknown = [q for q in names if q not in KNOWN_QUEUES]
     if not names or unknown:
         raise click.BadParameter(
-            f"use one or more of {', '.join(ALL_QUEUES)}, separated by commas",
+            f"use one or more of {', '.join(KNOWN_QUEUES)}, separated by commas",
             param_hint="--queues",
         )
     try:

@@ -2,11 +2,14 @@
 
 from scanner_app.models.auth import ApiKey, FirstRun, User
 from scanner_app.models.capture import Capture
+from scanner_app.models.reconstruction import Reconstruction
 from scanner_app.models.scan import SCAN_ACTIVE_STATUSES, Scan
 from scanner_app.models.session import ScanSession, StationState
 from scanner_app.models.statuses import (
+    RECONSTRUCTION_ACTIVE,
     SCAN_ACTIVE,
     SCAN_UNDER_WAY,
+    ReconstructionStatus,
     ScanStatus,
     SessionStatus,
     UploadStatus,
@@ -18,8 +21,11 @@ __all__ = [
     "ApiKey",
     "Capture",
     "FirstRun",
+    "RECONSTRUCTION_ACTIVE",
     "SCAN_ACTIVE",
     "SCAN_ACTIVE_STATUSES",
+    "Reconstruction",
+    "ReconstructionStatus",
     "SCAN_UNDER_WAY",
     "Scan",
     "ScanSession",

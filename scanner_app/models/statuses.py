@@ -1,6 +1,6 @@
-"""The status machines of scans, uploads and sessions: each status's value (the contract's
-string, stored and sent as is), which changes are allowed, and the questions that code and
-pages ask of a status ("can it be paused?") instead of comparing strings.
+"""The status machines of scans, uploads, sessions and reconstructions: each status's value
+(the contract's string, stored and sent as is), which changes are allowed, and the questions
+that code and pages ask of a status ("can it be paused?") instead of comparing strings.
 
 The tables below are the whole truth about transitions. Every status change is made by
 `transition()` (models/transitions.py), a conditional UPDATE that only matches while the row
@@ -110,6 +110,24 @@ class SessionStatus(StrEnum):
         return self is SessionStatus.COMPLETED
 
 
+class ReconstructionStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_active(self) -> bool:
+        """A job will run or runs it: no second one for the same scan meanwhile."""
+        return self in RECONSTRUCTION_ACTIVE
+
+    @property
+    def can_cancel(self) -> bool:
+        return ReconstructionStatus.CANCELLED in RECONSTRUCTION_TRANSITIONS[self]
+
+
 # In definition order: the generated SQL lists them in this order (the schema's text).
 SCAN_ACTIVE: tuple[ScanStatus, ...] = (ScanStatus.QUEUED, ScanStatus.RUNNING, ScanStatus.PAUSED)
 SCAN_UNDER_WAY: tuple[ScanStatus, ...] = (ScanStatus.RUNNING, ScanStatus.PAUSED)
@@ -149,10 +167,29 @@ SESSION_TRANSITIONS: Mapping[SessionStatus, frozenset[SessionStatus]] = MappingP
     SessionStatus.COMPLETED: frozenset({SessionStatus.ACTIVE}),
 })
 
+RECONSTRUCTION_ACTIVE: tuple[ReconstructionStatus, ...] = (ReconstructionStatus.QUEUED,
+                                                          ReconstructionStatus.RUNNING)
+
+# A reconstruction is queued by the API and run once; a new POST starts a new one.
+#   queued -> running       the job claims it
+#   queued -> cancelled     the API, before a job picked it up (or the session is deleted)
+#   queued -> interrupted   recovery: its job was lost
+#   running -> ...          the job's end; the API's cancel (the job stops at its next check);
+#                           recovery or the worker when the job's process died (interrupted)
+_R = ReconstructionStatus
+RECONSTRUCTION_TRANSITIONS: Mapping[ReconstructionStatus, frozenset[ReconstructionStatus]] = (
+    MappingProxyType({
+        _R.QUEUED: frozenset({_R.RUNNING, _R.CANCELLED, _R.INTERRUPTED}),
+        _R.RUNNING: frozenset({_R.COMPLETED, _R.FAILED, _R.CANCELLED, _R.INTERRUPTED}),
+        **{ended: frozenset() for ended in (_R.COMPLETED, _R.FAILED, _R.CANCELLED,
+                                            _R.INTERRUPTED)},
+    }))
+
 TRANSITIONS: Mapping[type[StrEnum], Mapping[Any, frozenset[Any]]] = MappingProxyType({
     ScanStatus: SCAN_TRANSITIONS,
     UploadStatus: UPLOAD_TRANSITIONS,
     SessionStatus: SESSION_TRANSITIONS,
+    ReconstructionStatus: RECONSTRUCTION_TRANSITIONS,
 })
 
 _SCAN_LABELS: Mapping[ScanStatus, str] = MappingProxyType({

@@ -4,6 +4,8 @@ and what happens when a job's work-horse is killed.
 
 `hardware`: scans, which drive the rig (one at a time; the worker owns the rig).
 `uploads`: processing of received files, which never touches hardware.
+`processing`: reconstructions (long CPU work), served by a worker of its own at low CPU
+priority (`scanner worker --queues processing`), never by the worker that drives the rig.
 """
 
 from __future__ import annotations
@@ -31,12 +33,16 @@ log = logging.getLogger("scanner.queues")
 
 HARDWARE_QUEUE = "hardware"
 UPLOADS_QUEUE = "uploads"
+PROCESSING_QUEUE = "processing"
+# What a plain `scanner worker` listens on; the processing queue has its own worker.
 ALL_QUEUES = (HARDWARE_QUEUE, UPLOADS_QUEUE)
+KNOWN_QUEUES = (*ALL_QUEUES, PROCESSING_QUEUE)
 
 # The job functions, by the dotted path RQ stores as a job's func_name (enqueue by path, so
 # the web process never imports the hardware side).
 SCAN_JOB = "scanner_app.scans.job.run_scan"
 UPLOAD_JOB = "scanner_app.uploads.job.process_uploads"
+RECONSTRUCTION_JOB = "scanner_app.reconstruction.job.run_reconstruction"
 # Jobs run in an app built by this factory when no app context was pushed for them (a bare
 # `rq worker`); by path, because the factory sits above every slice.
 APP_FACTORY = "scanner_app:create_app"
@@ -61,6 +67,9 @@ class JobKind:
 SCAN_JOBS = JobKind(SCAN_JOB, HARDWARE_QUEUE, timeout=24 * 3600, result_ttl=WEEK)
 # A request of 500 large photos on a Pi takes a while.
 UPLOAD_JOBS = JobKind(UPLOAD_JOB, UPLOADS_QUEUE, timeout=6 * 3600)
+# A reconstruction of a few hundred frames on a Pi's cores: hours at worst.
+RECONSTRUCTION_JOBS = JobKind(RECONSTRUCTION_JOB, PROCESSING_QUEUE, timeout=6 * 3600,
+                              result_ttl=WEEK)
 
 
 def redis_connection(settings: Settings) -> Redis:

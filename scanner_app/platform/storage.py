@@ -89,6 +89,10 @@ class StorageManager:
     def scan_export_path(self, session_id: int, scan_id: int) -> Path:
         return self.exports_dir(session_id) / f"scan-{int(scan_id)}.zip"
 
+    def reconstruction_dir(self, session_id: int, scan_id: int) -> Path:
+        """A scan's model and its report (reconstruction outputs), under the session's exports."""
+        return self.exports_dir(session_id) / f"scan-{int(scan_id)}-model"
+
     def thumbnail_path(self, session_id: int, capture_id: int) -> Path:
         return self.session_dir(session_id) / "metadata" / "thumbnails" / f"{int(capture_id)}.jpg"
 

@@ -1,6 +1,7 @@
 """The all-in-one station behind `scanner run`: migrate the database, start a private Redis (when
 none is configured), then `scanner web`, a scan worker (`hardware` queue), an uploads worker
-(`uploads` queue: processing a big upload never delays a scan) and `scanner button`.
+(`uploads` queue: processing a big upload never delays a scan), a processing worker
+(`processing` queue: reconstructions, at low CPU priority) and `scanner button`.
 
 Like systemd's Restart=on-failure, for each part (see parts.py): a part that dies is restarted
 after a back-off, with one line saying so; after RESTART_LIMIT failures within RESTART_WINDOW
@@ -38,7 +39,7 @@ from scanner_app.runtime.parts import RESTART_LIMIT, RESTART_WINDOW, Part, child
 from scanner_app.runtime.redis_server import PrivateRedis, PrivateRedisError
 
 # Stopping order: nothing new comes in, then the workers finish or are stopped.
-STOP_ORDER = ("web", "button", "worker", "uploads")
+STOP_ORDER = ("web", "button", "worker", "uploads", "processing")
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -51,6 +52,10 @@ def default_parts(host: str, port: int) -> list[Part]:
         Part("uploads", "the uploads worker (scanner worker --queues uploads)",
              child_command("worker", "--queues", "uploads")),
         Part("button", "the start-button daemon (scanner button)", child_command("button")),
+        # Issue 13 (reconstruction engineer): models are built by a worker of their own, at
+        # low CPU priority, so a reconstruction never slows the web server or a scan.
+        Part("processing", "the processing worker (scanner worker --queues processing)",
+             child_command("worker", "--queues", "processing", "--nice", "10")),
     ]
 
 

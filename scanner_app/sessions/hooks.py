@@ -34,3 +34,23 @@ def run_after_merge(target_session_id: int, moved: list[Path]) -> None:
             hook(target_session_id, moved)
         except Exception:  # noqa: BLE001 - see above
             log.exception("An after-merge step (%s) failed", getattr(hook, "__name__", hook))
+
+
+# before_delete(session_id): called inside the delete's transaction, before its rows go, so a
+# slice can remove or stop what belongs to the session (a running reconstruction).
+BeforeDelete = Callable[[int], None]
+_before_delete: list[BeforeDelete] = []
+
+
+def before_delete(hook: BeforeDelete) -> BeforeDelete:
+    """Register `hook(session_id)`; usable as a decorator."""
+    if hook not in _before_delete:
+        _before_delete.append(hook)
+    return hook
+
+
+def run_before_delete(session_id: int) -> None:
+    """Call every before-delete hook. One that fails fails the delete (its transaction is
+    rolled back), so nothing is left half-deleted."""
+    for hook in list(_before_delete):
+        hook(session_id)

@@ -170,6 +170,7 @@ def delete_session(session_id: int) -> None:
         db.session.rollback()
         raise Conflict("A scan of this session is still queued, running or paused. "
                        "Cancel it first, then delete the session.", code="scan_running")
+    hooks.run_before_delete(session_id)  # e.g. its reconstructions stop and go
     store = current_storage()
     root = store.session_dir(session_id)
     aside = None

@@ -1,0 +1,282 @@
+"""Refined poses with pycolmap (optional: it has no 64-bit Arm wheel today, so it is imported
+only here and only when asked; without it the pipeline builds the hull from known poses).
+
+SIFT features are extracted inside each frame's mask (COLMAP reads `<image name>.png` from
+the mask folder), matched only between frames that are neighbours along the scan's path
+(the next two frames of a ring, and the nearest frames of the rings above and below),
+triangulated from the known poses, then a bundle adjustment refines poses, focal length and
+distortion. A bundle adjustment fixes its gauge on two cameras, not on the object frame, so
+the refined cameras are moved back onto the known ones by the similarity that fits all of
+them best: the turntable's frame stays the frame of the model, and what a calibration error
+did to single frames is corrected.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from hal.geometry import Pose, colmap_cameras_line, colmap_images_lines
+from scanner_app.reconstruction.frames import FrameInput
+
+MIN_REGISTERED_SHARE = 0.5
+MAX_IMAGE_SIZE = 1600
+
+
+class RegistrationError(ValueError):
+    """Too few frames registered (the message says what to change)."""
+
+
+def available() -> bool:
+    try:
+        import pycolmap  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass
+class Refinement:
+    poses: dict[str, Pose]  # refined pose per registered frame name
+    focal_px: tuple[float, float]  # refined fx, fy at the frames' size
+    points: np.ndarray  # (N, 3) sparse points, object frame
+    colours: np.ndarray  # (N, 3) uint8
+    registered: int
+    reprojection_px: float
+    corrections: dict[str, dict[str, float]] = field(default_factory=dict)
+    model_dir: Path | None = None
+
+
+def path_pairs(frames: list[FrameInput]) -> list[tuple[str, str]]:
+    """Pairs along the scan's path: each frame with the next two of its ring (around the
+    ring) and with the nearest-angle frames of the next ring."""
+    rings: dict[int, list[FrameInput]] = {}
+    for f in frames:
+        rings.setdefault(f.ring, []).append(f)
+    for ring in rings.values():
+        ring.sort(key=lambda f: f.angle_deg % 360)
+    pairs: set[tuple[str, str]] = set()
+    order = sorted(rings)
+    for index, key in enumerate(order):
+        ring = rings[key]
+        for i, f in enumerate(ring):
+            for step in (1, 2):
+                other = ring[(i + step) % len(ring)]
+                if other is not f:
+                    pairs.add(tuple(sorted((f.name, other.name))))
+            if index + 1 < len(order):
+                above = rings[order[index + 1]]
+                gaps = [abs((o.angle_deg - f.angle_deg + 180) % 360 - 180) for o in above]
+                for j in np.argsort(gaps)[:2]:
+                    pairs.add(tuple(sorted((f.name, above[int(j)].name))))
+    return sorted(pairs)
+
+
+def _stage_files(frames: list[FrameInput], work: Path) -> tuple[Path, Path]:
+    images, masks = work / "images", work / "masks"
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    for f in frames:
+        target = images / f.name
+        if f.image_path is not None and f.image_path.is_file():
+            os.symlink(f.image_path.resolve(), target)
+        else:
+            cv2.imwrite(str(target), cv2.cvtColor(f.rgb(), cv2.COLOR_RGB2BGR))
+        mask = f.mask()
+        if mask is not None:
+            # Features a few pixels inside the outline are on the object, not on its edge.
+            grown = cv2.dilate(mask.astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
+            cv2.imwrite(str(masks / f"{f.name}.png"), grown)
+    return images, masks
+
+
+def _project_rotation(m: np.ndarray) -> np.ndarray:
+    u, _s, vt = np.linalg.svd(m)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    return u @ d @ vt
+
+
+def align_to_priors(refined: list[Pose], priors: list[Pose]) -> tuple[float, np.ndarray,
+                                                                       np.ndarray]:
+    """s, R, t with X_prior ≈ s R X_refined + t, from both the camera centres and the
+    cameras' orientations, each weighted by how well a 5 mm / 2° error pins it down (a centre
+    35 cm from the axis fixes the rotation about 2.5 times better than an orientation does)."""
+    src = np.array([p.centre for p in refined])
+    dst = np.array([p.centre for p in priors])
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    from_centres = _project_rotation(b.T @ a)
+    from_orientations = sum(q.R.T @ r.R for q, r in zip(priors, refined, strict=True))
+    spread = float(np.sqrt((a ** 2).sum(1).mean())) or 1.0
+    centre_sigma = 0.005 / spread  # radians
+    orientation_sigma = np.radians(2.0)
+    rot = _project_rotation(from_centres / centre_sigma ** 2
+                            + from_orientations / len(refined) / orientation_sigma ** 2)
+    scale = float(np.einsum("ij,ij->", b, a @ rot.T) / (a ** 2).sum())
+    return scale, rot, mu_d - scale * rot @ mu_s
+
+
+def pose_difference(a: Pose, b: Pose) -> tuple[float, float]:
+    """(rotation angle in degrees, camera-centre distance in metres) between two poses."""
+    cos = (np.trace(a.R @ b.R.T) - 1) / 2
+    return math.degrees(math.acos(float(np.clip(cos, -1, 1)))), float(
+        np.linalg.norm(a.centre - b.centre))
+
+
+def refine(frames: list[FrameInput], work: Path, *, token: Any = None,
+           progress: Callable[[str, float], None] = lambda _s, _f: None,
+           threads: int = 2, refine_intrinsics: bool = True) -> Refinement:
+    """Features → matches → triangulation from known poses → bundle adjustment."""
+    import pycolmap
+
+    images, masks = _stage_files(frames, work)
+    database = work / "database.db"
+    intr = frames[0].intrinsics
+    camera_line = colmap_cameras_line(1, intr).split()
+    reader = pycolmap.ImageReaderOptions()
+    reader.mask_path = str(masks)
+    reader.camera_model = camera_line[1]
+    reader.camera_params = ",".join(camera_line[4:])
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.num_threads = threads
+    extraction.max_image_size = MAX_IMAGE_SIZE
+    extraction.sift.max_num_features = 4096
+    extraction.sift.peak_threshold = 0.002  # small, evenly lit objects: keep weak corners
+    extraction.use_gpu = False
+    progress("features", 0.0)
+    pycolmap.extract_features(database, images, image_names=[f.name for f in frames],
+                              camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
+                              extraction_options=extraction, device=pycolmap.Device.cpu,
+                              cancellation_token=token)
+    progress("matching", 0.0)
+    pairs_file = work / "pairs.txt"
+    pairs_file.write_text("".join(f"{a} {b}\n" for a, b in path_pairs(frames)))
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = threads
+    matching.use_gpu = False
+    pairing = pycolmap.ImportedPairingOptions()
+    pairing.match_list_path = str(pairs_file)
+    pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=pairing,
+                               device=pycolmap.Device.cpu, cancellation_token=token)
+
+    progress("triangulation", 0.0)
+    reconstruction = _known_model(database, frames, work / "known")
+    # Round 1 accepts the errors a miscalibrated rig makes (degrees, many pixels); its bundle
+    # adjustment brings the poses close, and round 2 triangulates again at COLMAP's own
+    # thresholds, so the final adjustment only sees clean tracks.
+    for round_number, loose in enumerate((True, False), start=1):
+        out = work / f"triangulated-{round_number}"
+        out.mkdir(exist_ok=True)
+        reconstruction = pycolmap.triangulate_points(
+            reconstruction, database, images, out, clear_points=True,
+            options=_triangulation_options(loose), cancellation_token=token)
+        _raise_if_cancelled(token)
+        progress("bundle adjustment", 0.5 * (round_number - 1))
+        options = pycolmap.BundleAdjustmentOptions()
+        # Focal length and distance trade off for a small object: refine it in round 2 only,
+        # once the poses are close.
+        options.refine_focal_length = refine_intrinsics and not loose
+        options.refine_principal_point = False  # weakly seen by a turntable's orbit
+        options.refine_extra_params = intr.has_distortion
+        pycolmap.bundle_adjustment(reconstruction, options, cancellation_token=token)
+        _raise_if_cancelled(token)
+    return _result(reconstruction, frames, {f.name: f for f in frames}, work)
+
+
+def cancelled(token: Any) -> bool:
+    """Whether pycolmap's CancellationToken was cancelled (a property in some versions)."""
+    if token is None:
+        return False
+    flag = token.is_cancelled
+    return bool(flag() if callable(flag) else flag)
+
+
+def _raise_if_cancelled(token: Any) -> None:
+    if cancelled(token):
+        raise InterruptedError("cancelled")
+
+
+def _triangulation_options(loose: bool) -> Any:
+    import pycolmap
+
+    options = pycolmap.IncrementalPipelineOptions()
+    if loose:
+        tri = options.triangulation
+        tri.create_max_angle_error = tri.continue_max_angle_error = 10.0
+        tri.merge_max_reproj_error = tri.complete_max_reproj_error = 80.0
+        tri.re_max_angle_error = 10.0
+        options.mapper.filter_max_reproj_error = 80.0
+    return options
+
+
+def _known_model(database: Path, frames: list[FrameInput], folder: Path) -> Any:
+    """A COLMAP model of the known poses, with the database's image and camera ids."""
+    import pycolmap
+
+    folder.mkdir(exist_ok=True)
+    db = pycolmap.Database.open(database)
+    ids = {image.name: (image.image_id, image.camera_id) for image in db.read_all_images()}
+    db.close()
+    by_name = {f.name: f for f in frames}
+    cameras = sorted({camera for _, camera in ids.values()})
+    (folder / "cameras.txt").write_text("".join(
+        colmap_cameras_line(camera, frames[0].intrinsics) + "\n" for camera in cameras))
+    (folder / "images.txt").write_text("".join(
+        colmap_images_lines(image, by_name[name].pose, camera, name)
+        for name, (image, camera) in sorted(ids.items(), key=lambda kv: kv[1][0])))
+    (folder / "points3D.txt").write_text("")
+    return pycolmap.Reconstruction(str(folder))
+
+
+def _result(reconstruction: Any, frames: list[FrameInput], by_name: dict[str, FrameInput],
+            work: Path) -> Refinement:
+    registered = {}
+    for image in reconstruction.images.values():
+        if image.has_pose and image.num_points3D >= 15:
+            cam = image.cam_from_world()
+            registered[image.name] = Pose(np.asarray(cam.rotation.matrix()),
+                                          np.asarray(cam.translation))
+    if len(registered) < max(3, MIN_REGISTERED_SHARE * len(frames)):
+        raise RegistrationError(
+            f"Only {len(registered)} of {len(frames)} frames registered (too few features "
+            "matched between neighbouring frames): use a plainer backdrop, light the object "
+            "evenly, take more frames per ring, or calibrate the rig and scan again.")
+    names = sorted(registered)
+    scale, rot, shift = align_to_priors([registered[n] for n in names],
+                                        [by_name[n].pose for n in names])
+    poses, corrections = {}, {}
+    for n in names:
+        p = registered[n]
+        r_new = p.R @ rot.T
+        pose = Pose(r_new, -r_new @ (scale * rot @ p.centre + shift))
+        poses[n] = pose
+        angle, move = pose_difference(pose, by_name[n].pose)
+        corrections[n] = {"rotation_deg": angle, "translation_mm": 1000 * move}
+    points, colours = [], []
+    for point in reconstruction.points3D.values():
+        points.append(scale * rot @ np.asarray(point.xyz) + shift)
+        colours.append(np.asarray(point.color, dtype=np.uint8))
+    camera = next(iter(reconstruction.cameras.values()))
+    model_dir = work / "refined"
+    model_dir.mkdir(exist_ok=True)
+    reconstruction.transform(_sim3(scale, rot, shift))
+    reconstruction.write_text(str(model_dir))
+    return Refinement(
+        poses=poses, focal_px=(float(camera.focal_length_x), float(camera.focal_length_y)),
+        points=np.array(points).reshape(-1, 3), colours=np.array(colours).reshape(-1, 3),
+        registered=len(registered),
+        reprojection_px=float(reconstruction.compute_mean_reprojection_error()),
+        corrections=corrections, model_dir=model_dir)
+
+
+def _sim3(scale: float, rot: np.ndarray, shift: np.ndarray) -> Any:
+    import pycolmap
+
+    return pycolmap.Sim3d(scale, pycolmap.Rotation3d(rot), shift)

@@ -1,12 +1,13 @@
-"""ZIP exports: one file per scan in the session's exports/, and the whole session streamed.
+"""ZIP exports: one file per scan in the session's exports/, and ZIPs streamed to a browser.
 
-Images are stored, not deflated: JPEG and PNG are compressed already, so deflating costs a
-Pi's CPU for nothing. Text (JSON, logs) is deflated.
+Written ZIPs (exports/scan-<id>.zip) store images and deflate text: JPEG and PNG are
+compressed already, so deflating them costs a Pi's CPU for nothing.
 
-The session ZIP is produced while it is sent: `stream_zip` writes zipfile entries into a sink
-that is not seekable, so zipfile puts sizes and CRCs in data descriptors after each entry
-and never goes back; whatever the sink holds is handed on in chunks of about 1 MiB. Memory
-stays flat whatever the session's size, and nothing is written to disk.
+Streamed ZIPs (the session download, a scan's download when its ZIP is not written yet) are
+built with zipstream-ng in "sized" mode: every entry is stored, so the archive's exact length
+is known before the first byte is sent and the browser shows real progress (Content-Length).
+Files are read in small blocks while the response is sent: memory stays flat whatever the
+session's size, and nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import os
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+
+from flask import Response
+from zipstream import ZipStream
 
 from scanner_app.platform.storage import atomic_open, current_storage
 
-CHUNK_SIZE = 1024 * 1024
 # Already compressed: deflating them again only costs time.
 STORED_SUFFIXES = frozenset({
     ".jpg", ".jpeg", ".png", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".webp",
@@ -38,12 +41,6 @@ def compression_for(path: Path) -> int:
     return zipfile.ZIP_STORED if path.suffix.lower() in STORED_SUFFIXES else zipfile.ZIP_DEFLATED
 
 
-def _zipinfo(path: Path, arcname: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo.from_file(path, arcname, strict_timestamps=False)
-    info.compress_type = compression_for(path)
-    return info
-
-
 def iter_tree_files(root: Path) -> Iterator[tuple[Path, str]]:
     """(path, name in the ZIP) for every regular file under `root`, in a stable order,
     listed lazily while the walk goes on. Temp files and symlinks are left out (a link could
@@ -58,50 +55,62 @@ def iter_tree_files(root: Path) -> Iterator[tuple[Path, str]]:
             yield path, path.relative_to(root).as_posix()
 
 
-class _Sink:
-    """A write-only, non-seekable file for zipfile; `take()` empties it."""
+# Rewritten in place (atomically, but with a new size) while a scan or an upload runs: read
+# when the download starts, so the size announced in Content-Length stays true. They are small
+# (a session record, a scan's frame list).
+_REWRITTEN = re.compile(r"^metadata/(session\.json|scans/[^/]+\.json)$")
+# The per-scan ZIPs repeat the scans' frames: a session download without them is half the size.
+_SCAN_EXPORT = re.compile(r"^exports/scan-[^/]+\.zip$")
 
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self.size = 0
 
-    def write(self, data: bytes) -> int:
-        self._parts.append(bytes(data))
-        self.size += len(data)
-        return len(data)
-
-    def flush(self) -> None:
+def _add_file(archive: ZipStream, path: Path, arcname: str) -> None:
+    """Queue one file; a file that vanished since the listing is left out."""
+    try:
+        if _REWRITTEN.match(arcname):
+            archive.add(path.read_bytes(), arcname)
+        else:
+            archive.add_path(str(path), arcname, recurse=False)
+    except FileNotFoundError:
         pass
 
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        self.size = 0
-        return data
+
+def session_zip(root: Path) -> ZipStream:
+    """The session directory as a sized, streamed ZIP (`len()` is its exact size), without
+    the per-scan ZIPs in exports/ and without half-written files. Files are listed now and
+    read while the archive is iterated; no app context is needed for either."""
+    archive = ZipStream(sized=True)
+    for path, arcname in iter_tree_files(root):
+        if not _SCAN_EXPORT.match(arcname):
+            _add_file(archive, path, arcname)
+    return archive
 
 
-def stream_zip(files: Iterable[tuple[Path, str]], chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """Yield a ZIP of `files` piece by piece. A file that disappears before it is reached is
-    left out (a session can change while it downloads)."""
-    sink = _Sink()
-    with zipfile.ZipFile(sink, "w", allowZip64=True) as archive:
-        for path, arcname in files:
-            try:
-                handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
-            except FileNotFoundError:
-                continue
-            with handle:
-                info = _zipinfo(path, arcname)
-                with archive.open(info, "w") as entry:
-                    while data := handle.read(chunk_size):
-                        entry.write(data)
-                        if sink.size >= chunk_size:
-                            yield sink.take()
-            if sink.size >= chunk_size:
-                yield sink.take()
-    rest = sink.take()  # the central directory, written when the archive closed
-    if rest:
-        yield rest
+def scan_zip(session_id: int, scan_id: int) -> ZipStream:
+    """A scan's frames and metadata/scans/<id>.json as a sized, streamed ZIP, with the same
+    names as the written exports/scan-<id>.zip. Needs an app context."""
+    store = current_storage()
+    root = store.session_dir(session_id)
+    archive = ZipStream(sized=True)
+    for path, arcname in iter_tree_files(store.scan_images_dir(session_id, scan_id)):
+        _add_file(archive, path, f"images/scans/{int(scan_id)}/{arcname}")
+    metadata = store.scan_metadata_path(session_id, scan_id)
+    if metadata.is_file():
+        _add_file(archive, metadata, metadata.relative_to(root).as_posix())
+    return archive
+
+
+def zip_response(archive: ZipStream, filename: str) -> Response:
+    """A streamed ZIP download whose Content-Length is the archive's exact size."""
+    return Response(
+        iter(archive),
+        mimetype="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Length": str(len(archive)),
+            "Cache-Control": "no-store",
+        },
+        direct_passthrough=True,
+    )
 
 
 def slug(text: str, max_length: int = 60) -> str:

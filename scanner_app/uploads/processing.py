@@ -2,9 +2,11 @@
 
 - JPEG/PNG/TIFF (by content): one capture, valid when it decodes completely.
 - ZIP archive (by content): extracted safely (archive_safety.py) into a folder beside it in
-  the upload's folder; each image inside becomes a capture, nested archives are kept and
-  counted invalid, other files are kept without counting.
-- Anything else (an empty file included): kept, one invalid capture with the reason.
+  the upload's folder; each file inside is judged as if it had been sent alone (`judge`);
+  nested archives are kept and counted invalid. Only system clutter (.DS_Store, Thumbs.db,
+  macOS resource forks) is kept without being counted.
+- Anything else (another archive, a text file, an empty file): kept, one invalid capture
+  with the reason, alone or inside a ZIP alike; the upload's `error` carries the reasons.
 
 Runs in the uploads job (jobs/upload_job.py), or in the request when the queue is down.
 """
@@ -19,7 +21,7 @@ import zlib
 from typing import BinaryIO
 
 from scanner_app.config import Settings
-from scanner_app.models import Upload
+from scanner_app.models import Upload, UploadStatus
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager
 from scanner_app.uploads.claims import Claim, ClaimLost
@@ -46,15 +48,22 @@ from scanner_app.uploads.recorder import (
     Recorder,
     UploadGone,
     finish,
+    invalid_files_sentence,
     reset_partial,
 )
 
 log = logging.getLogger("scanner.uploads")
 
 HEAD_BYTES = 512
-EMPTY_FILE = "The file is empty (0 bytes)."
-NESTED_ARCHIVE = ("It is a nested archive: archives inside an archive are kept but not "
-                  "extracted.")
+EMPTY_FILE = "The file is empty: it holds no bytes at all. Copy or export it again."
+NOT_AN_IMAGE = "It is neither a JPEG, PNG or TIFF image nor a ZIP archive."
+NESTED_ARCHIVE = ("It is an archive inside the archive; the station does not unpack those. "
+                  "Upload it on its own.")
+DAMAGED_ZIP = ("It looks like a ZIP archive but is damaged, so nothing was extracted. Copy it "
+               "again or make a new ZIP.")
+# Files that operating systems leave in folders; nobody sent them on purpose.
+# Compared with the cleaned name, which has lost its leading dot.
+SYSTEM_CLUTTER = frozenset({".ds_store", "ds_store", "thumbs.db", "desktop.ini"})
 
 
 def extraction_folder_name(stored_name: str) -> str:
@@ -92,7 +101,29 @@ def _not_an_image_reason(name: str, head: bytes) -> str:
         return f"It is named {ext} but is not a JPEG, PNG or TIFF image."
     if ext in OTHER_IMAGE_EXTENSIONS:
         return f"{ext[1:].upper()} images are not accepted; send JPEG, PNG or TIFF."
-    return "It is neither a JPEG, PNG or TIFF image nor a ZIP archive."
+    return NOT_AN_IMAGE
+
+
+def judge(parts: tuple[str, ...], handle: BinaryIO, settings: Settings) -> Draft:
+    """The capture for a file that is not an archive, the same whether it was sent alone or
+    found in a ZIP: valid when it is an image that decodes completely, else invalid with the
+    reason."""
+    handle.seek(0)
+    head = handle.read(HEAD_BYTES)
+    if _size(handle) == 0:
+        return Draft(parts, False, EMPTY_FILE)
+    if sniff_image_format(head):
+        return image_draft(parts, handle, settings)
+    return Draft(parts, False, _not_an_image_reason(parts[-1], head))
+
+
+def _unwritable(exc: OSError) -> str:
+    """Why an entry could not be written, without the OS's own words."""
+    if exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):
+        return "a file and a folder in the archive have the same name"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "its name is too long for the disk"
+    return "it could not be written to the disk"
 
 
 def _size(handle: BinaryIO) -> int:
@@ -110,23 +141,25 @@ class UploadProcessor:
         self.notes: list[str] = []
 
     def run(self, folder: UploadFolder) -> str | None:
-        """Process the stored file; returns the note for the upload (or None)."""
+        """Process the stored file; returns the note for the upload (or None). Afterwards
+        `invalid_sentence()` says which files are not valid images, and why."""
         parts = (self.stored_name,)
         with folder.open_read(list(parts)) as handle:
             head = handle.read(HEAD_BYTES)
-            if _size(handle) == 0:
-                self.recorder.add(Draft(parts, False, EMPTY_FILE))
-            elif sniff_image_format(head):
-                self.recorder.add(image_draft(parts, handle, self.settings))
-            elif zipfile.is_zipfile(handle):
+            if not sniff_image_format(head) and zipfile.is_zipfile(handle):
                 self._extract(folder, handle)
-            elif kind := sniff_archive(head):
-                self.recorder.add(Draft(parts, False, f"It is a {kind} archive; only ZIP "
-                                                      "archives are extracted."))
+            elif (kind := sniff_archive(head)) == "ZIP":  # ZIP's signature, no ZIP behind it
+                self.recorder.add(Draft(parts, False, DAMAGED_ZIP))
+            elif kind:
+                self.recorder.add(Draft(parts, False, f"It is a {kind} archive; the station "
+                                                      "unpacks only ZIP archives."))
             else:
-                self.recorder.add(Draft(parts, False, _not_an_image_reason(parts[0], head)))
+                self.recorder.add(judge(parts, handle, self.settings))
         self.recorder.flush()
         return " ".join(self.notes) or None
+
+    def invalid_sentence(self) -> str | None:
+        return invalid_files_sentence(self.recorder)
 
     # --- archives ----------------------------------------------------------------------
     def _extract(self, folder: UploadFolder, handle: BinaryIO) -> None:
@@ -139,8 +172,7 @@ class UploadProcessor:
         try:
             archive = zipfile.ZipFile(handle)
         except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError):
-            self.recorder.add(Draft(archive_parts, False, "It looks like a ZIP archive but is "
-                                                          "damaged, so nothing was extracted."))
+            self.recorder.add(Draft(archive_parts, False, DAMAGED_ZIP))
             return
         with archive:
             reserve = self.settings.disk_reserve_mb * 1024 * 1024
@@ -154,7 +186,7 @@ class UploadProcessor:
             folder.remove([root])  # a re-run after a crash starts from an empty folder
             budget = sum(m.info.file_size for m in plan.members)
             skipped = list(plan.skipped)
-            images = others = 0
+            counted = 0
             for member in plan.members:
                 self.claim.checkpoint(self.upload_id)
                 try:
@@ -162,7 +194,7 @@ class UploadProcessor:
                 except OSError as exc:  # e.g. a file and a folder of the same name
                     if exc.errno == errno.ENOSPC:
                         raise  # not this entry's fault: the whole upload waits for space
-                    skipped.append((member.info.filename, f"it could not be written: {exc}"))
+                    skipped.append((member.info.filename, _unwritable(exc)))
                     continue
                 damaged = False
                 with out:
@@ -177,51 +209,41 @@ class UploadProcessor:
                     os.fsync(out.fileno())
                 draft = self._member_draft(folder, tuple(used), damaged)
                 if draft is None:
-                    others += 1
-                    if damaged:
-                        skipped.append((member.info.filename, "it is damaged in the archive"))
-                    continue
-                images += 1
+                    continue  # system clutter: kept on disk, never counted
+                counted += 1
                 self.recorder.add(draft)
             if skipped:
                 self.notes.append(describe_skipped(skipped))
-            if images == 0:
-                self.notes.append("The archive holds no images.")
-            if others:
-                what = ("1 file that is not an image was" if others == 1 else
-                        f"{others} files that are not images were")
-                self.notes.append(f"{what} kept but not counted.")
+            if counted == 0:
+                self.notes.append("The archive holds no files besides system clutter.")
 
     def _member_draft(self, folder: UploadFolder, parts: tuple[str, ...],
                       damaged: bool) -> Draft | None:
-        """A capture for an extracted entry, or None when it is not an image at all."""
+        """The capture for an extracted entry, judged as if it had been sent alone; None for
+        system clutter."""
         name = parts[-1]
+        if name.lower() in SYSTEM_CLUTTER:
+            return None
         ext = _extension(name)
         with folder.open_read(list(parts)) as handle:
             head = handle.read(HEAD_BYTES)
             if sniff_archive(head) or ext in NESTED_ARCHIVE_EXTENSIONS:
                 return Draft(parts, False, NESTED_ARCHIVE)
-            looks_like_image = (sniff_image_format(head) or ext in IMAGE_EXTENSIONS
-                                or ext in OTHER_IMAGE_EXTENSIONS)
-            if not looks_like_image:
-                return None
             if damaged:
-                return Draft(parts, False, "It is damaged in the archive and could not be "
-                                           "extracted completely.")
-            if _size(handle) == 0:
-                return Draft(parts, False, EMPTY_FILE)
-            return image_draft(parts, handle, self.settings)
+                return Draft(parts, False, "It is damaged inside the archive, so it could not "
+                                           "be unpacked completely. Make the ZIP again.")
+            return judge(parts, handle, self.settings)
 
 
 def process_upload(upload_id: int, settings: Settings, claim: Claim) -> str:
     """Process one upload that `claim` holds to 'done' (or leave it for the caller to mark
-    'failed' when this raises). Returns "done", or "skipped" when there was nothing for this
+    'failed' when this raises). Returns DONE, or "skipped" when there was nothing for this
     run to do: the upload is gone, finished, or held by another run (which it then leaves
     alone, counters included)."""
     if not claim.acquire(upload_id):  # finished, gone, or another live run holds it
         return "skipped"
     upload = db.session.get(Upload, upload_id)
-    if upload is None or upload.status != "processing":
+    if upload is None or not upload.status.is_processing:
         return "skipped"
     storage = StorageManager(settings.data_dir)
     try:
@@ -229,7 +251,8 @@ def process_upload(upload_id: int, settings: Settings, claim: Claim) -> str:
             reset_partial(upload_id, storage, claim)
         folder = _open_folder(upload_id, storage)
         with folder:
-            note = UploadProcessor(upload, settings, storage, claim).run(folder)
+            processor = UploadProcessor(upload, settings, storage, claim)
+            note = processor.run(folder)
     except UploadGone:
         db.session.rollback()
         log.info("Upload %s was deleted with its session while being processed", upload_id)
@@ -249,12 +272,13 @@ def process_upload(upload_id: int, settings: Settings, claim: Claim) -> str:
         log.warning("Upload %s: the disk is full; it is processed again once space is freed",
                     upload_id)
         return "skipped"
-    if not finish(upload_id, "done", note, claim.token):
+    if not finish(upload_id, UploadStatus.DONE, note, claim.token,
+                  invalid=processor.invalid_sentence()):
         log.warning("Upload %s was taken over by another run before it was finished",
                     upload_id)
         return "skipped"
     log.info("Upload %s processed", upload_id)
-    return "done"
+    return UploadStatus.DONE
 
 
 def _open_folder(upload_id: int, storage: StorageManager) -> UploadFolder:

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
-from scanner_app.models import Capture, ScanSession, Upload
+from scanner_app.models import Capture, ScanSession, Upload, UploadStatus, transition
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager
@@ -29,6 +29,7 @@ from scanner_app.uploads.claims import Claim, ClaimLost
 log = logging.getLogger("scanner.uploads")
 
 BATCH_SIZE = 50
+INVALID_SHOWN = 3  # files named in an upload's error; the rest are counted
 ATTEMPTS = 5
 
 
@@ -64,7 +65,7 @@ def _why_not_held(upload_id: int, claim: Claim) -> None:
     db.session.rollback()
     if row is None:
         raise UploadGone(upload_id)
-    if row.status != "processing" or row.claim_token != claim.token:
+    if not row.status.is_processing or row.claim_token != claim.token:
         claim.lost(upload_id)
         raise ClaimLost(upload_id)
 
@@ -85,7 +86,7 @@ def locked_session_id(upload_id: int, claim: Claim, **upload_values) -> int:
         if held == 1:
             held = db.session.execute(
                 update(Upload).where(Upload.id == upload_id, Upload.session_id == session_id,
-                                     Upload.status == "processing",
+                                     Upload.status == UploadStatus.PROCESSING,
                                      Upload.claim_token == claim.token)
                 .values(claimed_at=utcnow(), **upload_values)
             ).rowcount
@@ -103,6 +104,8 @@ class Recorder:
         self.pending: list[Draft] = []
         self.recorded = 0
         self.valid = 0
+        # The first few invalid files with their reasons: the upload's `error` names them.
+        self.invalid: list[tuple[tuple[str, ...], str]] = []
 
     def add(self, draft: Draft) -> None:
         self.pending.append(draft)
@@ -116,6 +119,9 @@ class Recorder:
             return
         drafts, self.pending = self.pending, []
         count = len(drafts)
+        for draft in drafts:
+            if not draft.valid and len(self.invalid) < INVALID_SHOWN + 1:
+                self.invalid.append((draft.parts, draft.reason or "It is not valid."))
         valid = sum(1 for d in drafts if d.valid)
         session_id = locked_session_id(
             self.upload_id, self.claim,
@@ -173,20 +179,41 @@ def reset_partial(upload_id: int, storage: StorageManager, claim: Claim) -> None
     log.info("Upload %s: reset %d captures of an interrupted run", upload_id, len(capture_ids))
 
 
-def finish(upload_id: int, status: str, sentence: str | None, token: str | None = None
-           ) -> bool:
+def invalid_files_sentence(recorder: Recorder) -> str | None:
+    """The `error` of a done upload with invalid files: the reason itself for a single file,
+    else which files are not valid images and why (the first few). None when all are
+    valid."""
+    invalid = recorder.invalid
+    if not invalid:
+        return None
+    if recorder.recorded == 1 and len(invalid[0][0]) == 1:
+        return invalid[0][1]  # the file sent itself, not something inside an archive
+    total_invalid = recorder.recorded - recorder.valid
+    # Inside an archive: its path in the archive (parts[0] is the extraction folder).
+    shown = " ".join(f"'{_shown('/'.join(parts[1:] or parts))}': {reason}"
+                     for parts, reason in invalid[:INVALID_SHOWN])
+    more = total_invalid - min(len(invalid), INVALID_SHOWN)
+    tail = f" And {more} more." if more > 0 else ""
+    are = "is not a valid image" if total_invalid == 1 else "are not valid images"
+    return f"{total_invalid} of {recorder.recorded} files {are}. {shown}{tail}"
+
+
+def _shown(name: str, limit: int = 80) -> str:
+    return name if len(name) <= limit else f"{name[:limit // 2]}…{name[-limit // 2:]}"
+
+
+def finish(upload_id: int, status: UploadStatus, sentence: str | None,
+           token: str | None = None, invalid: str | None = None) -> bool:
     """processing -> done/failed, releasing the claim. `sentence` is the note of a done
-    upload (nothing was lost: scripts read a non-null error as a failure) or the error of a
-    failed one. With `token`, only while that run holds the upload. False if nothing changed
+    upload or the error of a failed one; `invalid` is the error of a done upload whose files
+    are not all valid images (the upload is done: nothing was lost, but a person must see
+    why). With `token`, only while that run holds the upload. False if nothing changed
     (gone, already finished, or held by another run)."""
-    condition = [Upload.id == upload_id, Upload.status == "processing"]
-    if token is not None:
-        condition.append(Upload.claim_token == token)
-    failed = status == "failed"
-    changed = db.session.execute(
-        update(Upload).where(*condition)
-        .values(status=status, error=sentence if failed else None,
-                note=None if failed else sentence, claim_token=None, claimed_at=None)
-    ).rowcount
+    failed = UploadStatus(status).is_failed
+    changed = transition(Upload, upload_id, status,
+                         where=[Upload.claim_token == token] if token is not None else [],
+                         error=sentence if failed else invalid,
+                         note=None if failed else sentence,
+                         claim_token=None, claimed_at=None)
     db.session.commit()
-    return changed == 1
+    return changed

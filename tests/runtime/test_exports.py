@@ -142,12 +142,15 @@ def _session_tree(store: StorageManager, session_id: int) -> dict[str, bytes]:
     return expected
 
 
-def test_session_export_streams_a_zip_of_the_whole_session_directory(sqlite_client, sqlite_app,
-                                                                    data_dir):
+def test_session_export_streams_the_session_directory_without_the_scan_zips(
+        sqlite_client, sqlite_app, data_dir):
     with sqlite_app.app_context():
         session = create_manual_session("Trial ÄBC/123 — day 1", make_current=True)
         session_id = session.id
     expected = _session_tree(StorageManager(data_dir), session_id)
+    del expected["exports/scan-11.zip"]  # the scan's frames are in the ZIP already
+    (StorageManager(data_dir).exports_dir(session_id) / "notes.zip").write_bytes(b"other")
+    expected["exports/notes.zip"] = b"other"  # other exports stay
 
     response = sqlite_client.get(f"/api/v1/sessions/{session_id}/export.zip")
     assert response.status_code == 200
@@ -156,55 +159,61 @@ def test_session_export_streams_a_zip_of_the_whole_session_directory(sqlite_clie
     assert response.headers["Content-Disposition"] == (
         f'attachment; filename="session-{session_id}-trial-abc-123-day-1.zip"'
     )
-    with zipfile.ZipFile(io.BytesIO(response.get_data())) as archive:
+    body = response.get_data()
+    assert int(response.headers["Content-Length"]) == len(body)  # announced before sending
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
         assert archive.testzip() is None
         assert sorted(archive.namelist()) == sorted(expected)  # temp files left out
         for name, data in expected.items():
             assert archive.read(name) == data, name
-            info = archive.getinfo(name)
-            stored = name.rsplit(".", 1)[-1] in ("jpg", "png", "zip")
-            assert info.compress_type == (zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
-            # Written to a non-seekable stream: sizes follow each entry in a data descriptor.
-            assert info.flag_bits & 0x08, name
+            assert archive.getinfo(name).compress_type == zipfile.ZIP_STORED, name
 
 
-def test_session_export_is_produced_while_it_is_sent(sqlite_client, sqlite_app, data_dir):
-    """The first chunk arrives before the rest of the ZIP exists: a file created after the
-    first chunk was received is still in the archive."""
+def test_session_export_reads_files_while_it_is_sent(sqlite_client, sqlite_app, data_dir):
+    """The response starts before the files are read, and memory never holds a whole file:
+    a frame's bytes changed after the first chunk was sent are what the archive carries."""
     with sqlite_app.app_context():
         session_id = resolve_session(None)
     store = StorageManager(data_dir)
     frames = store.scan_images_dir(session_id, 1)
     frames.mkdir(parents=True)
-    big = {f"images/scans/1/big-{i}.jpg": os.urandom(3 * exports.CHUNK_SIZE // 2)
-           for i in range(3)}
+    big = {f"images/scans/1/big-{i}.jpg": os.urandom(300_000) for i in range(3)}
     for name, data in big.items():
         (store.session_dir(session_id) / name).write_bytes(data)
 
     response = sqlite_client.get(f"/api/v1/sessions/{session_id}/export.zip")
+    announced = int(response.headers["Content-Length"])
     body = iter(response.response)
     first = next(body)
-    assert 0 < len(first) < sum(map(len, big.values()))
-    late = store.session_dir(session_id) / "metadata" / "late.json"
-    late.write_text('{"written": "after the first chunk was sent"}')
-    rest = b"".join(body)
+    assert 0 < len(first) < 300_000
+    last = store.session_dir(session_id) / "images/scans/1/big-2.jpg"
+    changed = os.urandom(300_000)  # same size, other bytes
+    last.write_bytes(changed)
+    chunks = [first, *body]
     response.close()
+    data = b"".join(chunks)
+    assert len(data) == announced
+    assert max(map(len, chunks)) <= 64 * 1024 + 1024  # read in blocks, never a whole file
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("images/scans/1/big-2.jpg") == changed
+        assert archive.read("images/scans/1/big-0.jpg") == big["images/scans/1/big-0.jpg"]
 
-    with zipfile.ZipFile(io.BytesIO(first + rest)) as archive:
-        assert archive.read("metadata/late.json") == late.read_bytes()
-        for name, data in big.items():
-            assert archive.read(name) == data
 
-
-def test_chunks_stay_near_the_chunk_size_whatever_the_session_size(tmp_path):
-    root = tmp_path / "session"
-    (root / "images").mkdir(parents=True)
-    for i in range(4):
-        (root / "images" / f"{i}.jpg").write_bytes(os.urandom(2 * 1024 * 1024 + 17))
-    sizes = [len(chunk) for chunk in exports.stream_zip(exports.iter_tree_files(root),
-                                                        chunk_size=256 * 1024)]
-    assert len(sizes) > 20
-    assert max(sizes) < 2 * 256 * 1024 + 4096  # never the whole file, let alone the session
+def test_a_session_record_rewritten_during_the_download_keeps_the_length_true(
+        sqlite_client, sqlite_app, data_dir):
+    """session.json and the scans' frame lists are rewritten (with a new size) while scans and
+    uploads run: they are read when the download starts, so Content-Length stays exact."""
+    with sqlite_app.app_context():
+        session_id = resolve_session(None)
+    store = StorageManager(data_dir)
+    record = store.session_dir(session_id) / "metadata" / "session.json"
+    before = record.read_bytes()
+    response = sqlite_client.get(f"/api/v1/sessions/{session_id}/export.zip")
+    record.write_text(json.dumps({"rewritten": "x" * 5000}))
+    data = response.get_data()
+    assert len(data) == int(response.headers["Content-Length"])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.read("metadata/session.json") == before
 
 
 def test_export_of_an_unknown_session_is_404_with_the_error_body(sqlite_client):
@@ -227,15 +236,21 @@ def test_filename_of_a_session_without_ascii_letters(sqlite_app):
     )
 
 
-def test_files_vanishing_during_the_export_are_left_out(tmp_path):
+def test_files_vanishing_before_the_export_starts_are_left_out(tmp_path):
     root = tmp_path / "s"
-    root.mkdir()
-    (root / "a.txt").write_text("a")
-    gone = root / "b.txt"
-    files = [(root / "a.txt", "a.txt"), (gone, "b.txt")]
-    data = b"".join(exports.stream_zip(files))
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert archive.namelist() == ["a.txt"]
+    (root / "images").mkdir(parents=True)
+    (root / "images" / "a.jpg").write_bytes(b"a")
+    gone = root / "images" / "b.jpg"
+    gone.write_bytes(b"b")
+    listed = list(exports.iter_tree_files(root))
+    gone.unlink()
+    archive = exports.ZipStream(sized=True)
+    for path, name in listed:
+        exports._add_file(archive, path, name)
+    data = b"".join(archive)
+    assert len(data) == len(archive)
+    with zipfile.ZipFile(io.BytesIO(data)) as unpacked:
+        assert unpacked.namelist() == ["images/a.jpg"]
 
 
 def test_symlinks_in_a_session_are_not_followed(tmp_path):

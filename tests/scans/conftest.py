@@ -92,7 +92,7 @@ class Station:
         return self.wait_for_scan(scan_id, lambda s: s["status"] == status, status, timeout)
 
     def session(self, session_id: int) -> dict:
-        return self.client.get(f"/api/v1/sessions/{session_id}").get_json()
+        return self.client.get(f"/api/v1/sessions/{session_id}").get_json()["session"]
 
     def captures(self, session_id: int) -> list[dict]:
         body = self.client.get(f"/api/v1/sessions/{session_id}/captures").get_json()
@@ -104,7 +104,8 @@ class Station:
 
     def frame_files(self, scan: dict) -> list[Path]:
         folder = self.session_dir(scan["session_id"]) / "images" / "scans" / str(scan["id"])
-        return sorted(folder.glob("*")) if folder.exists() else []
+        # Files only: the frames' masks live in a masks/ folder beside them (issue 12).
+        return sorted(p for p in folder.glob("*") if not p.is_dir()) if folder.exists() else []
 
     def metadata(self, scan: dict) -> dict:
         path = self.session_dir(scan["session_id"]) / "metadata" / "scans" / f"{scan['id']}.json"

@@ -66,7 +66,8 @@ def test_merging_the_session_the_moment_its_scan_completes_moves_everything(make
     station = make_station()
     station.start_worker()
     source, target = (station.client.post("/api/v1/sessions", json={
-        "name": name, "make_current": False}).get_json() for name in ("Source", "Target"))
+        "name": name, "make_current": False}).get_json()["session"]
+        for name in ("Source", "Target"))
     scan = station.start_scan(session_id=source["id"], profile="quick", frames=3)
     completed_with_its_zip(station, scan, 3)
 

@@ -116,8 +116,8 @@ def test_unknown_session_is_404_and_no_scan(make_station):
 
 def test_scan_goes_to_the_requested_session_and_profile_frames_apply(make_station):
     station = make_station()
-    made = station.client.post("/api/v1/sessions", json={"name": "Trial 7",
-                                                         "make_current": False}).get_json()
+    made = station.client.post("/api/v1/sessions", json={
+        "name": "Trial 7", "make_current": False}).get_json()["session"]
     scan = station.start_scan(session_id=made["id"], profile="standard")
     assert scan["session_id"] == made["id"] and scan["frames_planned"] == 36
     listed = station.client.get(f"/api/v1/scans?session_id={made['id']}").get_json()

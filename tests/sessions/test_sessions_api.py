@@ -30,7 +30,7 @@ def test_empty_station_lists_nothing_and_zero_totals(client):
     body = client.get("/api/v1/sessions").get_json()
     assert body == {"sessions": [], "totals": {
         "files_count": 0, "captures_count": 0, "valid_count": 0, "invalid_count": 0,
-        "scans_count": 0}}
+        "scans_count": 0}, "page": 1, "pages": 1, "per_page": 50, "total": 0}
     current = client.get("/api/v1/sessions/current").get_json()
     assert current == {"mode": "auto", "session": None}
 
@@ -38,7 +38,7 @@ def test_empty_station_lists_nothing_and_zero_totals(client):
 def test_created_session_becomes_current_and_has_a_directory(client, data_dir):
     response = create(client, "  Trial   ABC-123 ")
     assert response.status_code == 201
-    session = response.get_json()
+    session = response.get_json()["session"]
     assert session["name"] == "Trial ABC-123"
     assert session["kind"] == "manual" and session["status"] == "active"
     current = client.get("/api/v1/sessions/current").get_json()
@@ -94,7 +94,7 @@ def test_unknown_ids_are_404(client):
 
 
 def test_put_current_switches_between_manual_and_auto(client, app):
-    trial = create(client, "Trial", make_current=False).get_json()
+    trial = create(client, "Trial", make_current=False).get_json()["session"]
     body = client.put("/api/v1/sessions/current", json={"session_id": trial["id"]}).get_json()
     assert body["mode"] == "manual" and body["session"]["id"] == trial["id"]
     body = client.put("/api/v1/sessions/current", json={"session_id": None}).get_json()
@@ -107,18 +107,18 @@ def test_put_current_switches_between_manual_and_auto(client, app):
 
 
 def test_patch_renames_completes_and_reactivates(client):
-    trial = create(client, "Trial").get_json()
-    other = create(client, "Other", make_current=False).get_json()
+    trial = create(client, "Trial").get_json()["session"]
+    other = create(client, "Other", make_current=False).get_json()["session"]
     renamed = client.patch(f"/api/v1/sessions/{trial['id']}", json={"name": "Trial 2"})
-    assert renamed.status_code == 200 and renamed.get_json()["name"] == "Trial 2"
+    assert renamed.status_code == 200 and renamed.get_json()["session"]["name"] == "Trial 2"
     clash = client.patch(f"/api/v1/sessions/{trial['id']}", json={"name": "Other"})
     assert clash.status_code == 409
     done = client.patch(f"/api/v1/sessions/{trial['id']}", json={"status": "completed"})
-    assert done.get_json()["status"] == "completed"
+    assert done.get_json()["session"]["status"] == "completed"
     # A completed trial stops receiving work: new work goes to today's session again.
     assert client.get("/api/v1/sessions/current").get_json()["mode"] == "auto"
     again = client.patch(f"/api/v1/sessions/{trial['id']}", json={"status": "active"})
-    assert again.get_json()["status"] == "active"
+    assert again.get_json()["session"]["status"] == "active"
     bad = client.patch(f"/api/v1/sessions/{other['id']}", json={"status": "archived"})
     assert bad.status_code == 400
     bad = client.patch(f"/api/v1/sessions/{other['id']}", json={"kind": "auto"})
@@ -126,11 +126,11 @@ def test_patch_renames_completes_and_reactivates(client):
 
 
 def test_explicit_id_reactivates_a_completed_session(client, app):
-    trial = create(client, "Trial").get_json()
+    trial = create(client, "Trial").get_json()["session"]
     client.patch(f"/api/v1/sessions/{trial['id']}", json={"status": "completed"})
     with app.app_context():
         assert resolve_session(trial["id"]) == trial["id"]
-    assert client.get(f"/api/v1/sessions/{trial['id']}").get_json()["status"] == "active"
+    assert client.get(f"/api/v1/sessions/{trial['id']}").get_json()["session"]["status"] == "active"
 
 
 def test_completed_auto_session_is_reused_and_reactivated(client, app, data_dir):
@@ -140,7 +140,7 @@ def test_completed_auto_session_is_reused_and_reactivated(client, app, data_dir)
     with app.app_context():
         assert resolve_session() == first
         assert db.session.scalar(select(func.count()).select_from(ScanSession)) == 1
-    assert client.get(f"/api/v1/sessions/{first}").get_json()["status"] == "active"
+    assert client.get(f"/api/v1/sessions/{first}").get_json()["session"]["status"] == "active"
     assert StorageManager(data_dir).session_dir_ids() == [first]
 
 
@@ -181,15 +181,15 @@ def _add_work(app, session_id: int, data_dir, label: str) -> int:
 
 
 def test_merge_moves_rows_files_and_counters(client, app, data_dir):
-    a = create(client, "A").get_json()["id"]
-    b = create(client, "B").get_json()["id"]
+    a = create(client, "A").get_json()["session"]["id"]
+    b = create(client, "B").get_json()["session"]["id"]
     _add_work(app, a, data_dir, "a")
     b_scan = _add_work(app, b, data_dir, "b")
     (data_dir / "sessions" / str(a) / "exports" / "scan.zip").write_bytes(b"za")
     (data_dir / "sessions" / str(b) / "exports" / "scan.zip").write_bytes(b"zb")
     response = client.post(f"/api/v1/sessions/{a}/merge", json={"into": b})
     assert response.status_code == 200
-    merged = response.get_json()
+    merged = response.get_json()["session"]
     assert merged["id"] == b
     assert (merged["scans_count"], merged["files_count"], merged["captures_count"]) == (2, 2, 2)
     assert client.get(f"/api/v1/sessions/{a}").status_code == 404
@@ -211,7 +211,7 @@ def test_merge_moves_rows_files_and_counters(client, app, data_dir):
 
 
 def test_merge_bad_input(client):
-    a = create(client, "A").get_json()["id"]
+    a = create(client, "A").get_json()["session"]["id"]
     response = client.post(f"/api/v1/sessions/{a}/merge", json={"into": a})
     assert response.status_code == 400 and error_code(response) == "merge_into_self"
     assert client.post(f"/api/v1/sessions/{a}/merge", json={"into": 999}).status_code == 404
@@ -235,8 +235,8 @@ def test_failed_merge_leaves_database_and_disk_as_they_were(client, app, data_di
 
     import scanner_app.sessions.service as sessions_service
 
-    a = create(client, "A").get_json()["id"]
-    b = create(client, "B").get_json()["id"]
+    a = create(client, "A").get_json()["session"]["id"]
+    b = create(client, "B").get_json()["session"]["id"]
     _add_work(app, a, data_dir, "a")
     before = _snapshot(app, data_dir)
     calls = {"n": 0}
@@ -257,7 +257,7 @@ def test_failed_merge_leaves_database_and_disk_as_they_were(client, app, data_di
 
 
 def test_delete_removes_row_and_directory(client, app, data_dir):
-    a = create(client, "A").get_json()["id"]
+    a = create(client, "A").get_json()["session"]["id"]
     _add_work(app, a, data_dir, "a")
     assert client.delete(f"/api/v1/sessions/{a}").status_code == 204
     assert client.get(f"/api/v1/sessions/{a}").status_code == 404
@@ -268,7 +268,7 @@ def test_delete_removes_row_and_directory(client, app, data_dir):
 
 
 def test_delete_refused_while_a_scan_of_it_runs(client, app, data_dir):
-    a = create(client, "A").get_json()["id"]
+    a = create(client, "A").get_json()["session"]["id"]
     with app.app_context():
         db.session.add(Scan(session_id=a, status="running", profile="quick", frames_planned=3))
         db.session.commit()
@@ -278,7 +278,7 @@ def test_delete_refused_while_a_scan_of_it_runs(client, app, data_dir):
 
 
 def test_failed_delete_keeps_row_and_directory(client, app, data_dir, monkeypatch):
-    a = create(client, "A").get_json()["id"]
+    a = create(client, "A").get_json()["session"]["id"]
     _add_work(app, a, data_dir, "a")
     before = _snapshot(app, data_dir)
 
@@ -296,8 +296,8 @@ def test_failed_delete_keeps_row_and_directory(client, app, data_dir, monkeypatc
 
 
 def test_totals_add_up_session_counters(client, app, data_dir):
-    a = create(client, "A").get_json()["id"]
-    b = create(client, "B").get_json()["id"]
+    a = create(client, "A").get_json()["session"]["id"]
+    b = create(client, "B").get_json()["session"]["id"]
     _add_work(app, a, data_dir, "a")
     _add_work(app, b, data_dir, "b")
     body = client.get("/api/v1/sessions").get_json()

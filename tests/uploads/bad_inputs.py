@@ -48,7 +48,9 @@ def check_bad_batch(app, uploads: list[dict], session_id: int, data_dir: Path) -
         return found[0]
 
     cut = only_capture("cut.jpg")
-    assert cut["valid"] is False and "damaged or cut off" in cut["reason"]
+    assert (cut["valid"], cut["reason"]) == (False, "The image is cut off: the file ends before "
+                                                    "the picture does. Copy or export it again.")
+    assert by_name["cut.jpg"]["error"] == cut["reason"]  # the upload carries it too
     lies = only_capture("lies.jpg")
     assert (lies["valid"], lies["reason"]) == (
         False, "It is named .jpg but is not a JPEG, PNG or TIFF image.")
@@ -78,7 +80,8 @@ def check_bad_batch(app, uploads: list[dict], session_id: int, data_dir: Path) -
     nested = {Path(c["path"]).name: c for c in captures_of(app, by_name["outer.zip"]["id"])}
     assert nested["photo.jpg"]["valid"] is True
     for name in ("inner.zip", "renamed.dat"):
-        assert nested[name]["valid"] is False and "nested archive" in nested[name]["reason"]
+        assert nested[name]["valid"] is False
+        assert "archive inside the archive" in nested[name]["reason"]
     assert not list(session_root.rglob("deep.jpg"))
 
     assert counters(app, session_id) == EXPECTED_COUNTERS == counted(app, session_id)

@@ -49,10 +49,15 @@ def test_archive_images_become_captures_and_other_files_are_kept(sqlite_app, sql
     body = response.get_json()
     upload = only_upload(body)
     assert upload["status"] == "done"
-    assert (upload["captures_count"], upload["valid_count"], upload["invalid_count"]) == (4, 3, 1)
-    # Nothing was lost (the archive is kept whole): a note, never an error.
-    assert upload["error"] is None
-    assert upload["note"] == "2 files that are not images were kept but not counted."
+    assert (upload["captures_count"], upload["valid_count"], upload["invalid_count"]) == (6, 3, 3)
+    # Every file inside is judged as if it had been sent alone; the error names the invalid
+    # ones with their reasons (paths as in the archive), the upload is still done.
+    not_an_image = "It is neither a JPEG, PNG or TIFF image nor a ZIP archive."
+    assert upload["error"] == (
+        "3 of 6 files are not valid images. 'scan/frames/003.jpg': The image is cut off: the "
+        "file ends before the picture does. Copy or export it again. 'scan/metadata/"
+        f"session.json': {not_an_image} 'readme.txt': {not_an_image}")
+    assert upload["note"] is None
 
     root = upload_root(data_dir, body)
     assert (root / "earlier scan.zip").read_bytes() == archive  # the archive itself is kept
@@ -64,11 +69,14 @@ def test_archive_images_become_captures_and_other_files_are_kept(sqlite_app, sql
 
     paths = {c["path"]: c for c in captures_of(sqlite_app, upload["id"])}
     prefix = f"images/uploads/{upload['id']}/earlier scan/scan/frames/"
-    assert sorted(paths) == [prefix + n for n in ("000.jpg", "001.png", "002.tif", "003.jpg")]
-    assert "damaged or cut off" in paths[prefix + "003.jpg"]["reason"]
+    top = f"images/uploads/{upload['id']}/earlier scan/"
+    assert sorted(paths) == sorted([prefix + n for n in ("000.jpg", "001.png", "002.tif",
+                                                         "003.jpg")]
+                                   + [top + "readme.txt", top + "scan/metadata/session.json"])
+    assert paths[top + "readme.txt"]["reason"] == not_an_image  # as if sent alone
 
-    # An archive is one file; its images are the captures.
-    expected = {"files_count": 1, "captures_count": 4, "valid_count": 3, "invalid_count": 1}
+    # An archive is one file; the files inside are the captures (macOS clutter is not).
+    expected = {"files_count": 1, "captures_count": 6, "valid_count": 3, "invalid_count": 3}
     assert counters(sqlite_app, body["session_id"]) == expected == counted(sqlite_app,
                                                                            body["session_id"])
     thumbs = data_dir / "sessions" / str(body["session_id"]) / "metadata" / "thumbnails"
@@ -172,7 +180,8 @@ def test_nested_archives_are_kept_not_extracted_and_counted_invalid(sqlite_app, 
     reasons = {Path(c["path"]).name: c["reason"] for c in captures_of(sqlite_app, upload["id"])}
     assert reasons["photo.jpg"] is None
     for name in ("inner.zip", "renamed.dat"):  # by name and by content
-        assert "nested archive" in reasons[name]
+        assert reasons[name] == ("It is an archive inside the archive; the station does not "
+                                 "unpack those. Upload it on its own.")
     extracted = upload_root(data_dir, body) / "outer"
     assert (extracted / "inner.zip").read_bytes() == inner
     assert not list(extracted.rglob("deep.jpg"))
@@ -202,15 +211,16 @@ def test_damaged_and_imageless_archives(sqlite_app, sqlite_client, data_dir, tmp
 
     assert captures_of(sqlite_app, cut["id"])[0]["valid"] is False  # kept, counted invalid
 
-    assert no_images["captures_count"] == 0
-    assert no_images["error"] is None
-    assert no_images["note"] == ("The archive holds no images. 2 files that are not images "
-                                 "were kept but not counted.")
+    # Text files count as they would alone: invalid, with the reason, named in the error.
+    assert (no_images["captures_count"], no_images["invalid_count"]) == (2, 2)
+    assert no_images["error"].startswith("2 of 2 files are not valid images. 'notes.txt': It "
+                                         "is neither a JPEG, PNG or TIFF image nor a ZIP")
     assert captures_of(sqlite_app, seven["id"])[0]["reason"] == (
-        "It is a 7-Zip archive; only ZIP archives are extracted.")
+        "It is a 7-Zip archive; the station unpacks only ZIP archives.")
+    assert seven["error"] == "It is a 7-Zip archive; the station unpacks only ZIP archives."
     # crc.zip: a.jpg invalid, b.jpg valid; cut.zip and old.7z: one invalid capture each;
-    # docs.zip: no images, nothing counted.
-    expected = {"files_count": 4, "captures_count": 4, "valid_count": 1, "invalid_count": 3}
+    # docs.zip: two invalid captures.
+    expected = {"files_count": 4, "captures_count": 6, "valid_count": 1, "invalid_count": 5}
     assert counters(sqlite_app, body["session_id"]) == expected == counted(sqlite_app,
                                                                            body["session_id"])
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
@@ -226,13 +236,13 @@ def test_clashing_cleaned_names_get_a_counter(sqlite_app, sqlite_client, data_di
     body = response.get_json()
     upload = only_upload(body)
     names = sorted(Path(c["path"]).name for c in captures_of(sqlite_app, upload["id"]))
-    assert names == ["pic-2.jpg", "pic.jpg"]
-    assert upload["error"] is None
-    assert "'x/inside.jpg' (it could not be written" in upload["note"]
+    assert names == ["pic-2.jpg", "pic.jpg", "x"]  # 'x' is a text file: invalid
+    assert upload["note"] == ("1 entry was not extracted: 'x/inside.jpg' (a file and a folder "
+                              "in the archive have the same name).")
     extracted = upload_root(data_dir, body) / "clash"
     assert (extracted / "pic.jpg").read_bytes() == image_bytes(seed=1)
     assert (extracted / "pic-2.jpg").read_bytes() == image_bytes(seed=2)
-    expected = {"files_count": 1, "captures_count": 2, "valid_count": 2, "invalid_count": 0}
+    expected = {"files_count": 1, "captures_count": 3, "valid_count": 2, "invalid_count": 1}
     assert counters(sqlite_app, body["session_id"]) == expected == counted(sqlite_app,
                                                                            body["session_id"])
     assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])

@@ -33,6 +33,6 @@ def test_bad_input_processed_by_a_real_worker(queued_app, queued_client, data_di
     for sent in body["uploads"]:
         answer = queued_client.get(f"/api/v1/uploads/{sent['id']}")
         assert answer.status_code == 200
-        uploads.append(answer.get_json())
+        uploads.append(answer.get_json()["upload"])
     check_bad_batch(queued_app, uploads, session_id, data_dir)
     assert_written_only_inside(tmp_path, before, data_dir, session_id)

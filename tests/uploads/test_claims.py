@@ -212,8 +212,9 @@ def test_recovery_leaves_a_live_claim_alone_and_takes_an_expired_one(
     assert [job.args[0] for job in jobs] == [[expired, unclaimed]]
 
     run_worker(queued_app, data_dir, redis_server)
-    statuses = {u["id"]: queued_client.get(f"/api/v1/uploads/{u['id']}").get_json()["status"]
-                for u in body["uploads"]}
+    statuses = {
+        u["id"]: queued_client.get(f"/api/v1/uploads/{u['id']}").get_json()["upload"]["status"]
+        for u in body["uploads"]}
     assert statuses == {live: "processing", expired: "done", unclaimed: "done"}
     assert counters(queued_app, body["session_id"]) == {
         "files_count": 3, "captures_count": 2, "valid_count": 2, "invalid_count": 0}
@@ -292,7 +293,7 @@ def test_a_request_leaves_the_files_a_running_job_claimed_first(
         "done": 2, "failed": 0, "skipped": 0}  # the job did it all; the request nothing
     body = response.get_json()
     for upload in body["uploads"]:
-        answer = queued_client.get(f"/api/v1/uploads/{upload['id']}").get_json()
+        answer = queued_client.get(f"/api/v1/uploads/{upload['id']}").get_json()["upload"]
         assert (answer["status"], answer["error"]) == ("done", None)
     expected = {"files_count": 2, "captures_count": 5, "valid_count": 5, "invalid_count": 0}
     assert counters(queued_app, body["session_id"]) == expected == counted(

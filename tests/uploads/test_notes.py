@@ -52,7 +52,7 @@ def test_a_failed_upload_has_an_error_and_no_note(sqlite_app, sqlite_client):
         row.status, row.note = "processing", "an old note"
         db.session.commit()
         assert finish(upload_id, "failed", "It broke; send it again.") is True
-    answer = sqlite_client.get(f"/api/v1/uploads/{upload_id}").get_json()
+    answer = sqlite_client.get(f"/api/v1/uploads/{upload_id}").get_json()["upload"]
     assert (answer["status"], answer["error"], answer["note"]) == (
         "failed", "It broke; send it again.", None)
     html = sqlite_client.get(f"/sessions/{body['session_id']}/uploads",

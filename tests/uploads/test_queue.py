@@ -28,7 +28,7 @@ def test_uploads_are_queued_on_the_uploads_queue_and_a_worker_processes_them(
 
     run_worker(queued_app, data_dir, redis_server)
     for upload in body["uploads"]:
-        answer = queued_client.get(f"/api/v1/uploads/{upload['id']}").get_json()
+        answer = queued_client.get(f"/api/v1/uploads/{upload['id']}").get_json()["upload"]
         assert answer["status"] == "done"
     expected = {"files_count": 2, "captures_count": 2, "valid_count": 1, "invalid_count": 1}
     assert counters(queued_app, session_id) == expected == counted(queued_app, session_id)
@@ -44,7 +44,8 @@ def test_a_session_merged_while_its_upload_waits_gets_the_work(
     body = body.get_json()
     source = body["session_id"]
     target = queued_client.post("/api/v1/sessions",
-                                json={"name": "Target", "make_current": False}).get_json()["id"]
+                                json={"name": "Target", "make_current": False}
+                                ).get_json()["session"]["id"]
     merged = queued_client.post(f"/api/v1/sessions/{source}/merge", json={"into": target})
     assert merged.status_code == 200
 
@@ -133,7 +134,8 @@ def test_uploads_whose_job_was_lost_are_queued_again(
     expected = {"files_count": 2, "captures_count": 2, "valid_count": 2, "invalid_count": 0}
     assert counters(queued_app, body["session_id"]) == expected
     for upload_id in ids:
-        assert queued_client.get(f"/api/v1/uploads/{upload_id}").get_json()["status"] == "done"
+        answer = queued_client.get(f"/api/v1/uploads/{upload_id}").get_json()
+        assert answer["upload"]["status"] == "done"
 
 
 def test_worker_marks_uploads_of_a_killed_work_horse_failed_and_requeues_lost_ones(
@@ -161,7 +163,7 @@ def test_worker_marks_uploads_of_a_killed_work_horse_failed_and_requeues_lost_on
 
         assert Claim.take([killed_id], new_token(killed_job.id)).holds(killed_id)
     worker.handle_work_horse_killed(killed_job, 12345, signal.SIGKILL, None)
-    answer = queued_client.get(f"/api/v1/uploads/{killed_id}").get_json()
+    answer = queued_client.get(f"/api/v1/uploads/{killed_id}").get_json()["upload"]
     answer = answer.get("upload", answer)
     assert (answer["status"], answer["error"]) == ("failed", KILLED_SENTENCE)
 

@@ -44,7 +44,8 @@ def assert_nothing_kept(app, data_dir, tmp_path, before, session_id: int) -> Non
 
 def test_session_deleted_before_the_files_are_recorded(app, client, data_dir, tmp_path,
                                                        delete_after_resolving):
-    target = client.post("/api/v1/sessions", json={"name": "Short-lived"}).get_json()["id"]
+    target = client.post("/api/v1/sessions",
+                         json={"name": "Short-lived"}).get_json()["session"]["id"]
     assert (data_dir / "sessions" / str(target)).is_dir()
     before = snapshot(tmp_path)
 
@@ -64,7 +65,8 @@ def test_session_deleted_unseen_by_the_lock_fails_on_its_foreign_key(
     """Should the session row lock ever miss a delete, the database's foreign key still
     refuses the rows: same answer, nothing kept, no directory made for the gone session."""
     monkeypatch.setattr(upload_service, "_lock_session", lambda session_id: None)
-    target = client.post("/api/v1/sessions", json={"name": "Short-lived"}).get_json()["id"]
+    target = client.post("/api/v1/sessions",
+                         json={"name": "Short-lived"}).get_json()["session"]["id"]
     before = snapshot(tmp_path)
 
     response = post_files(client, FILES, session_id=target)
@@ -78,7 +80,7 @@ def test_files_already_moved_go_back_when_the_session_goes_mid_request(
         app, client, data_dir, tmp_path, monkeypatch):
     """The session goes after the first file was moved into it: that file leaves the session
     folder again, no row stays, and nothing is counted."""
-    target = client.post("/api/v1/sessions", json={"name": "Kept"}).get_json()["id"]
+    target = client.post("/api/v1/sessions", json={"name": "Kept"}).get_json()["session"]["id"]
     post_files(client, [("old.jpg", image_bytes(seed=9))], session_id=target)
     counted_before = counters(app, target)
     monkeypatch.setattr(upload_service, "_lock_session", lambda session_id: None)

@@ -10,6 +10,7 @@ test_claims.py the two paths running at once.
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def test_images_become_captures_with_counts_exif_and_thumbnails(app, client, dat
     assert counters(app, session_id) == {"files_count": 3, "captures_count": 3,
                                          "valid_count": 3, "invalid_count": 0}
     assert counted(app, session_id) == counters(app, session_id)
-    session = client.get(f"/api/v1/sessions/{session_id}").get_json()
+    session = client.get(f"/api/v1/sessions/{session_id}").get_json()["session"]
     assert session["kind"] == "auto" and session["files_count"] == 3
 
     front = captures_of(app, body["uploads"][0]["id"])[0]
@@ -76,7 +77,7 @@ def test_images_become_captures_with_counts_exif_and_thumbnails(app, client, dat
 
     single = client.get(f"/api/v1/uploads/{body['uploads'][1]['id']}")
     assert single.status_code == 200
-    assert single.get_json()["filename"] == "side.png"
+    assert single.get_json()["upload"]["filename"] == "side.png"
     assert_written_only_inside(tmp_path, before, data_dir, session_id)
 
 
@@ -94,9 +95,9 @@ def test_anonymous_upload_is_401(app, data_dir):
 
 
 def test_named_and_current_sessions_receive_uploads(app, client):
-    trial = client.post("/api/v1/sessions", json={"name": "Trial 7"}).get_json()
+    trial = client.post("/api/v1/sessions", json={"name": "Trial 7"}).get_json()["session"]
     other = client.post("/api/v1/sessions", json={"name": "Other", "make_current": False})
-    other = other.get_json()
+    other = other.get_json()["session"]
     into_current = post_files(client, [("a.jpg", image_bytes(seed=1))]).get_json()
     assert into_current["session_id"] == trial["id"]
     named = post_files(client, [("b.jpg", image_bytes(seed=2))], session_id=other["id"])
@@ -109,12 +110,12 @@ def test_upload_reactivates_a_completed_auto_session(app, client):
     first = post_files(client, [("a.jpg", image_bytes(seed=1))]).get_json()
     session_id = first["session_id"]
     done = client.patch(f"/api/v1/sessions/{session_id}", json={"status": "completed"})
-    assert done.get_json()["status"] == "completed"
+    assert done.get_json()["session"]["status"] == "completed"
 
     again = post_files(client, [("b.jpg", image_bytes(seed=2))])
     assert again.status_code == 201
     assert again.get_json()["session_id"] == session_id  # reused, not a second auto session
-    session = client.get(f"/api/v1/sessions/{session_id}").get_json()
+    session = client.get(f"/api/v1/sessions/{session_id}").get_json()["session"]
     assert session["status"] == "active"
     assert (session["files_count"], session["valid_count"]) == (2, 2)
     assert session_ids(app) == [session_id]
@@ -138,7 +139,7 @@ def test_same_bytes_twice_are_stored_once_and_reported(app, client, data_dir):
     assert later["duplicate_of"] == original["id"]
     assert later["error"] is None
     assert later["note"] == f"Same file as upload {original['id']}; stored once."
-    assert client.get(f"/api/v1/uploads/{later['id']}").get_json() == later
+    assert client.get(f"/api/v1/uploads/{later['id']}").get_json()["upload"] == later
 
     expected = {"files_count": 1, "captures_count": 1, "valid_count": 1, "invalid_count": 0}
     assert counters(app, session_id) == expected == counted(app, session_id)
@@ -146,7 +147,7 @@ def test_same_bytes_twice_are_stored_once_and_reported(app, client, data_dir):
     assert sorted(p.name for p in uploads_root.iterdir()) == [str(original["id"])]
 
     # Another session is another place: the same file is stored there too.
-    other = client.post("/api/v1/sessions", json={"name": "Elsewhere"}).get_json()
+    other = client.post("/api/v1/sessions", json={"name": "Elsewhere"}).get_json()["session"]
     there = post_files(client, [("photo.jpg", photo)], session_id=other["id"]).get_json()
     assert there["uploads"][0]["duplicate_of"] is None
     assert counters(app, other["id"])["files_count"] == 1
@@ -154,14 +155,14 @@ def test_same_bytes_twice_are_stored_once_and_reported(app, client, data_dir):
 
 def test_sessions_holding_the_same_file_can_still_be_merged(app, client):
     photo = image_bytes(seed=77)
-    first = client.post("/api/v1/sessions", json={"name": "Morning"}).get_json()["id"]
-    second = client.post("/api/v1/sessions", json={"name": "Evening"}).get_json()["id"]
+    first = client.post("/api/v1/sessions", json={"name": "Morning"}).get_json()["session"]["id"]
+    second = client.post("/api/v1/sessions", json={"name": "Evening"}).get_json()["session"]["id"]
     kept = post_files(client, [("p.jpg", photo)], session_id=first).get_json()["uploads"][0]
     post_files(client, [("p.jpg", photo)], session_id=second)
 
     merged = client.post(f"/api/v1/sessions/{second}/merge", json={"into": first})
     assert merged.status_code == 200
-    assert merged.get_json()["files_count"] == 2  # both were received, in two sessions
+    assert merged.get_json()["session"]["files_count"] == 2  # both were received, in two sessions
     again = post_files(client, [("p.jpg", photo)], session_id=first).get_json()["uploads"][0]
     assert again["duplicate_of"] == kept["id"]  # the older of the two
     assert counters(app, first)["files_count"] == 2
@@ -196,9 +197,23 @@ def test_one_bad_file_does_not_reject_the_good_ones(sqlite_app, sqlite_client, d
         return capture[0]["reason"]
 
     assert captures_of(sqlite_app, by_name["good.jpg"]["id"])[0]["valid"] is True
-    for damaged in ("cut.jpg", "noise.jpg", "cut.png", "cut.tif"):
-        assert "damaged or cut off" in reason(damaged)
-    assert reason("empty.jpg") == "The file is empty (0 bytes)."
+    assert by_name["good.jpg"]["error"] is None
+    cut_off = ("The image is cut off: the file ends before the picture does. Copy or export it "
+               "again.")
+    for damaged in ("cut.jpg", "cut.png", "cut.tif"):
+        assert reason(damaged) == cut_off
+    assert reason("noise.jpg") == ("The file starts like a JPEG image, but the rest is damaged "
+                                   "or missing and no picture can be read. Copy or export it "
+                                   "again.")
+    for name, upload in by_name.items():
+        if name != "good.jpg":
+            # A sentence about the file for a person: no library's words, and the upload
+            # record carries it as its error.
+            assert upload["error"] == reason(name), name
+            assert re.fullmatch(r"[A-Z][^()]*\.", reason(name)), reason(name)
+            assert not re.search(r"truncated|bytes not processed|decoder|Errno", reason(name))
+    assert reason("empty.jpg") == ("The file is empty: it holds no bytes at all. Copy or export "
+                                   "it again.")
     assert reason("lies.jpg") == "It is named .jpg but is not a JPEG, PNG or TIFF image."
     assert reason("notes.txt") == "It is neither a JPEG, PNG or TIFF image nor a ZIP archive."
     assert reason("anim.gif") == "GIF images are not accepted; send JPEG, PNG or TIFF."
@@ -348,7 +363,7 @@ def test_unknown_or_deleted_session_is_404_and_nothing_is_kept(app, client, data
     assert unknown.status_code == 404
     assert error_of(unknown)[0] == "not_found"
 
-    gone = client.post("/api/v1/sessions", json={"name": "Gone soon"}).get_json()
+    gone = client.post("/api/v1/sessions", json={"name": "Gone soon"}).get_json()["session"]
     assert client.delete(f"/api/v1/sessions/{gone['id']}").status_code == 204
     deleted = post_files(client, [("a.jpg", image_bytes())], session_id=gone["id"])
     assert deleted.status_code == 404
@@ -396,7 +411,7 @@ def test_processing_that_crashes_marks_the_upload_failed_and_keeps_the_file(
     # A person reads a fixed sentence, never the exception's text ...
     assert boom["error"] == FAILED_SENTENCE
     assert "simulated" not in boom["error"] and "RuntimeError" not in boom["error"]
-    assert sqlite_client.get(f"/api/v1/uploads/{boom['id']}").get_json()["error"] == (
+    assert sqlite_client.get(f"/api/v1/uploads/{boom['id']}").get_json()["upload"]["error"] == (
         FAILED_SENTENCE)
     # ... which, with its traceback, is in the log.
     logged = [r for r in caplog.records if r.exc_info and "simulated decoder crash" in str(

@@ -146,9 +146,9 @@ def check_image(handle: BinaryIO, local_zone: ZoneInfo | None = None,
         handle.seek(0)
         claimed = sniff_image_format(handle.read(16))
         if claimed:  # it starts like one, but Pillow cannot even read its header
-            return ImageCheck(False, reason=f"The file starts like a {claimed} image but "
-                                            "breaks off before the picture begins. Copy or "
-                                            "export it again.")
+            return ImageCheck(False, reason=f"The file starts like a {claimed} image, but "
+                                            "the rest is damaged or missing and no picture "
+                                            "can be read. Copy or export it again.")
         return ImageCheck(False, reason="It is not a JPEG, PNG or TIFF image.")
     except Image.DecompressionBombError:
         return ImageCheck(False, reason="The image has too many pixels to be decoded safely; "

@@ -5,10 +5,12 @@ scan slot around it watches for scans started elsewhere (the start button, the A
 from __future__ import annotations
 
 from flask import Blueprint, redirect, request, url_for
+from sqlalchemy import case, func, or_, select
 from werkzeug.wrappers import Response
 
-from scanner_app.models import Scan
+from scanner_app.models import SCAN_ACTIVE, Scan
 from scanner_app.platform.errors import NotFound
+from scanner_app.platform.extensions import db
 from scanner_app.platform.web.forms import form_answer, optional_int
 from scanner_app.platform.web.htmx import SCAN_CHANGED, is_htmx, trigger
 from scanner_app.platform.web.render import HtmlWithHeaders, render
@@ -25,12 +27,28 @@ def progress_context(scan: Scan | None) -> dict:
     """What templates/scans/partials/_progress.html needs, for a scan or for none.
     templates/scans/partials/_slot.html needs the same: `live` says whether it follows."""
     if scan is None:
-        return {"scan": None, "progress": None, "live": False}
+        return {"scan": None, "progress": None, "live": False, "after": _newest_scan_id()}
     return {
         "scan": scan,
         "progress": scan_service.scan_progress(scan),
         "live": scan.status.is_active,
+        # A watching slot asks for any scan newer than this one: one that started and ended
+        # between two of its polls is shown too, not missed.
+        "after": scan.id,
     }
+
+
+def _newest_scan_id() -> int:
+    return db.session.scalar(select(func.max(Scan.id))) or 0
+
+
+def _watched(after: int | None) -> Scan | None:
+    """The watching slot's one query: the active scan if any, else the newest scan with an
+    id above `after` (ids never repeat: AUTOINCREMENT), else None."""
+    active = Scan.status.in_(SCAN_ACTIVE)
+    wanted = active if after is None else or_(active, Scan.id > after)
+    return db.session.scalar(select(Scan).where(wanted)
+                             .order_by(case((active, 0), else_=1), Scan.id.desc()).limit(1))
 
 
 @bp.app_template_global("scan_panel")
@@ -70,15 +88,26 @@ def slot() -> str | tuple[str, int] | HtmlWithHeaders | Response:
     """The dashboard's scan slot (templates/scans/partials/_slot.html).
 
     Whatever is active (queued, running, paused) is followed: the slot with its progress.
-    `?watch=1` is a watching slot's poll: while nothing is active it gets 204 (htmx swaps
-    nothing, the page keeps what it shows), so the check reads one indexed row and renders
-    nothing; once a scan is active, the slot following it plus "scan-changed" for the other
-    panels. `?last=<id>` asks for the watching slot that keeps scan <id>, just finished, in
-    view; neither gives the idle slot."""
+    `?watch=1&after=<id>` is a watching slot's poll: while nothing is active and no scan is
+    newer than <id> it gets 204 (htmx swaps nothing, the page keeps what it shows), so the
+    check reads one row and renders nothing; once a scan is active, the slot following it
+    plus "scan-changed" for the other panels; a newer scan that is already finished (it ran
+    between two polls), the slot showing it, plus "scan-changed". `?last=<id>` asks for the
+    watching slot that keeps scan <id>, just finished, in view; neither gives the idle
+    slot."""
     if not is_htmx():
         return redirect(url_for("dashboard.index"))
     watching = bool(request.args.get("watch"))
-    scan = scan_service.active_scan()
+    if watching:
+        found = _watched(optional_int("after", "The scan", minimum=0))
+        if found is None:
+            return "", 204
+        if not found.status.is_active:
+            # Started and finished between two polls: shown, and the other panels (the
+            # session's counters) told once.
+            html = render("scans", "scan", partial="slot", **progress_context(found))
+            return html, 200, ANNOUNCE_CHANGE
+    scan = scan_service.active_scan()  # also recovers one whose worker died
     if scan is None and watching:
         return "", 204
     if scan is not None:

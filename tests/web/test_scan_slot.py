@@ -66,7 +66,7 @@ def _get_slot(client, url: str, trigger: str | None = None) -> str:
 def test_idle_dashboard_slot_watches_slowly_while_visible(browser):
     html = browser.get("/").get_data(as_text=True)
     slot = _slot_tag(html)
-    assert f'hx-get="{WATCH_URL}"' in slot
+    assert f'hx-get="{WATCH_URL}&amp;after=0"' in slot  # no scan yet: any newer one counts
     assert SLOW in slot and 'hx-swap="outerHTML"' in slot
     assert "visibilitychange[!document.hidden] from:document" in slot  # back to the tab: ask
     # Its own answer announces a scan it found; listening too would make it ask again.
@@ -149,7 +149,7 @@ def test_finished_scan_stays_in_view_without_polling(web_app, browser, status):
     assert "12 / 12" in html
     # ...and the slot goes back to watching slowly for the next scan.
     slot = _slot_tag(html)
-    assert SLOW in slot and f'hx-get="{WATCH_URL}"' in slot
+    assert SLOW in slot and f'hx-get="{WATCH_URL}&amp;after={scan_id}"' in slot
     assert 'data-slot="watching"' in slot
 
 

@@ -5,15 +5,38 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, send_file
 
-from scanner_app.models import Reconstruction
+from scanner_app.models import Reconstruction, ReconstructionStatus
 from scanner_app.platform.errors import NotFound
 from scanner_app.platform.web.json_body import json_object
+from scanner_app.platform.web.openapi import DATE_TIME, document_schemas, nullable, obj, ref
 from scanner_app.reconstruction import service
 
 bp = Blueprint("api_reconstruction", __name__, url_prefix="/api/v1")
 
 MIMETYPES = {".glb": "model/gltf-binary", ".ply": "application/octet-stream",
              ".json": "application/json", ".txt": "text/plain"}
+
+
+document_schemas(bp, {
+    "Reconstruction": obj({
+        "id": {"type": "integer"},
+        "scan_id": {"type": "integer"},
+        "session_id": {"type": "integer"},
+        "status": {"type": "string", "enum": [s.value for s in ReconstructionStatus]},
+        "stage": {"type": ["string", "null"], "description": "What it is doing now."},
+        "percent": {"type": "number", "minimum": 0},
+        "eta_seconds": nullable({"type": "integer"}),
+        "error": {"type": ["string", "null"], "description": "Why it failed (one sentence)."},
+        "metrics": {"type": ["object", "null"]},
+        "outputs": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "Output name (e.g. model.glb) to its download address."},
+        "created_at": DATE_TIME,
+        "started_at": nullable(DATE_TIME),
+        "finished_at": nullable(DATE_TIME),
+    }, required=["id", "scan_id", "session_id", "status", "stage", "percent", "error",
+                 "outputs", "created_at", "finished_at"]),
+    "ReconstructionAnswer": obj({"reconstruction": ref("Reconstruction")}),
+})
 
 
 def _answer(row: Reconstruction, status: int = 200) -> tuple[Response, int]:
@@ -23,14 +46,42 @@ def _answer(row: Reconstruction, status: int = 200) -> tuple[Response, int]:
 @bp.post("/scans/<int:scan_id>/reconstruction")
 def start(scan_id: int) -> tuple[Response, int]:
     """Queue a reconstruction of a completed scan: 202; 409 while the scan is not completed or
-    one is queued or running for it; 503 when the queue is unreachable."""
+    one is queued or running for it; 503 when the queue is unreachable.
+    ---
+    post:
+      tags: [reconstructions]
+      summary: Build a model of a completed scan
+      requestBody:
+        required: false
+        content: {application/json: {schema: {type: object}}}
+      responses:
+        202:
+          description: The reconstruction, queued.
+          content: {application/json: {schema: ReconstructionAnswer}}
+        400: {$ref: "#/components/responses/BadRequest"}
+        401: {$ref: "#/components/responses/Unauthorized"}
+        404: {$ref: "#/components/responses/NotFound"}
+        409: {$ref: "#/components/responses/Conflict"}
+        503: {$ref: "#/components/responses/Unavailable"}
+    """
     json_object()  # an empty object (or no body); nothing to choose yet
     return _answer(service.start_reconstruction(scan_id), 202)
 
 
 @bp.get("/scans/<int:scan_id>/reconstruction")
 def latest(scan_id: int) -> tuple[Response, int]:
-    """The scan's newest reconstruction; 404 when it has none."""
+    """The scan's newest reconstruction; 404 when it has none.
+    ---
+    get:
+      tags: [reconstructions]
+      summary: The scan's newest reconstruction
+      responses:
+        200:
+          description: The reconstruction.
+          content: {application/json: {schema: ReconstructionAnswer}}
+        401: {$ref: "#/components/responses/Unauthorized"}
+        404: {$ref: "#/components/responses/NotFound"}
+    """
     row = service.latest_for_scan(scan_id)
     if row is None:
         raise NotFound(f"Scan {scan_id} has no model yet. POST to this address to build one.")
@@ -39,17 +90,53 @@ def latest(scan_id: int) -> tuple[Response, int]:
 
 @bp.get("/reconstructions/<int:reconstruction_id>")
 def get(reconstruction_id: int) -> tuple[Response, int]:
+    """One reconstruction.
+    ---
+    get:
+      tags: [reconstructions]
+      summary: One reconstruction with its progress and outputs
+      responses:
+        200:
+          description: The reconstruction.
+          content: {application/json: {schema: ReconstructionAnswer}}
+        401: {$ref: "#/components/responses/Unauthorized"}
+        404: {$ref: "#/components/responses/NotFound"}
+    """
     return _answer(service.get_reconstruction(reconstruction_id))
 
 
 @bp.post("/reconstructions/<int:reconstruction_id>/cancel")
 def cancel(reconstruction_id: int) -> tuple[Response, int]:
+    """Cancel a reconstruction.
+    ---
+    post:
+      tags: [reconstructions]
+      summary: Cancel a queued or running reconstruction
+      responses:
+        202:
+          description: The reconstruction, cancelled or cancelling.
+          content: {application/json: {schema: ReconstructionAnswer}}
+        401: {$ref: "#/components/responses/Unauthorized"}
+        404: {$ref: "#/components/responses/NotFound"}
+        409: {$ref: "#/components/responses/Conflict"}
+    """
     return _answer(service.cancel_reconstruction(reconstruction_id), 202)
 
 
 @bp.get("/reconstructions/<int:reconstruction_id>/files/<path:name>")
 def output(reconstruction_id: int, name: str) -> Response:
-    """One output file (only names the reconstruction lists, so nothing else is served)."""
+    """One output file (only names the reconstruction lists, so nothing else is served).
+    ---
+    get:
+      tags: [reconstructions]
+      summary: One output file of a reconstruction (model.glb, report.json, ...)
+      responses:
+        200:
+          description: The file.
+          content: {application/octet-stream: {schema: {type: string, format: binary}}}
+        401: {$ref: "#/components/responses/Unauthorized"}
+        404: {$ref: "#/components/responses/NotFound"}
+    """
     row = service.get_reconstruction(reconstruction_id)
     path = service.output_path(row, name)
     return send_file(path, mimetype=MIMETYPES.get(path.suffix, "application/octet-stream"),

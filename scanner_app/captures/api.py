@@ -22,6 +22,7 @@ document_schemas(bp, {
         "path": {"type": "string", "description": "Relative to the session directory."},
         "ring": _INT_OR_NULL,
         "elevation_deg": _NUMBER_OR_NULL,
+        "pass": {**_INT_OR_NULL, "description": "1, or 2 after the object was turned over."},
         "angle_deg": _NUMBER_OR_NULL,
         "valid": {"type": "boolean"},
         "reason": {"type": ["string", "null"],

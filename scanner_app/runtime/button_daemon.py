@@ -2,11 +2,13 @@
 
 Press: start a scan in the session new work goes to (resolved once, inside start_scan) with
 source "button". A press while a scan is queued, running or paused starts nothing; the LED
-blinks "error" for a moment instead. Hold: cancel the active scan, if any.
+blinks "error" for a moment instead; but while a guided scan waits for the person at the rig
+(its `message` says what to do), a press continues it. Hold: cancel the active scan, if any.
 
 The LED follows the station, polled about once a second: "busy" while a scan is queued,
 running or paused (whoever started it), "error" after a scan failed or was interrupted until
-the button is pressed or held again, "idle" otherwise.
+the button is pressed or held again, "idle" otherwise; it blinks ("error") while a guided
+scan waits for someone.
 
 Callbacks arrive on gpiozero's threads (real button) or on the daemon's loop (mock button,
 pressed from outside through `request()`); each pushes an app context of its own, so each
@@ -81,8 +83,9 @@ class ButtonDaemon:
         """What the LED should show, from the database (needs an app context)."""
         from scanner_app.scans.service import active_scan
 
-        if active_scan() is not None:
-            return "busy"
+        active = active_scan()
+        if active is not None:
+            return "error" if active.message else "busy"  # blinking: do what the UI says
         latest = db.session.execute(
             select(Scan.id, Scan.status).order_by(Scan.id.desc()).limit(1)
         ).first()
@@ -100,10 +103,14 @@ class ButtonDaemon:
 
     # --- button callbacks (gpiozero threads, or the daemon loop for the mock) -------------
     def on_press(self) -> None:
-        from scanner_app.scans.service import start_scan
+        from scanner_app.scans.service import active_scan, resume_scan, start_scan
 
         with self.app.app_context():
             self._acknowledge()
+            waiting = active_scan()
+            if waiting is not None and waiting.message:
+                self._continue(waiting.id, resume_scan)
+                return
             try:
                 scan = start_scan(None, source="button")
             except StationError as exc:
@@ -121,6 +128,19 @@ class ButtonDaemon:
                 self._flash_error()
                 return
             log.info("Button pressed: scan %s queued in session %s", scan.id, scan.session_id)
+        self._show("busy")
+
+    def _continue(self, scan_id: int, resume_scan) -> None:
+        """The person at the rig did what the guided scan asked: carry on."""
+        try:
+            resume_scan(scan_id)
+        except StationError as exc:
+            db.session.rollback()
+            log.warning("Button pressed, but scan %s could not continue: %s", scan_id,
+                        exc.message)
+            self._flash_error()
+            return
+        log.info("Button pressed: scan %s continues", scan_id)
         self._show("busy")
 
     def on_hold(self) -> None:

@@ -15,6 +15,7 @@ from scanner_app.models import Capture, Scan
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.thumbnails import make_thumbnail
+from scanner_app.scans.rings import RingSteps
 from scanner_app.sessions.counters import bump_session_counters
 
 log = logging.getLogger("scanner.scan_job")
@@ -42,7 +43,7 @@ class _Superseded(Exception):
     """The scan is no longer this job's (interrupted and resumed elsewhere, or deleted)."""
 
 
-class FrameSteps:
+class FrameSteps(RingSteps):
     """The frame steps of ScanRun (a mixin: they share its state, see ScanRun.__init__)."""
 
     def _drive(self, rig: Rig) -> None:
@@ -56,6 +57,7 @@ class FrameSteps:
         rig.camera.set_resolution(self.profile.resolution)
         rig.camera.open()
         self.meta.rig = rig.describe()
+        self._prepare_rings(rig)  # rings, camera model (poses), plates
         self._obey_control(rig)
         rig.turntable.home()  # without a switch: the saved 0° (the position survives jobs)
         self._note_position(rig)
@@ -80,7 +82,9 @@ class FrameSteps:
         """Turn to frame `index` (its true angle: the saved position makes the belief
         right, also on resume) and let the platter settle."""
         self.index = index
-        rig.turntable.move_to(frame_angle(index, self.planned))
+        frame = self.path.frame(index)
+        self._enter_ring(rig, frame)  # tilt the camera, or ask someone to set it
+        rig.turntable.move_to(frame.angle_deg)
         self._settle()
 
     def _settle(self) -> None:
@@ -124,18 +128,24 @@ class FrameSteps:
         path = self.images_dir / f"frame_{index:04d}.jpg"
         taken_at = utcnow()
         self.pending_file = path
+        ring = self._frame_fields(rig, index, angle)  # ring, pass, elevation, pose
+        plate = self._plate_for(rig, ring["elevation_deg"])
         info = rig.camera.capture(
             path,
             exif={"angle_deg": angle, "scan_id": self.scan_id, "session_id": self.session_id,
-                  "frame_index": index},
+                  "frame_index": index, "ring": ring["ring"],
+                  "elevation_deg": ring["elevation_deg"]},
             quality=self.profile.jpeg_quality,
         )
         relative = path.relative_to(self.store.session_dir(self.session_id)).as_posix()
+        mask = self._write_mask(path, ring, angle, plate)
         self.meta.add_frame(index, angle=angle, taken_at=taken_at, file=relative,
-                            width=info.width, height=info.height, camera=info.settings)
+                            width=info.width, height=info.height, camera=info.settings,
+                            mask=mask, **ring)
         capture = Capture(session_id=self.session_id, scan_id=self.scan_id, frame_index=index,
                           path=relative, angle_deg=angle, valid=True, width=info.width,
-                          height=info.height, taken_at=taken_at)
+                          height=info.height, taken_at=taken_at, ring=ring["ring"],
+                          elevation_deg=ring["elevation_deg"], scan_pass=ring["scan_pass"])
         db.session.add(capture)
         bump_session_counters(self.session_id, captures_count=1, valid_count=1)
         result = db.session.execute(

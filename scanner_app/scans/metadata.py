@@ -19,6 +19,8 @@ from scanner_app.sessions.hooks import after_merge
 
 log = logging.getLogger("scanner.scans")
 
+EXTRA_KEYS = ("path", "poses", "plates", "arm")
+
 
 class ScanMetadata:
     def __init__(self, path: Path, profile: ScanProfile):
@@ -28,6 +30,8 @@ class ScanMetadata:
         self.runs: list[dict[str, Any]] = []
         self.rig: dict[str, Any] = {}
         self.rig_state: dict[str, Any] | None = None
+        # Rings and poses (scans/rings.py): "path", "poses", "plates", "arm"; kept on resume.
+        self.extra: dict[str, Any] = {}
 
     def load(self, job_id: str | None, started: datetime, first_frame: int | None) -> None:
         """Take over what earlier runs wrote (on resume) and start this run's entry."""
@@ -46,6 +50,7 @@ class ScanMetadata:
             self.rig = previous["rig"]
         if isinstance(previous.get("rig_state"), dict):
             self.rig_state = previous["rig_state"]
+        self.extra = {k: previous[k] for k in EXTRA_KEYS if previous.get(k) is not None}
         self.runs.append({"job": job_id, "started": iso(started), "first_frame": first_frame})
 
     def set_exposure(self, exposure: dict[str, Any], reapplied: bool = False) -> None:
@@ -67,7 +72,7 @@ class ScanMetadata:
         self.runs[-1]["position"] = {"known": known, "note": note}
 
     def add_frame(self, index: int, *, angle: float, taken_at: datetime, file: str, width: int,
-                  height: int, camera: dict[str, Any]) -> None:
+                  height: int, camera: dict[str, Any], **extra: Any) -> None:
         """Replaces an entry of the same index (a frame re-taken after a crash)."""
         self.frames[index] = {
             "index": index,
@@ -77,6 +82,7 @@ class ScanMetadata:
             "width": width,
             "height": height,
             "camera": dict(camera),
+            **extra,  # ring, scan_pass, elevation_deg, pose, mask
         }
 
     def write(self, scan: dict[str, Any], recorded: set[int] | None = None) -> None:
@@ -101,6 +107,7 @@ class ScanMetadata:
         }
         if self.rig_state is not None:
             data["rig_state"] = self.rig_state
+        data.update(self.extra)
         atomic_write_json(self.path, data)
 
 

@@ -199,11 +199,13 @@ class ScanRun(FrameSteps):
             # Written but never recorded: the database and the disk agree on what was taken.
             self.pending_file.unlink(missing_ok=True)
         now = utcnow()
-        values: dict[str, Any] = {"status": status, "control": None, "error": error}
+        values: dict[str, Any] = {"status": status, "control": None, "error": error,
+                                  "message": None}
         if status != "interrupted":
             values["finished_at"] = now
         db.session.refresh(self.scan)
-        final = {**self.scan.to_dict(), "status": status, "control": None, "error": error}
+        final = {**self.scan.to_dict(), "status": status, "control": None, "error": error,
+                 "message": None}
         if "finished_at" in values:
             final["finished_at"] = iso(now)
         try:

@@ -136,7 +136,8 @@ def _seconds_per_frame(scan: Scan) -> float | None:
 
 def scan_progress(scan: Scan) -> dict:
     """frames_captured, frames_planned, percent, current_angle, eta_seconds (None while
-    unknown: queued, paused, or no frame measured yet)."""
+    unknown: queued, paused, or no frame measured yet), and the ring it is on (scans/path.py
+    ring_progress); the ETA covers every ring still to take."""
     planned = scan.frames_planned or 0
     captured = scan.frames_captured or 0
     eta: int | None = None
@@ -152,13 +153,13 @@ def scan_progress(scan: Scan) -> dict:
         "percent": round(100.0 * captured / planned, 1) if planned else 0.0,
         "current_angle": scan.current_angle,
         "eta_seconds": eta,
+        **ring_progress(scan.path, planned, captured),
     }
 
 
 def scan_json(scan: Scan) -> dict:
     """The Scan object of the API: the row plus its progress."""
-    return {**scan.to_dict(), **scan_progress(scan),
-            **ring_progress(scan.path, scan.frames_planned, scan.frames_captured or 0)}
+    return {**scan.to_dict(), **scan_progress(scan)}
 
 
 # --- starting --------------------------------------------------------------------------

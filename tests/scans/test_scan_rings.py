@@ -1,0 +1,80 @@
+"""Issue 12 through real `scanner worker` processes and the mock rig: a scan of several rings
+with a motorised tilt, and the same guided (no tilt: the scan pauses between rings with a
+message until the camera is set and Resume is pressed). The mock camera photographs the mock
+arm's TRUE elevation and the platter's TRUE angle, so the recorded ring, elevation and angle
+of every frame are checked against what was physically photographed."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from hal.mock.rig import build_arm
+from hal.mock.scene import MockScene
+from tests.scans.conftest import Station
+
+RINGS = [{"elevation_deg": 10, "frames": 4}, {"elevation_deg": 30, "frames": 3},
+         {"elevation_deg": 50, "frames": 3}]
+WORKER = "rings"
+
+
+def scan_captures(station: Station, scan: dict) -> list[dict]:
+    return [c for c in station.captures(scan["session_id"]) if c["scan_id"] == scan["id"]]
+
+
+def assert_photographed_where_recorded(station: Station, scan: dict, scene: MockScene) -> None:
+    """Each frame shows the view from its recorded elevation and angle, not another ring's."""
+    for c in scan_captures(station, scan):
+        shot = np.asarray(Image.open(station.session_dir(scan["session_id"]) / c["path"]),
+                          np.float32)
+        size = (shot.shape[1], shot.shape[0])
+        right = scene.render(c["elevation_deg"], c["angle_deg"], size).rgb.astype(np.float32)
+        wrong = scene.render(c["elevation_deg"] + 12, c["angle_deg"], size).rgb
+        assert np.abs(shot - right).mean() < 0.3 * np.abs(shot - wrong).mean(), c
+
+
+def test_rings_with_a_tilt_axis(make_station) -> None:
+    station = make_station(SCANNER_TILT="step_dir")
+    station.start_worker("--name", WORKER)
+    scan = station.start_scan(profile="quick", rings=RINGS)
+    done = station.wait_for_status(scan["id"], "completed", timeout=120)
+    assert done["frames_captured"] == 10 and done["percent"] == 100.0
+    assert done["message"] is None and done["eta_seconds"] == 0
+    captures = scan_captures(station, scan)
+    # Taken ring by ring, each ring's angles from 0 up, every other ring turning back.
+    assert [(c["ring"], c["elevation_deg"]) for c in captures] == (
+        [(0, 10.0)] * 4 + [(1, 30.0)] * 3 + [(2, 50.0)] * 3)
+    assert [c["angle_deg"] for c in captures] == [0, 90, 180, 270, 240, 120, 0, 0, 120, 240]
+    assert all(c["pass"] == 1 for c in captures)
+    settings = station.app.config["SCANNER_SETTINGS"].hal
+    assert build_arm(settings).true_elevation() == 50  # the arm was really moved
+    assert_photographed_where_recorded(station, scan, MockScene())
+    meta = station.metadata(done)
+    assert meta["rig"]["tilt"]["driver"] == "step_dir"
+    assert [r["elevation_deg"] for r in meta["path"]] == [10, 30, 50]
+    assert meta["poses"]["nominal"] is True  # no calibration on this station
+    assert [f["ring"] for f in meta["frames"]] == [c["ring"] for c in captures]
+
+
+def test_rings_without_a_tilt_are_guided(make_station) -> None:
+    station = make_station()  # [hal.tilt] driver "none": the operator sets the camera
+    station.start_worker("--name", WORKER)
+    arm = build_arm(station.app.config["SCANNER_SETTINGS"].hal)
+    rings = [{"elevation_deg": 15, "frames": 3}, {"elevation_deg": 35, "frames": 2}]
+    scan = station.start_scan(profile="quick", rings=rings)
+    for elevation, taken in ((15, 0), (35, 3)):
+        asked = f"Set the camera to {elevation}° and press the button or Resume."
+        waiting = station.wait_for_scan(
+            scan["id"], lambda s, asked=asked: s["status"] == "paused" and s["message"] == asked,
+            f"asking for {elevation}°", timeout=60)
+        assert waiting["frames_captured"] == taken and waiting["eta_seconds"] is None
+        assert waiting["current_ring"] == (0 if taken == 0 else 1)
+        arm.set_true_elevation(elevation)  # the operator's hand
+        resumed = station.action(scan["id"], "resume")
+        assert resumed["status"] in ("paused", "running")
+    done = station.wait_for_status(scan["id"], "completed", timeout=60)
+    assert done["message"] is None
+    captures = scan_captures(station, scan)
+    assert [c["elevation_deg"] for c in captures] == [15.0] * 3 + [35.0] * 2
+    assert [c["angle_deg"] for c in captures] == [0, 120, 240, 180, 0]
+    assert_photographed_where_recorded(station, scan, MockScene())

@@ -326,3 +326,18 @@ def test_body_over_the_size_limit_is_413_with_the_error_body(data_dir):
                                     content_type="application/json")
     assert response.status_code == 413
     assert error_code(response) == "too_large"
+
+
+def test_sessions_are_paged_and_searched_with_totals_over_all(client):
+    for name in ("Trial Alpha", "Trial Beta", "Other", "trial gamma"):
+        assert create(client, name, make_current=False).status_code == 201
+    page = client.get("/api/v1/sessions?per_page=3&page=2").get_json()
+    assert [s["name"] for s in page["sessions"]] == ["Trial Alpha"]  # newest first
+    assert (page["page"], page["pages"], page["per_page"], page["total"]) == (2, 2, 3, 4)
+    found = client.get("/api/v1/sessions?q=TRIAL").get_json()
+    assert [s["name"] for s in found["sessions"]] == ["trial gamma", "Trial Beta", "Trial Alpha"]
+    assert found["total"] == 3 and found["totals"] == page["totals"]  # totals: all sessions
+    capped = client.get("/api/v1/sessions?per_page=5000").get_json()
+    assert capped["per_page"] == 200
+    for query in ("page=0", "per_page=x", "page=１"):
+        assert error_code(client.get(f"/api/v1/sessions?{query}")) == "invalid_page"

@@ -7,8 +7,14 @@ from __future__ import annotations
 import re
 
 from scanner_app.uploads.files.image_check import CUT_OFF
-from tests.uploads.conftest import captures_of
-from tests.uploads.helpers import image_bytes, post_files, zip_bytes
+from tests.uploads.conftest import captures_of, counted, counters
+from tests.uploads.helpers import (
+    assert_written_only_inside,
+    image_bytes,
+    post_files,
+    snapshot,
+    zip_bytes,
+)
 
 LIBRARY_WORDS = re.compile(r"truncated|bytes not processed|decoder|Errno|BadZipFile|"
                            r"only ZIP archives are extracted|\(")
@@ -69,3 +75,59 @@ def test_many_invalid_files_in_an_archive_name_the_first_three(sqlite_app, sqlit
     assert upload["error"].startswith("5 of 6 files are not valid images. 'n0.txt': ")
     assert upload["error"].count(".txt'") == 3
     assert upload["error"].endswith(" And 2 more.")
+
+
+def test_one_bad_file_does_not_reject_the_good_ones(sqlite_app, sqlite_client, data_dir, tmp_path):
+    before = snapshot(tmp_path)
+    good = image_bytes("JPEG", (80, 60), seed=3)
+    files = [
+        ("good.jpg", good),
+        ("cut.jpg", good[: len(good) // 2]),
+        ("noise.jpg", b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8),
+        ("empty.jpg", b""),
+        ("lies.jpg", b"just some text, not a photo\n"),
+        ("notes.txt", b"hello"),
+        ("cut.png", image_bytes("PNG", (200, 200), seed=4)[:300]),
+        ("cut.tif", image_bytes("TIFF", (100, 100), seed=5)[:5000]),
+        ("anim.gif", b"GIF89a" + b"\x00" * 20),
+    ]
+    response = post_files(sqlite_client, files)
+    assert response.status_code == 201
+    body = response.get_json()
+    session_id = body["session_id"]
+    by_name = {u["filename"]: u for u in body["uploads"]}
+    assert all(u["status"] == "done" for u in body["uploads"])
+
+    def reason(name: str) -> str:
+        capture = captures_of(sqlite_app, by_name[name]["id"])
+        assert len(capture) == 1 and capture[0]["valid"] is False, capture
+        return capture[0]["reason"]
+
+    assert captures_of(sqlite_app, by_name["good.jpg"]["id"])[0]["valid"] is True
+    assert by_name["good.jpg"]["error"] is None
+    cut_off = ("The image is cut off: the file ends before the picture does. Copy or export it "
+               "again.")
+    for damaged in ("cut.jpg", "cut.png", "cut.tif"):
+        assert reason(damaged) == cut_off
+    assert reason("noise.jpg") == ("The file starts like a JPEG image, but the rest is damaged "
+                                   "or missing and no picture can be read. Copy or export it "
+                                   "again.")
+    for name, upload in by_name.items():
+        if name != "good.jpg":
+            # A sentence about the file for a person: no library's words, and the upload
+            # record carries it as its error.
+            assert upload["error"] == reason(name), name
+            assert re.fullmatch(r"[A-Z][^()]*\.", reason(name)), reason(name)
+            assert not re.search(r"truncated|bytes not processed|decoder|Errno", reason(name))
+    assert reason("empty.jpg") == ("The file is empty: it holds no bytes at all. Copy or export "
+                                   "it again.")
+    assert reason("lies.jpg") == "It is named .jpg but is not a JPEG, PNG or TIFF image."
+    assert reason("notes.txt") == "It is neither a JPEG, PNG or TIFF image nor a ZIP archive."
+    assert reason("anim.gif") == "GIF images are not accepted; send JPEG, PNG or TIFF."
+
+    expected = {"files_count": 9, "captures_count": 9, "valid_count": 1, "invalid_count": 8}
+    assert counters(sqlite_app, session_id) == expected == counted(sqlite_app, session_id)
+    # Kept, every one of them (an empty file too).
+    assert (data_dir / "sessions" / str(session_id) / "images" / "uploads"
+            / str(by_name["empty.jpg"]["id"]) / "empty.jpg").stat().st_size == 0
+    assert_written_only_inside(tmp_path, before, data_dir, session_id)

@@ -43,6 +43,9 @@ TRUST_TRANSLATION_MM = 10.0
 UNTRUSTED_NOTE = ("The bundle adjustment moved some frames further than a calibration error "
                   "could (see pose_corrections), so the model was built from the known poses; "
                   "calibrate the rig ('scanner hal calibrate') for better poses.")
+REFINE_OFF_NOTE = ("Pose refinement was turned off for this worker "
+                   "(SCANNER_RECONSTRUCTION_REFINE=0), so the model was built from the known "
+                   "poses.")
 MODEL = "model.glb"
 SPARSE = "sparse.ply"
 REPORT = "report.json"
@@ -128,7 +131,7 @@ def reconstruct(frames: list[FrameInput], out_dir: Path, work_dir: Path, *,
         _write_sparse(refinement, out_dir)
         outputs += [SPARSE, *COLMAP_FILES]
     else:
-        metrics["note"] = NO_COLMAP_NOTE
+        metrics["note"] = NO_COLMAP_NOTE if not sfm.available() else REFINE_OFF_NOTE
     cancel()
     progress("visual hull", 0.0)
     hull = visual_hull(poses_used, resolution, cancel=cancel,

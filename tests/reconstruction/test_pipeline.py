@@ -16,7 +16,12 @@ from hal.mock.scene import object_mesh
 from scanner_app.reconstruction import sfm
 from scanner_app.reconstruction.hull import HullError
 from scanner_app.reconstruction.inputs import InputError
-from scanner_app.reconstruction.pipeline import NO_COLMAP_NOTE, Cancelled, reconstruct
+from scanner_app.reconstruction.pipeline import (
+    NO_COLMAP_NOTE,
+    REFINE_OFF_NOTE,
+    Cancelled,
+    reconstruct,
+)
 from scanner_app.reconstruction.surface import as_mesh, surface_distance
 from tests.reconstruction.mock_frames import mock_frames
 
@@ -47,7 +52,8 @@ def test_hull_from_true_poses_is_within_one_percent_of_the_true_mesh(frames, tmp
     assert len(np.unique(colours, axis=0)) > 50
     # The report says what was (not) done, and progress only went forward to 100 %.
     report = json.loads((out / "report.json").read_text())
-    assert report["refined"] is False and report["note"] == NO_COLMAP_NOTE
+    assert report["refined"] is False
+    assert report["note"] == (REFINE_OFF_NOTE if sfm.available() else NO_COLMAP_NOTE)
     assert set(report["seconds"]) >= {"visual hull", "colour", "total"}
     assert metrics["outputs"] == ["model.glb", "report.json"]
     percents = [p for _, p in seen]

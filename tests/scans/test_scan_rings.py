@@ -78,3 +78,21 @@ def test_rings_without_a_tilt_are_guided(make_station) -> None:
     assert [c["elevation_deg"] for c in captures] == [15.0] * 3 + [35.0] * 2
     assert [c["angle_deg"] for c in captures] == [0, 120, 240, 180, 0]
     assert_photographed_where_recorded(station, scan, MockScene())
+
+
+def test_a_turn_over_pass_waits_for_the_object_to_be_turned(make_station) -> None:
+    station = make_station(SCANNER_TILT="servo")
+    station.start_worker("--name", WORKER)
+    scan = station.start_scan(profile="quick", rings=[{"elevation_deg": 20, "frames": 3}],
+                              turn_over=True)
+    asked = "Turn the object over on the platter and press the button or Resume."
+    waiting = station.wait_for_scan(
+        scan["id"], lambda s: s["status"] == "paused" and s["message"] == asked,
+        "asking to turn the object over", timeout=60)
+    assert waiting["frames_captured"] == 3 and waiting["current_pass"] == 2
+    station.action(scan["id"], "resume")
+    done = station.wait_for_status(scan["id"], "completed", timeout=60)
+    assert done["message"] is None
+    captures = scan_captures(station, scan)
+    assert [(c["pass"], c["ring"], c["angle_deg"]) for c in captures] == [
+        (1, 0, 0), (1, 0, 120), (1, 0, 240), (2, 1, 240), (2, 1, 120), (2, 1, 0)]

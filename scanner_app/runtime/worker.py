@@ -255,7 +255,8 @@ def run_worker(
 
     # Scan progress, failures and recoveries belong in the worker's log (RQ only sets up
     # its own loggers).
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # force: the app factory may have set up the root logger already, without the ids.
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
     install_log_context()  # every line says which session and scan (or upload) it is about
     settings = settings_of(app)
     connection = connection or redis_connection(settings)

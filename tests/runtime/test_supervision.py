@@ -136,7 +136,7 @@ def test_fresh_station_migrates_and_a_killed_worker_takes_its_horse_along(statio
         assert final["status"] == "completed", final
         _assert_each_frame_once(station_dir, final, FRAMES)
         # Finding 12: the job's log lines name their session and scan.
-        station.wait_line(f"session={final['session_id']} scan={scan_id}:", 10)
+        station.wait_line(f"session={final['session_id']} scan={scan_id} job=", 10)
 
         # Finding 2: Redis killed: restarted, with what it held a second before.
         probe = Redis(unix_socket_path=str(station_dir / "redis.sock"))

@@ -50,6 +50,8 @@ class Settings:
     hal: HalSettings
     # A scan (all rings, both passes) takes at most this many frames.
     max_scan_frames: int = 720
+    # A real rig's first scan of a set-up asks to take the object off for background plates.
+    guided_plates: bool = False
     # Uploaded images with more pixels are invalid and never decoded (a small PNG can
     # unpack to gigabytes). 100 MP: the largest supported sensor (IMX477, 12.3 MP) with room
     # for stitched or medium-format uploads.
@@ -167,6 +169,7 @@ def load_settings(
         default_profile=default_profile,
         hal=hal,
         max_scan_frames=int(data.get("scans", {}).get("max_total_frames", 720)),
+        guided_plates=bool(data.get("scans", {}).get("guided_plates", False)),
         max_image_megapixels=_positive(_number(
             env, "SCANNER_MAX_IMAGE_MEGAPIXELS", float,
             float(station.get("max_image_megapixels", 100)),

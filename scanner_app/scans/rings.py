@@ -28,6 +28,12 @@ def set_camera_message(elevation_deg: float) -> str:
     return f"Set the camera to {elevation_deg:g}° and press the button or Resume."
 
 
+OBJECT_OFF_MESSAGE = ("Take the object off the platter so the station can photograph the empty "
+                      "platter, then press the button or Resume.")
+OBJECT_BACK_MESSAGE = ("Put the object back on the platter where it stood and press the button "
+                       "or Resume.")
+
+
 def turn_over_message(elevation_deg: float | None) -> str:
     where = "" if elevation_deg is None else f", set the camera to {elevation_deg:g}°"
     return f"Turn the object over on the platter{where} and press the button or Resume."
@@ -106,16 +112,42 @@ class RingSteps:
 
     def _plate_for(self, rig: Rig, elevation: float) -> tuple[Path, float] | None:
         """The ring's background plate: reused from the set-up, or taken now on the mock rig
-        (shown the empty platter). A real rig without one falls back to uniform masks."""
+        (shown the empty platter). A real rig takes the missing ones in a guided step at the
+        scan's first frame ([scans] guided_plates), else its masks assume a uniform
+        backdrop."""
         if self.plates is None:
             return None
         plate = self.plates.plate(elevation)
         if plate is None and rig.is_mock:
             plate = self.plates.take(rig, elevation)
+        elif plate is None and not self.recorded and self.settings.guided_plates:
+            self._guided_plates(rig, elevation)
+            plate = self.plates.plate(elevation)
         if plate is not None:
             self.meta.extra["plates"]["taken"][f"{elevation:g}"] = {
                 "file": str(plate[0]), "angle_deg": plate[1]}
         return plate
+
+    def _guided_plates(self, rig: Rig, here: float) -> None:
+        """Before the first frame (exposure locked, platter in place): object off, one plate
+        per ring elevation still missing, camera back to `here`, object back on."""
+        assert self.plates is not None
+        wanted = sorted({self._ring_elevation(rig, r) for r in self.path.rings})
+        missing = [e for e in wanted if self.plates.plate(e) is None]
+        self._wait_for_operator(rig, OBJECT_OFF_MESSAGE)
+        # The others first, this ring's own last: the camera ends where the frame needs it.
+        for elevation in [e for e in missing if e != here] + [e for e in missing if e == here]:
+            self._set_elevation(rig, elevation)
+            self.plates.take(rig, elevation)
+        self._set_elevation(rig, here)
+        self._wait_for_operator(rig, OBJECT_BACK_MESSAGE)
+
+    def _set_elevation(self, rig: Rig, elevation: float) -> None:
+        if rig.tilt is not None:
+            rig.tilt.move_to(elevation)
+        elif self.arm.get("elevation_deg") not in (None, elevation):
+            self._wait_for_operator(rig, set_camera_message(elevation))
+        self.arm["elevation_deg"] = elevation
 
     def _frame_fields(self, rig: Rig, index: int, angle: float) -> dict[str, Any]:
         """Ring, pass, elevation and pose of frame `index` (for its Capture row and entry)."""

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
 from redis import Redis
 from rq import Queue
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -162,3 +163,24 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(q
         run()
         tried.append(f"{operation.method.upper()} {operation.path}")
     assert len(tried) >= 18, tried  # every operation of the document was exercised
+
+
+def test_requests_outside_the_document_get_a_4xx_never_a_server_error(queued_app):
+    """Schemathesis' negative mode: wrong types, missing fields, out-of-range ids and pages.
+    Each must be refused with a 4xx (and the error body), never a 5xx."""
+    app = queued_app
+    key = api_client(app, "schemathesis-negative").environ_base["HTTP_X_API_KEY"]
+    _seed(app)
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app,
+                                            headers={"X-Api-Key": key})
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
+                  derandomize=True, suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        def run(case) -> None:
+            response = case.call(headers={"X-Api-Key": key})
+            case.validate_response(response, checks=[not_a_server_error])
+
+        run()

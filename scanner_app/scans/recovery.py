@@ -186,7 +186,7 @@ def reconcile_stale_scans(scan_ids: list[int] | None = None) -> list[int]:
         result = db.session.execute(
             update(Scan)
             .where(Scan.id == scan.id, Scan.status == scan.status, same_heartbeat)
-            .values(status="interrupted", control=None,
+            .values(status="interrupted", control=None, message=None,
                     error=_interrupted_message(scan, why))
             .execution_options(synchronize_session=False)
         )
@@ -211,7 +211,8 @@ def mark_interrupted(scan_id: int, job_id: str | None, why: str) -> bool:
         where.append(Scan.rq_job_id == job_id)
     result = db.session.execute(
         update(Scan).where(*where)
-        .values(status="interrupted", control=None, error=_interrupted_message(scan, why))
+        .values(status="interrupted", control=None, message=None,
+                error=_interrupted_message(scan, why))
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

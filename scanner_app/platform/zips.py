@@ -63,11 +63,32 @@ _REWRITTEN = re.compile(r"^metadata/(session\.json|scans/[^/]+\.json)$")
 _SCAN_EXPORT = re.compile(r"^exports/scan-[^/]+\.zip$")
 
 
+# Written in place (not renamed into place) while an upload is processed: such a file may
+# grow between the listing and its turn, so exactly the listed size is sent.
+_WRITTEN_IN_PLACE = re.compile(r"^images/uploads/")
+READ_SIZE = 64 * 1024
+
+
+def _exactly(path: Path, size: int) -> Iterator[bytes]:
+    """The first `size` bytes of `path`, read when the archive reaches it."""
+    with open(path, "rb") as handle:
+        left = size
+        while left:
+            data = handle.read(min(READ_SIZE, left))
+            if not data:  # cut short meanwhile: the download fails rather than lie
+                raise OSError(f"{path.name} became shorter while it was being downloaded")
+            left -= len(data)
+            yield data
+
+
 def _add_file(archive: ZipStream, path: Path, arcname: str) -> None:
     """Queue one file; a file that vanished since the listing is left out."""
     try:
         if _REWRITTEN.match(arcname):
             archive.add(path.read_bytes(), arcname)
+        elif _WRITTEN_IN_PLACE.match(arcname):
+            size = path.stat().st_size
+            archive.add(_exactly(path, size), arcname, size=size)
         else:
             archive.add_path(str(path), arcname, recurse=False)
     except FileNotFoundError:

@@ -268,3 +268,24 @@ def test_export_path_is_inside_the_session(sqlite_app, data_dir):
         session_id = resolve_session(None)
         path = current_storage().scan_export_path(session_id, 9)
     assert path == Path(data_dir) / "sessions" / str(session_id) / "exports" / "scan-9.zip"
+
+
+def test_an_extracted_file_growing_during_the_download_is_sent_as_listed(
+        sqlite_client, sqlite_app, data_dir):
+    """Archive entries are written in place while an upload is processed: one that grows after
+    the listing is sent at its listed size, so the announced length and the ZIP stay true."""
+    with sqlite_app.app_context():
+        session_id = resolve_session(None)
+    extracted = StorageManager(data_dir).upload_dir(session_id, 5) / "photos"
+    extracted.mkdir(parents=True)
+    growing = extracted / "a.jpg"
+    first_part = os.urandom(200_000)
+    growing.write_bytes(first_part)
+    response = sqlite_client.get(f"/api/v1/sessions/{session_id}/export.zip")
+    with open(growing, "ab") as handle:
+        handle.write(os.urandom(50_000))  # the extraction goes on
+    data = response.get_data()
+    assert len(data) == int(response.headers["Content-Length"])
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.testzip() is None
+        assert archive.read("images/uploads/5/photos/a.jpg") == first_part

@@ -53,6 +53,16 @@ def _reactivate(session_id: int) -> bool:
     return result.rowcount == 1
 
 
+def _lock(session_id: int) -> bool:
+    """Take the session row's lock for this transaction (the lock delete and merge take
+    first), so neither can remove it until this transaction commits; False when it is gone."""
+    result = db.session.execute(
+        update(ScanSession).where(ScanSession.id == session_id)
+        .values(updated_at=ScanSession.updated_at)
+    )
+    return result.rowcount == 1
+
+
 def _upsert_auto_session(day: date) -> tuple[int, bool, bool]:
     """Insert today's auto session or take the existing one, whatever its status.
 
@@ -105,26 +115,37 @@ def _upsert_auto_session_retrying(day: date, attempts: int = 5) -> tuple[int, bo
 def resolve_session(session_id: int | None = None, *, now: datetime | None = None) -> int:
     """Return the id of the session new work goes to, committing whatever that took.
 
-    Raises NotFound for an unknown explicit id. Creates the session directory (idempotently)
-    only after the database has committed the row."""
-    created = reactivated = False
-    if session_id is not None:
-        if db.session.get(ScanSession, session_id) is None:
+    Raises NotFound for an unknown explicit id (also one deleted or merged away meanwhile).
+    The directory of an existing session is made (idempotently) while this transaction holds
+    the row's lock; a new session's after the database has committed the row."""
+    for _attempt in range(3):
+        created = reactivated = False
+        if session_id is not None:
+            resolved, how = session_id, "requested"
+        elif (manual_id := current_manual_session_id()) is not None:
+            resolved, how = manual_id, "current"
+        else:
+            resolved, created, reactivated = _upsert_auto_session_retrying(station_today(now))
+            how = "today's auto"
+            break
+        reactivated = _reactivate(resolved)
+        if _lock(resolved):
+            break
+        # Deleted (or merged away) before this request could hold it.
+        db.session.rollback()
+        if session_id is not None:
             raise NotFound(f"There is no session {session_id}. Pick one from the session list.")
-        resolved, how = session_id, "requested"
-        reactivated = _reactivate(session_id)
-    elif (manual_id := current_manual_session_id()) is not None:
-        resolved, how = manual_id, "current"
-        reactivated = _reactivate(manual_id)
+        # The current session went a moment ago (its delete also cleared 'current'): again.
     else:
-        resolved, created, reactivated = _upsert_auto_session_retrying(station_today(now))
-        how = "today's auto"
+        raise NotFound("The current session was just deleted. Send the files again.")
     store = current_storage()
+    if not (created or reactivated):
+        # While this transaction holds the row, so a delete that comes after (and renames the
+        # folder aside) never finds a folder made again behind its back.
+        store.ensure_session_dir(resolved)
     if created or reactivated or not store.session_record_path(resolved).exists():
         mark_dirty(resolved, create=True)  # written (folder made) once the row is committed
     db.session.commit()
-    if not (created or reactivated):
-        store.ensure_session_dir(resolved)
     verb = "created new" if created else ("reactivated" if reactivated else "reused existing")
     log.info("Session resolver: %s %s session %s", verb, how, resolved)
     return resolved

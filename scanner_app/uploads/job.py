@@ -143,7 +143,7 @@ def process_uploads(upload_ids: list[int]) -> dict[str, int]:
 
 @on_horse_killed(UPLOAD_JOB)
 def uploads_horse_killed(job: Any, how: str) -> None:
-    """The worker's clean-up when this job's process was killed: its uploads still
-    'processing' are marked failed (their files kept), unless another live run holds them."""
+    """The worker's clean-up when this job's process was killed: the file it was working on
+    is marked failed (kept); the files it never reached are queued again (mark_failed)."""
     if job.args:
         mark_failed(list(job.args[0]), KILLED_SENTENCE, job_id=job.id)

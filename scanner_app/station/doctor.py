@@ -30,9 +30,10 @@ from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager
 from scanner_app.station.doctor_guard import guarded, path_is_file
+from scanner_app.station.doctor_space import check_free_space
+from scanner_app.station.doctor_space import mb_text as _mb
 from scanner_app.station.doctor_uploads import check_stuck_uploads
 
-MB = 1024 * 1024
 # Left by services/sessions.delete_session (renamed aside, then the commit) and by
 # StorageManager.remove_session_dir (renamed aside after the commit).
 LEFTOVER = re.compile(r"^\.(deleting|deleted)-(\d+)(?:-[0-9a-f]+)?$")
@@ -107,12 +108,6 @@ def _folder_size(path: Path) -> tuple[int, int]:
             except OSError:
                 pass
     return files, size
-
-
-def _mb(size: int) -> str:
-    if size < MB:
-        return f"{max(1, round(size / 1024)) if size else 0} KB"
-    return f"{size / MB:.1f} MB" if size < 10 * MB else f"{round(size / MB)} MB"
 
 
 def _files(count: int) -> str:
@@ -347,30 +342,6 @@ def check_stale_scans(report: Report) -> None:
             report.add("warning", f"Scan {scan.id} has been waiting in the queue for "
                                   f"{_duration(age)}. Is a worker running ('scanner worker', "
                                   "or 'scanner run')?")
-
-
-# --- disk space --------------------------------------------------------------------------
-
-def check_free_space(report: Report, settings: Settings) -> None:
-    from scanner_app.platform.disk import estimate_scan_bytes, free_bytes
-
-    free = free_bytes(settings.data_dir)
-    reserve = settings.disk_reserve_mb * MB
-    if free < reserve:
-        report.add("problem", f"Only {_mb(free)} are free in {settings.data_dir}, less than the "
-                              f"reserve of {settings.disk_reserve_mb} MB: new scans are refused. "
-                              "Delete old sessions or exports, or use a bigger card or disk.")
-        return
-    profile = settings.profiles.get(settings.default_profile)
-    if profile is not None:
-        one_scan = estimate_scan_bytes(profile, profile.frames)
-        if free - one_scan < reserve:
-            report.add("warning", f"{_mb(free)} are free in {settings.data_dir}: not enough for "
-                                  f"another '{profile.name}' scan (about {_mb(one_scan)}) above "
-                                  f"the reserve of {settings.disk_reserve_mb} MB.")
-            return
-    report.add("ok", f"{_mb(free)} free in {settings.data_dir} (reserve "
-                     f"{settings.disk_reserve_mb} MB).")
 
 
 # --- all of it ---------------------------------------------------------------------------

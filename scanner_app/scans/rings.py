@@ -60,6 +60,8 @@ class RingSteps:
                          calibration_id=self.model.calibration_id)
             db.session.commit()
         self.plates = Plates(self.settings.data_dir, self.model, size)
+        if rig.tilt is not None:
+            rig.tilt.home()  # a switch measures the arm; a servo is driven where it stands
         # Where the arm was last set in this scan (kept across resumes), and the turn-over.
         self.arm = self.meta.extra.get("arm") or {"elevation_deg": None, "turned_over": False}
         taken = (self.meta.extra.get("plates") or {}).get("taken") or {}

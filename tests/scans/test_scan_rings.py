@@ -96,3 +96,31 @@ def test_a_turn_over_pass_waits_for_the_object_to_be_turned(make_station) -> Non
     captures = scan_captures(station, scan)
     assert [(c["pass"], c["ring"], c["angle_deg"]) for c in captures] == [
         (1, 0, 0), (1, 0, 120), (1, 0, 240), (2, 1, 240), (2, 1, 120), (2, 1, 0)]
+
+
+def test_a_guided_scan_stopped_while_waiting_asks_again_when_resumed(make_station) -> None:
+    station = make_station()
+    worker = station.start_worker("--name", WORKER)
+    arm = build_arm(station.app.config["SCANNER_SETTINGS"].hal)
+    arm.set_true_elevation(15)
+    rings = [{"elevation_deg": 15, "frames": 2}, {"elevation_deg": 35, "frames": 2}]
+    scan = station.start_scan(profile="quick", rings=rings)
+    first = "Set the camera to 15° and press the button or Resume."
+    second = "Set the camera to 35° and press the button or Resume."
+    station.wait_for_scan(scan["id"], lambda s: s["message"] == first, "asking for 15°", 60)
+    station.action(scan["id"], "resume")
+    station.wait_for_scan(scan["id"], lambda s: s["message"] == second, "asking for 35°", 60)
+    station.stop_workers()  # the worker shuts down while the scan waits for the operator
+    stopped = station.wait_for_status(scan["id"], "interrupted", timeout=30)
+    assert stopped["message"] is None and stopped["frames_captured"] == 2
+    assert worker.poll() is not None
+    station.start_worker("--name", WORKER + "-2")
+    station.action(scan["id"], "resume")
+    station.wait_for_scan(scan["id"], lambda s: s["message"] == second, "asking again", 60)
+    arm.set_true_elevation(35)
+    station.action(scan["id"], "resume")
+    station.wait_for_status(scan["id"], "completed", timeout=60)
+    captures = scan_captures(station, scan)
+    assert [(c["elevation_deg"], c["angle_deg"]) for c in captures] == [
+        (15.0, 0), (15.0, 180), (35.0, 180), (35.0, 0)]
+    assert_photographed_where_recorded(station, scan, MockScene())

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from hal.atomic import atomic_write_bytes
 from hal.masks import object_mask, write_mask
@@ -29,6 +30,9 @@ from scanner_app.scans.poses import CameraModel
 log = logging.getLogger("scanner.scans")
 
 MASKS_DIR = "masks"
+# Masks are computed at most this wide and scaled up: at 12 MP a full-size mask takes many
+# seconds a frame on a Pi, and the object's outline gains little from it.
+MASK_MAX_WIDTH = 1280
 
 
 def setup_key(model: CameraModel, size: tuple[int, int]) -> str:
@@ -85,18 +89,25 @@ def write_frame_mask(frame_file: Path, images_dir: Path, model: CameraModel,
     frame = cv2.imread(str(frame_file), cv2.IMREAD_COLOR)
     if frame is None:
         raise ValueError(f"The frame {frame_file} could not be read.")
+    full = (frame.shape[1], frame.shape[0])
+    plate_img = None if plate is None else cv2.imread(str(plate[0]), cv2.IMREAD_COLOR)
+    if plate_img is not None and plate_img.shape != frame.shape:
+        plate_img = None  # taken at another size: not this set-up's
+    if full[0] > MASK_MAX_WIDTH:
+        small = (MASK_MAX_WIDTH, round(full[1] * MASK_MAX_WIDTH / full[0]))
+        frame = cv2.resize(frame, small, interpolation=cv2.INTER_AREA)
+        if plate_img is not None:
+            plate_img = cv2.resize(plate_img, small, interpolation=cv2.INTER_AREA)
     h, w = frame.shape[:2]
-    if plate is None:
+    if plate_img is None:
         mask = object_mask(frame)
     else:
-        plate_img = cv2.imread(str(plate[0]), cv2.IMREAD_COLOR)
-        if plate_img is None or plate_img.shape != frame.shape:
-            mask = object_mask(frame)
-        else:
-            mask = object_mask(frame, plate_img, intrinsics=model.intrinsics_for((w, h)),
-                               pose0=model.pose(elevation_deg, 0.0),
-                               plate_angle_deg=plate[1], frame_angle_deg=angle_deg,
-                               platter_radius_m=PLATTER_RADIUS_M)
+        mask = object_mask(frame, plate_img, intrinsics=model.intrinsics_for((w, h)),
+                           pose0=model.pose(elevation_deg, 0.0), plate_angle_deg=plate[1],
+                           frame_angle_deg=angle_deg, platter_radius_m=PLATTER_RADIUS_M)
+    if (w, h) != full:
+        mask = cv2.resize(mask.astype(np.uint8) * 255, full,
+                          interpolation=cv2.INTER_LINEAR) > 127
     out = mask_path(images_dir, frame_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     return write_mask(out, mask)

@@ -85,3 +85,22 @@ def test_plates_are_taken_once_and_masks_match_the_renderer(rig, data_dir: Path,
             assert mask_iou(read_mask(written), exact) >= 0.95
     # Another photo size is another set-up: its plates are its own.
     assert Plates(data_dir, model, (640, 480)).plate(10.0) is None
+
+
+def test_large_frames_are_masked_at_a_smaller_size_and_scaled_up(data_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    size = (2028, 1521)
+    settings = HalSettings.from_mapping({
+        "data_dir": str(data_dir),
+        "mock": {"capture_seconds": 0, "seconds_per_rev": 0, "resolution": list(size)}})
+    with build_rig(settings) as rig:
+        rig.camera.lock_exposure()
+        model = camera_model(data_dir, rig.describe()["camera"], size)
+        plate = Plates(data_dir, model, size).take(rig, 20.0)
+        rig.turntable.move_to(40)
+        frame = tmp_path / "frame_0000.jpg"
+        rig.camera.capture(frame)
+        written = write_frame_mask(frame, tmp_path, model, 20.0, 40.0, plate)
+        mask = read_mask(written)
+        assert mask.shape == (size[1], size[0])
+        assert mask_iou(mask, rig.camera.scene.render(20.0, 40.0, size).mask) >= 0.95

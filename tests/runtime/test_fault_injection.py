@@ -26,7 +26,7 @@ from tests.uploads.helpers import image_bytes, multipart_body
 
 SEED = int(os.environ.get("FAULT_SEED", "20261130"))
 TARGETS = ("horse", "worker", "uploads", "redis", "run")
-FRAMES = 8
+FRAMES = 6
 BOUNDARY = "faultInjectionB"
 
 

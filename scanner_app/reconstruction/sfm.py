@@ -3,12 +3,11 @@ only here and only when asked; without it the pipeline builds the hull from know
 
 SIFT features are extracted inside each frame's mask (COLMAP reads `<image name>.png` from
 the mask folder), matched only between frames that are neighbours along the scan's path
-(the next two frames of a ring, and the nearest frames of the rings above and below),
-triangulated from the known poses, then a bundle adjustment refines poses, focal length and
-distortion. A bundle adjustment fixes its gauge on two cameras, not on the object frame, so
-the refined cameras are moved back onto the known ones by the similarity that fits all of
-them best: the turntable's frame stays the frame of the model, and what a calibration error
-did to single frames is corrected.
+(the next two frames of a ring, and the nearest frames of the rings above and below), and
+triangulated from the known poses. The bundle adjustment is the turntable's own (rig_fit):
+one correction per ring and one focal-length scale, not free poses, because a small object
+fixes a single frame's pose poorly. Triangulation and adjustment alternate: loose first, then
+at COLMAP's own thresholds, then a last triangulation of the final poses for the model.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,12 @@ import cv2
 import numpy as np
 
 from hal.geometry import Pose, colmap_cameras_line, colmap_images_lines
+from scanner_app.reconstruction import rig_fit
 from scanner_app.reconstruction.frames import FrameInput
 
 MIN_REGISTERED_SHARE = 0.5
+MIN_IMAGE_POINTS = 15  # a frame with fewer triangulated points did not register
+MIN_POINTS = 30
 MAX_IMAGE_SIZE = 1600
 
 
@@ -97,32 +99,6 @@ def _stage_files(frames: list[FrameInput], work: Path) -> tuple[Path, Path]:
     return images, masks
 
 
-def _project_rotation(m: np.ndarray) -> np.ndarray:
-    u, _s, vt = np.linalg.svd(m)
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    return u @ d @ vt
-
-
-def align_to_priors(refined: list[Pose], priors: list[Pose]) -> tuple[float, np.ndarray,
-                                                                       np.ndarray]:
-    """s, R, t with X_prior ≈ s R X_refined + t, from both the camera centres and the
-    cameras' orientations, each weighted by how well a 5 mm / 2° error pins it down (a centre
-    35 cm from the axis fixes the rotation about 2.5 times better than an orientation does)."""
-    src = np.array([p.centre for p in refined])
-    dst = np.array([p.centre for p in priors])
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    from_centres = _project_rotation(b.T @ a)
-    from_orientations = sum(q.R.T @ r.R for q, r in zip(priors, refined, strict=True))
-    spread = float(np.sqrt((a ** 2).sum(1).mean())) or 1.0
-    centre_sigma = 0.005 / spread  # radians
-    orientation_sigma = np.radians(2.0)
-    rot = _project_rotation(from_centres / centre_sigma ** 2
-                            + from_orientations / len(refined) / orientation_sigma ** 2)
-    scale = float(np.einsum("ij,ij->", b, a @ rot.T) / (a ** 2).sum())
-    return scale, rot, mu_d - scale * rot @ mu_s
-
-
 def pose_difference(a: Pose, b: Pose) -> tuple[float, float]:
     """(rotation angle in degrees, camera-centre distance in metres) between two poses."""
     cos = (np.trace(a.R @ b.R.T) - 1) / 2
@@ -166,28 +142,58 @@ def refine(frames: list[FrameInput], work: Path, *, token: Any = None,
     pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=pairing,
                                device=pycolmap.Device.cpu, cancellation_token=token)
 
-    progress("triangulation", 0.0)
-    reconstruction = _known_model(database, frames, work / "known")
-    # Round 1 accepts the errors a miscalibrated rig makes (degrees, many pixels); its bundle
-    # adjustment brings the poses close, and round 2 triangulates again at COLMAP's own
-    # thresholds, so the final adjustment only sees clean tracks.
-    for round_number, loose in enumerate((True, False), start=1):
+    # Round 1 triangulates with thresholds loose enough for a miscalibrated rig's errors
+    # (degrees, many pixels); the turntable's bundle adjustment (rig_fit) corrects each ring;
+    # round 2 triangulates again at COLMAP's own thresholds and adjusts once more; round 3
+    # only triangulates the final poses for the model written out.
+    current = list(frames)
+    fitted: rig_fit.RigFit | None = None
+    for round_number, loose in enumerate((True, False, False), start=1):
+        progress("triangulation", 0.0)
+        reconstruction = _known_model(database, current, work / f"known-{round_number}")
         out = work / f"triangulated-{round_number}"
         out.mkdir(exist_ok=True)
         reconstruction = pycolmap.triangulate_points(
             reconstruction, database, images, out, clear_points=True,
             options=_triangulation_options(loose), cancellation_token=token)
         _raise_if_cancelled(token)
+        if round_number == 3:
+            break
         progress("bundle adjustment", 0.5 * (round_number - 1))
-        options = pycolmap.BundleAdjustmentOptions()
-        # Focal length and distance trade off for a small object: refine it in round 2 only,
-        # once the poses are close.
-        options.refine_focal_length = refine_intrinsics and not loose
-        options.refine_principal_point = False  # weakly seen by a turntable's orbit
-        options.refine_extra_params = intr.has_distortion
-        pycolmap.bundle_adjustment(reconstruction, options, cancellation_token=token)
-        _raise_if_cancelled(token)
-    return _result(reconstruction, frames, {f.name: f for f in frames}, work)
+        observations, points = _tracks(reconstruction, current)
+        if len(points) < MIN_POINTS:
+            raise RegistrationError(_too_few(0, len(frames)))
+        fitted = rig_fit.fit(current, observations, points, refine_focal=refine_intrinsics)
+        scale = fitted.focal_scale if refine_intrinsics else 1.0
+        current = [replace(f, pose=fitted.poses[f.name],
+                           intrinsics=replace(f.intrinsics, fx=f.intrinsics.fx * scale,
+                                              fy=f.intrinsics.fy * scale))
+                   for f in current]
+    return _result(reconstruction, frames, current, fitted, work)
+
+
+def _too_few(registered: int, total: int) -> str:
+    return (f"Only {registered} of {total} frames registered (too few features matched "
+            "between neighbouring frames): use a plainer backdrop, light the object evenly, "
+            "take more frames per ring, or calibrate the rig and scan again.")
+
+
+def _tracks(reconstruction: Any, frames: list[FrameInput]
+            ) -> tuple[list[tuple[int, int, float, float]], np.ndarray]:
+    """(frame index, point index, u, v) in OpenCV pixels, and the points."""
+    index = {f.name: i for i, f in enumerate(frames)}
+    ids = list(reconstruction.points3D.keys())
+    number = {pid: k for k, pid in enumerate(ids)}
+    points = np.array([reconstruction.points3D[pid].xyz for pid in ids]).reshape(-1, 3)
+    observations = []
+    for image in reconstruction.images.values():
+        i = index[image.name]
+        for point in image.points2D:
+            if point.has_point3D():
+                # COLMAP puts the centre of the top-left pixel at (0.5, 0.5), OpenCV at 0.
+                observations.append((i, number[point.point3D_id], point.xy[0] - 0.5,
+                                     point.xy[1] - 0.5))
+    return observations, points
 
 
 def cancelled(token: Any) -> bool:
@@ -235,48 +241,27 @@ def _known_model(database: Path, frames: list[FrameInput], folder: Path) -> Any:
     return pycolmap.Reconstruction(str(folder))
 
 
-def _result(reconstruction: Any, frames: list[FrameInput], by_name: dict[str, FrameInput],
-            work: Path) -> Refinement:
-    registered = {}
-    for image in reconstruction.images.values():
-        if image.has_pose and image.num_points3D >= 15:
-            cam = image.cam_from_world()
-            registered[image.name] = Pose(np.asarray(cam.rotation.matrix()),
-                                          np.asarray(cam.translation))
-    if len(registered) < max(3, MIN_REGISTERED_SHARE * len(frames)):
-        raise RegistrationError(
-            f"Only {len(registered)} of {len(frames)} frames registered (too few features "
-            "matched between neighbouring frames): use a plainer backdrop, light the object "
-            "evenly, take more frames per ring, or calibrate the rig and scan again.")
-    names = sorted(registered)
-    scale, rot, shift = align_to_priors([registered[n] for n in names],
-                                        [by_name[n].pose for n in names])
+def _result(reconstruction: Any, frames: list[FrameInput], fitted_frames: list[FrameInput],
+            fitted: rig_fit.RigFit | None, work: Path) -> Refinement:
+    registered = sum(1 for image in reconstruction.images.values()
+                     if image.has_pose and image.num_points3D >= MIN_IMAGE_POINTS)
+    if fitted is None or registered < max(3, MIN_REGISTERED_SHARE * len(frames)):
+        raise RegistrationError(_too_few(registered, len(frames)))
+    known = {f.name: f.pose for f in frames}
     poses, corrections = {}, {}
-    for n in names:
-        p = registered[n]
-        r_new = p.R @ rot.T
-        pose = Pose(r_new, -r_new @ (scale * rot @ p.centre + shift))
-        poses[n] = pose
-        angle, move = pose_difference(pose, by_name[n].pose)
-        corrections[n] = {"rotation_deg": angle, "translation_mm": 1000 * move}
-    points, colours = [], []
-    for point in reconstruction.points3D.values():
-        points.append(scale * rot @ np.asarray(point.xyz) + shift)
-        colours.append(np.asarray(point.color, dtype=np.uint8))
-    camera = next(iter(reconstruction.cameras.values()))
+    for f in fitted_frames:
+        poses[f.name] = f.pose
+        angle, move = pose_difference(f.pose, known[f.name])
+        corrections[f.name] = {"rotation_deg": angle, "translation_mm": 1000 * move}
+    points = [np.asarray(p.xyz) for p in reconstruction.points3D.values()]
+    colours = [np.asarray(p.color, dtype=np.uint8) for p in reconstruction.points3D.values()]
     model_dir = work / "refined"
     model_dir.mkdir(exist_ok=True)
-    reconstruction.transform(_sim3(scale, rot, shift))
     reconstruction.write_text(str(model_dir))
+    intr = fitted_frames[0].intrinsics
     return Refinement(
-        poses=poses, focal_px=(float(camera.focal_length_x), float(camera.focal_length_y)),
+        poses=poses, focal_px=(intr.fx, intr.fy),
         points=np.array(points).reshape(-1, 3), colours=np.array(colours).reshape(-1, 3),
-        registered=len(registered),
+        registered=registered,
         reprojection_px=float(reconstruction.compute_mean_reprojection_error()),
         corrections=corrections, model_dir=model_dir)
-
-
-def _sim3(scale: float, rot: np.ndarray, shift: np.ndarray) -> Any:
-    import pycolmap
-
-    return pycolmap.Sim3d(scale, pycolmap.Rotation3d(rot), shift)

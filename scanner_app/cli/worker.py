@@ -16,8 +16,12 @@ from scanner_app.platform.queues import ALL_QUEUES, KNOWN_QUEUES
 @click.option("--name", default=None, help="Worker name shown in the RQ dashboard.")
 @click.option("--nice", "niceness", type=click.IntRange(0, 19), default=0,
               help="Lower this worker's CPU priority by N (the processing worker: 10).")
+@click.option("--wait-for-redis", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds to wait at start for Redis to answer (scanner run: while it "
+                   "restarts Redis) before giving up.")
 @with_appcontext
-def worker(queues: str, burst: bool, name: str | None, niceness: int) -> None:
+def worker(queues: str, burst: bool, name: str | None, niceness: int,
+           wait_for_redis: float) -> None:
     import os
 
     from scanner_app.runtime.worker import WorkerCannotStart, run_worker
@@ -33,6 +37,7 @@ def worker(queues: str, burst: bool, name: str | None, niceness: int) -> None:
             param_hint="--queues",
         )
     try:
-        run_worker(current_app._get_current_object(), names, burst=burst, name=name)
+        run_worker(current_app._get_current_object(), names, burst=burst, name=name,
+                   wait_for_redis=wait_for_redis)
     except WorkerCannotStart as exc:
         raise click.ClickException(str(exc)) from None

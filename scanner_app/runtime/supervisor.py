@@ -41,6 +41,10 @@ from scanner_app.runtime.redis_server import PrivateRedis, PrivateRedisError
 # Stopping order: nothing new comes in, then the workers finish or are stopped.
 STOP_ORDER = ("web", "button", "worker", "uploads", "processing")
 PR_SET_CHILD_SUBREAPER = 36
+# Workers wait this long for Redis at start instead of failing at once: while Redis is down
+# (ours restarting, or an external one) a worker restart then counts one failure a minute,
+# not one a second, and the station waits for Redis instead of giving up.
+WAIT_FOR_REDIS = ("--wait-for-redis", "60")
 
 
 def default_parts(host: str, port: int) -> list[Part]:
@@ -48,14 +52,15 @@ def default_parts(host: str, port: int) -> list[Part]:
         Part("web", "the web server (scanner web)",
              child_command("web", "--host", host, "--port", str(port))),
         Part("worker", "the scan worker (scanner worker --queues hardware)",
-             child_command("worker", "--queues", "hardware")),
+             child_command("worker", "--queues", "hardware", *WAIT_FOR_REDIS)),
         Part("uploads", "the uploads worker (scanner worker --queues uploads)",
-             child_command("worker", "--queues", "uploads")),
+             child_command("worker", "--queues", "uploads", *WAIT_FOR_REDIS)),
         Part("button", "the start-button daemon (scanner button)", child_command("button")),
         # Issue 13 (reconstruction engineer): models are built by a worker of their own, at
         # low CPU priority, so a reconstruction never slows the web server or a scan.
         Part("processing", "the processing worker (scanner worker --queues processing)",
-             child_command("worker", "--queues", "processing", "--nice", "10")),
+             child_command("worker", "--queues", "processing", "--nice", "10",
+                           *WAIT_FOR_REDIS)),
     ]
 
 

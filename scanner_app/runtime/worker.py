@@ -245,8 +245,10 @@ def run_worker(
     burst: bool = False,
     name: str | None = None,
     connection: Redis | None = None,
+    wait_for_redis: float = 0.0,
 ) -> None:
-    """Run until stopped (or, with burst, until the queues are empty).
+    """Run until stopped (or, with burst, until the queues are empty). Redis may take up to
+    `wait_for_redis` seconds to answer at start (`scanner run` restarting it).
     Raises WorkerCannotStart (QueueUnreachable when Redis does not answer)."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -260,14 +262,23 @@ def run_worker(
     install_log_context()  # every line says which session and scan (or upload) it is about
     settings = settings_of(app)
     connection = connection or redis_connection(settings)
-    try:
-        connection.ping()
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise QueueUnreachable(
-            f"The job queue (Redis) at {describe_redis(connection)} is not reachable ({exc}). "
-            "Start the whole station with 'scanner run', or start Redis and check "
-            "SCANNER_REDIS_URL."
-        ) from None
+    deadline, told = time.monotonic() + wait_for_redis, False
+    while True:
+        try:
+            connection.ping()
+            break
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if time.monotonic() >= deadline:
+                raise QueueUnreachable(
+                    f"The job queue (Redis) at {describe_redis(connection)} is not reachable "
+                    f"({exc}). Start the whole station with 'scanner run', or start Redis and "
+                    "check SCANNER_REDIS_URL."
+                ) from None
+            if not told:  # one line, not one per try
+                log.warning("Waiting up to %.0f s for the job queue (Redis) at %s",
+                            wait_for_redis, describe_redis(connection))
+                told = True
+            time.sleep(0.5)
     try:
         recovered = _reconcile(app)
     except SQLAlchemyError as exc:

@@ -246,3 +246,21 @@ def test_a_database_that_cannot_be_migrated_is_one_sentence_and_nothing_starts(s
     assert "started the" not in station.output
     assert not (station_dir / "redis.sock").exists()
     assert "Traceback" in (station_dir / "migration-error.log").read_text()
+
+
+def test_a_worker_started_while_redis_is_down_waits_for_it(station_dir):
+    """What `scanner run` starts its workers with: Redis restarting (or an external one down
+    for a while) is waited for, not a failure a second that would make the station give up."""
+    from scanner_app.runtime.redis_server import PrivateRedis
+
+    assert run_cli(station_dir, "db", "upgrade").returncode == 0
+    worker = Proc(cli("worker", "--queues", "uploads", "--wait-for-redis", "30"),
+                  process_env(station_dir))
+    try:
+        worker.wait_line("Waiting up to 30 s for the job queue (Redis)", 30)
+        time.sleep(1)
+        assert worker.popen.poll() is None
+        with PrivateRedis(station_dir):
+            worker.wait_line("Listening on uploads", 30)
+    finally:
+        worker.kill()

@@ -101,12 +101,12 @@ def station(tmp_path_factory, redis_url: str) -> Iterator[Station]:
 
 @pytest.fixture(scope="module")
 def completed_scan(station: Station) -> dict:
-    """A real 2-ring scan of the mock rig (12 frames a ring), taken by a `hardware` worker:
+    """A real 2-ring scan of the mock rig (8 frames a ring), taken by a `hardware` worker:
     frames, masks and known poses exactly as the scan job records them."""
     station.start_worker("hardware")
     body = station.post("/api/v1/scans", profile="quick",
-                        rings=[{"elevation_deg": 10, "frames": 12},
-                               {"elevation_deg": 35, "frames": 12}])
+                        rings=[{"elevation_deg": 10, "frames": 8},
+                               {"elevation_deg": 35, "frames": 8}])
     scan = body["scan"]
     return station.wait(f"/api/v1/scans/{scan['id']}", "scan",
                         lambda s: s["status"] in ("completed", "failed", "interrupted"),

@@ -124,8 +124,15 @@ def reconstruct(frames: list[FrameInput], out_dir: Path, work_dir: Path, *,
     metrics: dict[str, Any] = {"frames": len(frames), "refined": colmap, **(facts or {})}
     outputs: list[str] = []
     poses_used = frames
+    refinement = None
     if colmap:
-        refinement = _refine(frames, work_dir, progress, cancel, threads)
+        try:
+            refinement = _refine(frames, work_dir, progress, cancel, threads)
+        except sfm.RefinementDiverged as exc:
+            metrics.update(refined=False, note=str(exc))
+    else:
+        metrics["note"] = NO_COLMAP_NOTE if not sfm.available() else REFINE_OFF_NOTE
+    if refinement is not None:
         metrics.update(_refinement_metrics(refinement, frames))
         # Measured on the mock (docs/performance.md): the turntable adjustment brings a
         # perturbed calibration's rotations from 2° to about 0.5° but not its positions to
@@ -139,8 +146,8 @@ def reconstruct(frames: list[FrameInput], out_dir: Path, work_dir: Path, *,
                           for f in frames if f.name in refinement.poses]
         else:
             metrics["note"] = NOT_APPLIED_NOTE
-    else:
-        metrics["note"] = NO_COLMAP_NOTE if not sfm.available() else REFINE_OFF_NOTE
+        _write_sparse(refinement, out_dir)
+        outputs += [SPARSE, *COLMAP_FILES]
     cancel()
     progress("visual hull", 0.0)
     hull = visual_hull(poses_used, resolution, cancel=cancel,

@@ -96,7 +96,7 @@ def fit(frames: list[FrameInput], observations: list[tuple[int, int, float, floa
         pattern[2 * n_obs + k, k] = 1
     x0 = np.concatenate([np.zeros(6 * n_rings), [1.0], points.ravel()])
     result = least_squares(residuals, x0, jac_sparsity=pattern.tocsr(), loss="soft_l1",
-                           f_scale=3 * HUBER_PX, method="trf", max_nfev=300,
+                           f_scale=3 * HUBER_PX, method="trf", max_nfev=120,
                            tr_solver="lsmr")
     corr, scale, pts = unpack(result.x)
     poses = {f.name: corrected(f.pose, corr[ring_of[i], :3], corr[ring_of[i], 3:])

@@ -36,6 +36,15 @@ class RegistrationError(ValueError):
     """Too few frames registered (the message says what to change)."""
 
 
+class RefinementDiverged(ValueError):
+    """The adjustment moved frames further than any calibration is wrong by."""
+
+
+# Beyond these the adjustment found a wrong minimum, not a calibration error.
+DIVERGED_DEG = 10.0
+DIVERGED_MM = 50.0
+
+
 def available() -> bool:
     try:
         import pycolmap  # noqa: F401
@@ -253,6 +262,12 @@ def _result(reconstruction: Any, frames: list[FrameInput], fitted_frames: list[F
         poses[f.name] = f.pose
         angle, move = pose_difference(f.pose, known[f.name])
         corrections[f.name] = {"rotation_deg": angle, "translation_mm": 1000 * move}
+    worst = max(corrections.values(), key=lambda c: c["translation_mm"])
+    if any(c["rotation_deg"] > DIVERGED_DEG or c["translation_mm"] > DIVERGED_MM
+           for c in corrections.values()):
+        raise RefinementDiverged(
+            f"The pose refinement did not converge (it moved a frame by "
+            f"{worst['translation_mm']:.0f} mm), so it was left out; calibrate the rig.")
     points = [np.asarray(p.xyz) for p in reconstruction.points3D.values()]
     colours = [np.asarray(p.color, dtype=np.uint8) for p in reconstruction.points3D.values()]
     model_dir = work / "refined"

@@ -109,6 +109,12 @@ class SessionStatus(StrEnum):
     def is_completed(self) -> bool:
         return self is SessionStatus.COMPLETED
 
+    @property
+    def toggled(self) -> SessionStatus:
+        """What the session page's one button switches the session to."""
+        (target,) = SESSION_TRANSITIONS[self]
+        return target
+
 
 class ReconstructionStatus(StrEnum):
     QUEUED = "queued"
@@ -233,6 +239,3 @@ class StatusType(TypeDecorator):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> StrEnum | None:
         return None if value is None else self.enum(value)
-
-    def copy(self, **kw: Any) -> StatusType:
-        return StatusType(self.enum, self.impl.length)

@@ -32,10 +32,6 @@ from scanner_app.platform.extensions import db
 
 log = logging.getLogger("scanner.button")
 
-# Statuses of a finished scan that need a person's attention.
-ATTENTION_STATUSES = ("failed", "interrupted")
-
-
 class ButtonDaemon:
     def __init__(self, app: Flask, button: StartButton, *, poll_seconds: float = 1.0,
                  flash_seconds: float = 2.0) -> None:
@@ -89,7 +85,8 @@ class ButtonDaemon:
         latest = db.session.execute(
             select(Scan.id, Scan.status).order_by(Scan.id.desc()).limit(1)
         ).first()
-        if latest and latest.status in ATTENTION_STATUSES and latest.id > self._acknowledged_id:
+        # A scan that ended failed or interrupted needs a person's attention.
+        if latest and latest.status.needs_attention and latest.id > self._acknowledged_id:
             return "error"
         return "idle"
 

@@ -8,10 +8,10 @@ import logging
 import time
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from hal import ExposureSettings, Rig
-from scanner_app.models import Capture, Scan
+from scanner_app.models import SCAN_UNDER_WAY, Capture, Scan, ScanStatus, transition, update_while
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.thumbnails import make_thumbnail
@@ -23,7 +23,6 @@ log = logging.getLogger("scanner.scan_job")
 
 PAUSE_POLL_SECONDS = 0.2
 SETTLE_POLL_SECONDS = 0.05
-_OWNED = ("running", "paused")
 
 
 def frame_angle(index: int, planned: int) -> float:
@@ -148,13 +147,9 @@ class FrameSteps(RingSteps):
                           elevation_deg=ring["elevation_deg"], scan_pass=ring["scan_pass"])
         db.session.add(capture)
         bump_session_counters(self.session_id, captures_count=1, valid_count=1)
-        result = db.session.execute(
-            update(Scan).where(*self._owned())
-            .values(frames_captured=len(self.recorded) + 1, current_angle=angle,
-                    heartbeat_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:
+        if not update_while(Scan, self.scan_id, SCAN_UNDER_WAY, where=self._ours(),
+                            frames_captured=len(self.recorded) + 1, current_angle=angle,
+                            heartbeat_at=utcnow()):
             db.session.rollback()
             raise _Superseded("the scan was taken over by another job")
         # Metadata first, then commit: after a crash in between, the frame is not recorded,
@@ -177,31 +172,29 @@ class FrameSteps(RingSteps):
             db.session.commit()  # end the read, so the next one sees other processes' writes
             if row is None:
                 raise _Superseded("the scan was deleted")
-            if row.status not in _OWNED or (self.job_id and row.rq_job_id != self.job_id):
+            if not row.status.is_under_way or (self.job_id and row.rq_job_id != self.job_id):
                 raise _Superseded(f"the scan is now {row.status} under another job")
             if row.control == "cancel":
                 raise _Cancelled()
             if row.control == "pause":
-                if row.status != "paused":
-                    self._set_status("running", "paused")
+                if row.status is not ScanStatus.PAUSED:
+                    self._move(ScanStatus.RUNNING, ScanStatus.PAUSED)
                     rig.light.off()
                     log.info("Scan %s paused before frame %s", self.scan_id,
                              len(self.recorded) + 1)
                 time.sleep(PAUSE_POLL_SECONDS)
                 continue
-            if row.status == "paused":
-                self._set_status("paused", "running")
+            if row.status is ScanStatus.PAUSED:
+                self._move(ScanStatus.PAUSED, ScanStatus.RUNNING)
                 if self.light_wanted:
                     rig.light.on()
                 log.info("Scan %s resumed", self.scan_id)
             return
 
-    def _set_status(self, old: str, new: str) -> None:
-        db.session.execute(
-            update(Scan).where(*self._owned(), Scan.status == old)
-            .values(status=new, heartbeat_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+    def _move(self, old: ScanStatus, new: ScanStatus) -> None:
+        """running <-> paused between frames (a miss shows at the next frame's check)."""
+        transition(Scan, self.scan_id, new, from_=old, where=self._ours(),
+                   heartbeat_at=utcnow())
         db.session.commit()
 
     def _thumbnail(self, capture: Capture, path: Path) -> None:

@@ -17,14 +17,22 @@ import sqlalchemy as sa
 from flask import Flask
 from redis import Redis
 from redis.exceptions import RedisError
+from rq.job import JobStatus
 from sqlalchemy import select, update
 
 from scanner_app.config import Settings, current_settings
-from scanner_app.models import SCAN_ACTIVE_STATUSES, Scan
+from scanner_app.models import (
+    SCAN_ACTIVE,
+    SCAN_UNDER_WAY,
+    Scan,
+    ScanStatus,
+    transition,
+)
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.processes import process_alive
 from scanner_app.platform.queues import redis_connection
+from scanner_app.scans.kept_frames import frames_kept_sentence
 
 log = logging.getLogger("scanner.scans")
 
@@ -37,7 +45,8 @@ ALIVE_SECONDS = 8.0
 STALE_SECONDS = 25.0
 # A queued scan's job may legitimately not exist for a moment around enqueueing.
 QUEUED_GRACE_SECONDS = 30.0
-_ENDED_JOB_STATES = ("finished", "failed", "stopped", "canceled")
+# RQ's own job states (not a scan's status).
+_ENDED_JOB_STATES = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
 
 
 class Heartbeat(threading.Thread):
@@ -53,7 +62,7 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         with self._app.app_context():
             while not self._halt.wait(HEARTBEAT_SECONDS):
-                where = [Scan.id == self._scan_id, Scan.status.in_(("running", "paused"))]
+                where = [Scan.id == self._scan_id, Scan.status.in_(SCAN_UNDER_WAY)]
                 if self._job_id:
                     where.append(Scan.rq_job_id == self._job_id)
                 try:
@@ -129,16 +138,14 @@ class _RqView:
 
 
 def _interrupted_message(scan: Scan, why: str) -> str:
-    taken = scan.frames_captured
-    return (f"{why} The {taken} frame{'s' if taken != 1 else ''} taken so far "
-            f"{'are' if taken != 1 else 'is'} kept; resume the scan to continue from frame "
-            f"{min(taken + 1, scan.frames_planned)} of {scan.frames_planned}.")
+    return f"{why} " + frames_kept_sentence(scan.frames_captured, scan.frames_planned,
+                                            with_total=True)
 
 
 def _why_stale(scan: Scan, now: datetime, rq: _RqView) -> str | None:
     """A sentence saying why the scan's job is gone, or None while it may be alive."""
     age = (now - last_sign_of_life(scan)).total_seconds()
-    if scan.status in ("running", "paused"):
+    if scan.status.is_under_way:
         if age < ALIVE_SECONDS:
             return None
         state = rq.state(scan.rq_job_id)
@@ -168,7 +175,7 @@ def reconcile_stale_scans(scan_ids: list[int] | None = None) -> list[int]:
     Safe to call from any process at any time: the UPDATE only matches while the scan
     still has the heartbeat it was judged by, so a job that just showed a sign of life wins.
     """
-    query = select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES))
+    query = select(Scan).where(Scan.status.in_(SCAN_ACTIVE))
     if scan_ids is not None:
         query = query.where(Scan.id.in_(scan_ids))
     scans = list(db.session.scalars(query))
@@ -183,14 +190,9 @@ def reconcile_stale_scans(scan_ids: list[int] | None = None) -> list[int]:
             continue
         same_heartbeat = (Scan.heartbeat_at.is_(None) if scan.heartbeat_at is None
                           else Scan.heartbeat_at == scan.heartbeat_at)
-        result = db.session.execute(
-            update(Scan)
-            .where(Scan.id == scan.id, Scan.status == scan.status, same_heartbeat)
-            .values(status="interrupted", control=None, message=None,
-                    error=_interrupted_message(scan, why))
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
+        if transition(Scan, scan.id, ScanStatus.INTERRUPTED, from_=scan.status,
+                      where=[same_heartbeat], control=None, message=None,
+                      error=_interrupted_message(scan, why)):
             marked.append(scan.id)
             log.warning("Scan %s marked interrupted: %s", scan.id, why)
     db.session.commit()
@@ -203,20 +205,14 @@ def reconcile_stale_scans(scan_ids: list[int] | None = None) -> list[int]:
 def mark_interrupted(scan_id: int, job_id: str | None, why: str) -> bool:
     """For the worker when it sees its work-horse die: interrupt the scan that job ran."""
     scan = db.session.get(Scan, scan_id)
-    if scan is None or scan.status not in SCAN_ACTIVE_STATUSES:
+    if scan is None or not scan.status.is_active:
         db.session.rollback()
         return False
-    where = [Scan.id == scan_id, Scan.status.in_(SCAN_ACTIVE_STATUSES)]
-    if job_id:
-        where.append(Scan.rq_job_id == job_id)
-    result = db.session.execute(
-        update(Scan).where(*where)
-        .values(status="interrupted", control=None, message=None,
-                error=_interrupted_message(scan, why))
-        .execution_options(synchronize_session=False)
-    )
+    marked = transition(Scan, scan_id, ScanStatus.INTERRUPTED, from_=SCAN_ACTIVE,
+                        where=[Scan.rq_job_id == job_id] if job_id else [],
+                        control=None, message=None, error=_interrupted_message(scan, why))
     db.session.commit()
-    if result.rowcount == 1:
+    if marked:
         log.warning("Scan %s marked interrupted: %s", scan_id, why)
         return True
     return False

@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from hal import CameraTimeout, HardwareError, HardwareStopped, load_rig
 from scanner_app.config import current_settings
-from scanner_app.models import Capture, Scan, ScanSession
+from scanner_app.models import (
+    SCAN_UNDER_WAY,
+    Capture,
+    Scan,
+    ScanSession,
+    ScanStatus,
+    transition,
+    update_while,
+)
 from scanner_app.platform.clock import iso, utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
@@ -25,7 +33,8 @@ from scanner_app.platform.log_context import bind_log_ids
 from scanner_app.platform.storage import current_storage
 from scanner_app.platform.zips import write_scan_export
 from scanner_app.scans.disk_full import DISK_FULL, disk_full
-from scanner_app.scans.frames import _OWNED, FrameSteps, _Cancelled, _Stopped, _Superseded
+from scanner_app.scans.frames import FrameSteps, _Cancelled, _Stopped, _Superseded
+from scanner_app.scans.kept_frames import frames_kept_sentence
 from scanner_app.scans.metadata import ScanMetadata
 from scanner_app.scans.recovery import Heartbeat
 from scanner_app.scans.service import job_profile
@@ -89,26 +98,14 @@ class ScanRun(FrameSteps):
         finally:
             heartbeat.stop()
 
-    def _owned(self) -> list:
-        where = [Scan.id == self.scan_id, Scan.status.in_(_OWNED)]
-        if self.job_id:
-            where.append(Scan.rq_job_id == self.job_id)
-        return where
-
     def _claim(self) -> bool:
         """queued -> running, only for the job the scan was queued with."""
-        where = [Scan.id == self.scan_id, Scan.status == "queued"]
-        if self.job_id:
-            where.append(Scan.rq_job_id == self.job_id)
         now = utcnow()
-        result = db.session.execute(
-            update(Scan).where(*where)
-            .values(status="running", heartbeat_at=now, finished_at=None,
-                    started_at=func.coalesce(Scan.started_at, now))
-            .execution_options(synchronize_session=False)
-        )
+        claimed = transition(Scan, self.scan_id, ScanStatus.RUNNING, from_=ScanStatus.QUEUED,
+                             where=self._ours(), heartbeat_at=now, finished_at=None,
+                             started_at=func.coalesce(Scan.started_at, now))
         db.session.commit()
-        return result.rowcount == 1
+        return claimed
 
     def _note_process(self) -> None:
         """Tell recovery which process runs the scan, so a killed one is noticed at once."""
@@ -121,7 +118,7 @@ class ScanRun(FrameSteps):
             log.info("Could not store the job's process id: %s", exc)
 
     def _run_claimed(self) -> str:
-        status, error = "failed", None
+        status, error = ScanStatus.FAILED, None
         try:
             self._load_previous()
             self.images_dir.mkdir(parents=True, exist_ok=True)
@@ -140,68 +137,72 @@ class ScanRun(FrameSteps):
                         "camera_open": rig.camera.is_open,
                         "close_errors": list(rig.close_errors),
                     }
-            status = "completed"
+            status = ScanStatus.COMPLETED
         except _AllTaken:
-            status = "completed"
+            status = ScanStatus.COMPLETED
         except _Superseded as exc:
             log.warning("Scan %s: job %s stops: %s", self.scan_id, self.job_id, exc)
             return "superseded"
         except _Cancelled:
-            status = "cancelled"
+            status = ScanStatus.CANCELLED
         except (_Stopped, HardwareStopped):  # between frames, or mid-move (position saved)
-            status, error = "interrupted", self._where(
+            status, error = ScanStatus.INTERRUPTED, self._stopped_sentence(
                 "The worker was stopped during the scan.", resume=True)
         except HardwareBusy as exc:
-            status, error = "interrupted", str(exc)
+            status, error = ScanStatus.INTERRUPTED, str(exc)
             if self.should_stop():
-                error = self._where("The worker was stopped during the scan.", resume=True)
+                error = self._stopped_sentence("The worker was stopped during the scan.",
+                                               resume=True)
         except CameraTimeout as exc:
             # A camera that stopped answering: resumable once it is seen to (the rig is closed,
             # light and motor off, whatever happened).
-            status, error = "interrupted", self._where(_sentence(str(exc)), resume=True)
+            status = ScanStatus.INTERRUPTED
+            error = self._stopped_sentence(_sentence(str(exc)), resume=True)
         except HardwareError as exc:
             if disk_full(exc):  # a camera driver that wraps the failed write
-                status, error = "interrupted", self._where(DISK_FULL, resume=True)
+                status = ScanStatus.INTERRUPTED
+                error = self._stopped_sentence(DISK_FULL, resume=True)
             else:
-                error = self._where(_sentence(str(exc)))
+                error = self._stopped_sentence(_sentence(str(exc)))
         except OSError as exc:
             if exc.errno == errno.ENOSPC:  # resumable once space is freed
-                status, error = "interrupted", self._where(DISK_FULL, resume=True)
+                status = ScanStatus.INTERRUPTED
+                error = self._stopped_sentence(DISK_FULL, resume=True)
             else:
-                error = self._where(self._os_error_sentence(exc))
+                error = self._stopped_sentence(self._os_error_sentence(exc))
         except Exception as exc:
             if type(exc).__name__ == "JobTimeoutException":
-                status, error = "interrupted", self._where(
+                status, error = ScanStatus.INTERRUPTED, self._stopped_sentence(
                     "The scan ran longer than the job time limit.", resume=True)
             elif disk_full(exc):
                 # The database hit the full disk before the frame file did: the same story.
                 log.warning("Scan %s: the database could not be written: %s", self.scan_id, exc)
-                status, error = "interrupted", self._where(DISK_FULL, resume=True)
+                status = ScanStatus.INTERRUPTED
+                error = self._stopped_sentence(DISK_FULL, resume=True)
             else:
                 # The exception's text (SQL and its parameters, paths, reprs) is for the log,
                 # never for the person looking at the scan. Resumable: an outage passes.
                 log.exception("Scan %s: unexpected error", self.scan_id)
-                status, error = "interrupted", self._unexpected()
-        if status != "completed":
+                status, error = ScanStatus.INTERRUPTED, self._unexpected()
+        if status is not ScanStatus.COMPLETED:
             log.warning("Scan %s %s: %s", self.scan_id, status, error or "")
         self._finish(status, error)
         return status
 
     # --- the end -----------------------------------------------------------------------
-    def _finish(self, status: str, error: str | None) -> None:
+    def _finish(self, status: ScanStatus, error: str | None) -> None:
         """Files first, status last: while the scan still reads running/paused, delete and
         merge of its session answer 409, so nothing below can recreate the directory of a
         session that is gone or write into one that was merged away."""
         db.session.rollback()  # whatever the failure left half-done (never a half frame)
         if not self._touch():
             return  # another job owns the scan (and maybe the pending file's name) now
-        if status != "completed" and self.pending_file is not None:
+        if status is not ScanStatus.COMPLETED and self.pending_file is not None:
             # Written but never recorded: the database and the disk agree on what was taken.
             self.pending_file.unlink(missing_ok=True)
         now = utcnow()
-        values: dict[str, Any] = {"status": status, "control": None, "error": error,
-                                  "message": None}
-        if status != "interrupted":
+        values: dict[str, Any] = {"control": None, "error": error, "message": None}
+        if not status.is_interrupted:  # an interrupted scan is not finished: it can resume
             values["finished_at"] = now
         db.session.refresh(self.scan)
         final = {**self.scan.to_dict(), "status": status, "control": None, "error": error,
@@ -213,14 +214,12 @@ class ScanRun(FrameSteps):
         except OSError as exc:
             log.warning("Scan %s: could not write its final metadata: %s", self.scan_id, exc)
         self._write_session_record()
-        if status == "completed":
+        if status is ScanStatus.COMPLETED:
             self._export()
-        result = db.session.execute(
-            update(Scan).where(*self._owned()).values(**values, heartbeat_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        ended = transition(Scan, self.scan_id, status, from_=SCAN_UNDER_WAY, where=self._ours(),
+                           **values, heartbeat_at=now)
         db.session.commit()
-        if result.rowcount != 1:
+        if not ended:
             log.warning("Scan %s was taken over while it was being finished; job %s leaves it "
                         "alone", self.scan_id, self.job_id)
             return
@@ -229,12 +228,10 @@ class ScanRun(FrameSteps):
 
     def _touch(self) -> bool:
         """A sign of life, if the scan is still this job's; False (logged) when not."""
-        result = db.session.execute(
-            update(Scan).where(*self._owned()).values(heartbeat_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+        alive = update_while(Scan, self.scan_id, SCAN_UNDER_WAY, where=self._ours(),
+                             heartbeat_at=utcnow())
         db.session.commit()
-        if result.rowcount != 1:
+        if not alive:
             log.warning("Scan %s was taken over; job %s leaves it alone", self.scan_id,
                         self.job_id)
             return False
@@ -257,23 +254,15 @@ class ScanRun(FrameSteps):
         taken = len(self.recorded)
         return f"after {taken} of {self.planned} frames" if taken else "before its first frame"
 
-    def _kept(self) -> str:
-        taken = len(self.recorded)
-        return (f"The {taken} frame{'s' if taken != 1 else ''} taken so far "
-                f"{'is' if taken == 1 else 'are'} kept")
-
-    def _next_frame(self) -> int:
-        return min(len(self.recorded) + 1, self.planned)
-
-    def _where(self, what: str, resume: bool = False) -> str:
-        tail = (f"resume the scan to continue from frame {self._next_frame()}."
-                if resume else "fix the cause, then start a new scan.")
-        return f"The scan stopped {self._at()}: {what} {self._kept()}; {tail}"
+    def _stopped_sentence(self, what: str, resume: bool = False) -> str:
+        """"The scan stopped at frame 3 of 5: <what> The 2 frames ... kept; <what next>"."""
+        kept = frames_kept_sentence(len(self.recorded), self.planned, resumable=resume)
+        return f"The scan stopped {self._at()}: {what} {kept}"
 
     def _unexpected(self) -> str:
         return (f"An unexpected error stopped the scan {self._at()}; the details are in the "
-                f"worker's log. {self._kept()}; resume the scan to continue from frame "
-                f"{self._next_frame()}, or start a new scan.")
+                "worker's log. "
+                + frames_kept_sentence(len(self.recorded), self.planned, or_new_scan=True))
 
     @staticmethod
     def _os_error_sentence(exc: OSError) -> str:

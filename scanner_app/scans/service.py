@@ -16,16 +16,26 @@ import time
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from scanner_app.config import ScanProfile, Settings, current_settings
-from scanner_app.models import SCAN_ACTIVE_STATUSES, Capture, Scan, ScanSession
+from scanner_app.models import (
+    SCAN_ACTIVE,
+    SCAN_UNDER_WAY,
+    Capture,
+    Scan,
+    ScanSession,
+    ScanStatus,
+    transition,
+    update_while,
+)
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.disk import check_scan_space
 from scanner_app.platform.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from scanner_app.platform.extensions import db
 from scanner_app.platform.queues import HARDWARE_QUEUE, SCAN_JOB, queue, redis_connection
+from scanner_app.scans.kept_frames import next_frame
 from scanner_app.scans.path import plan_path, require_operator, ring_progress
 from scanner_app.scans.recovery import (
     HEARTBEAT_SECONDS,
@@ -43,7 +53,7 @@ from scanner_app.sessions.service import get_session
 __all__ = [
     "HEARTBEAT_SECONDS", "MAX_FRAMES", "QUEUED_GRACE_SECONDS", "SOURCES", "STALE_SECONDS",
     "active_scan", "cancel_scan", "get_scan", "job_profile", "list_scans", "mark_interrupted",
-    "pause_scan", "profile_for", "reconcile_at_startup", "reconcile_stale_scans",
+    "next_frame", "pause_scan", "profile_for", "reconcile_at_startup", "reconcile_stale_scans",
     "resume_scan", "scan_json", "scan_progress", "start_scan",
 ]
 
@@ -95,7 +105,7 @@ def get_scan(scan_id: int) -> Scan:
     scan = db.session.get(Scan, scan_id)
     if scan is None:
         raise NotFound(f"There is no scan {scan_id}. Pick one from the session's scan list.")
-    if scan.status in SCAN_ACTIVE_STATUSES and not recently_alive(scan):
+    if scan.status.is_active and not recently_alive(scan):
         # Lazy recovery: whoever looks at a scan whose worker died sees it interrupted.
         if reconcile_stale_scans([scan.id]):
             db.session.refresh(scan)
@@ -104,9 +114,9 @@ def get_scan(scan_id: int) -> Scan:
 
 def active_scan() -> Scan | None:
     """The scan that is queued, running or paused (at most one), after recovering a dead one."""
-    scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES)))
+    scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE)))
     if scan is not None and not recently_alive(scan) and reconcile_stale_scans([scan.id]):
-        scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES)))
+        scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE)))
     return scan
 
 
@@ -141,9 +151,9 @@ def scan_progress(scan: Scan) -> dict:
     planned = scan.frames_planned or 0
     captured = scan.frames_captured or 0
     eta: int | None = None
-    if scan.status == "completed":
+    if scan.status is ScanStatus.COMPLETED:
         eta = 0
-    elif scan.status == "running" and captured < planned:
+    elif scan.status.is_running and captured < planned:
         per_frame = _seconds_per_frame(scan)
         if per_frame is not None:
             eta = round(per_frame * (planned - captured))
@@ -168,9 +178,9 @@ def _active_conflict(scan: Scan | None) -> Conflict:
     if scan is None:
         return Conflict("Another scan was started at the same moment. Wait for it to finish "
                         "or cancel it, then try again.", code="scan_active")
-    if scan.status == "paused":
+    if scan.status is ScanStatus.PAUSED:
         what = f"Scan {scan.id} is paused. Resume or cancel it before starting another scan."
-    elif scan.status == "queued":
+    elif scan.status is ScanStatus.QUEUED:
         what = (f"Scan {scan.id} is queued and about to start. Wait for it to finish or "
                 "cancel it before starting another scan.")
     else:
@@ -234,7 +244,7 @@ def start_scan(
     _ping(connection, QUEUE_UNAVAILABLE)  # before the resolver: a refusal leaves nothing behind
 
     session_id = resolve_session(requested_session_id)
-    scan = Scan(session_id=session_id, status="queued", profile=chosen.name,
+    scan = Scan(session_id=session_id, status=ScanStatus.QUEUED, profile=chosen.name,
                 frames_planned=planned, frames_captured=0, source=source, path=path.to_json(),
                 heartbeat_at=utcnow())
     db.session.add(scan)
@@ -270,15 +280,16 @@ def start_scan(
 
 # --- control ---------------------------------------------------------------------------
 
-def _set(scan: Scan, where: list, **values) -> bool:
-    """Conditional UPDATE of one scan; True when it matched (then committed)."""
-    result = db.session.execute(
-        update(Scan).where(Scan.id == scan.id, *where).values(**values)
-        .execution_options(synchronize_session=False)
-    )
+# Pausing is asked of the job, so only a scan it will still run can be asked.
+_PAUSABLE = tuple(status for status in ScanStatus if status.can_pause)
+
+
+def _applied(scan: Scan, changed: bool) -> bool:
+    """Commit the conditional UPDATE (a transition or a request) just made to `scan`, show
+    the row as it is now on `scan`, and pass on whether the UPDATE matched."""
     db.session.commit()
     db.session.refresh(scan)
-    return result.rowcount == 1
+    return changed
 
 
 def _changed_meanwhile(scan: Scan) -> Conflict:
@@ -289,17 +300,17 @@ def _changed_meanwhile(scan: Scan) -> Conflict:
 def pause_scan(scan_id: int) -> Scan:
     """Ask the job to pause before its next frame (a queued scan pauses as it starts)."""
     scan = get_scan(scan_id)
-    if scan.status == "paused" or scan.control == "pause":
+    if scan.status is ScanStatus.PAUSED or scan.control == "pause":
         raise Conflict(f"Scan {scan.id} is already paused or pausing. Resume or cancel it.",
                        code="invalid_transition")
     if scan.control == "cancel":
         raise Conflict(f"Scan {scan.id} is being cancelled and cannot be paused.",
                        code="invalid_transition")
-    if scan.status not in ("queued", "running"):
+    if not scan.status.can_pause:
         raise Conflict(f"Scan {scan.id} is {scan.status}; only a queued or running scan can "
                        "be paused.", code="invalid_transition")
-    if not _set(scan, [Scan.status.in_(("queued", "running")), Scan.control.is_(None)],
-                control="pause"):
+    if not _applied(scan, update_while(Scan, scan.id, _PAUSABLE, where=[Scan.control.is_(None)],
+                                       control="pause")):
         raise _changed_meanwhile(scan)
     log.info("Scan %s: pause requested", scan.id)
     return scan
@@ -308,15 +319,16 @@ def pause_scan(scan_id: int) -> Scan:
 def resume_scan(scan_id: int) -> Scan:
     """Continue a paused scan, or re-enqueue an interrupted one from its next frame."""
     scan = get_scan(scan_id)
-    if scan.status == "interrupted":
+    if scan.status.is_interrupted:
         return _requeue(scan)
-    if scan.control == "pause" and scan.status in SCAN_ACTIVE_STATUSES:
+    if scan.control == "pause" and scan.status.is_active:
         # The job notices between frames and goes back to running.
-        if not _set(scan, [Scan.control == "pause"], control=None):
+        if not _applied(scan, update_while(Scan, scan.id, SCAN_ACTIVE,
+                                           where=[Scan.control == "pause"], control=None)):
             raise _changed_meanwhile(scan)
         log.info("Scan %s: resume requested", scan.id)
         return scan
-    if scan.status in SCAN_ACTIVE_STATUSES:
+    if scan.status.is_active:
         raise Conflict(f"Scan {scan.id} is {scan.status}, not paused; there is nothing to "
                        "resume.", code="invalid_transition")
     raise Conflict(f"Scan {scan.id} is {scan.status} and cannot be resumed; start a new scan "
@@ -335,8 +347,9 @@ def _requeue(scan: Scan) -> Scan:
     previous = {"error": scan.error, "rq_job_id": scan.rq_job_id}
     job_id = f"scan-{scan.id}-resume-{int(time.time() * 1000)}"
     try:
-        matched = _set(scan, [Scan.status == "interrupted"], status="queued", control=None,
-                       error=None, finished_at=None, rq_job_id=job_id, heartbeat_at=utcnow())
+        matched = _applied(scan, transition(
+            Scan, scan.id, ScanStatus.QUEUED, from_=ScanStatus.INTERRUPTED, control=None,
+            error=None, finished_at=None, rq_job_id=job_id, heartbeat_at=utcnow()))
     except IntegrityError:
         db.session.rollback()
         raise _active_conflict(active_scan()) from None
@@ -346,8 +359,8 @@ def _requeue(scan: Scan) -> Scan:
         _enqueue(scan, connection, settings)
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("Could not enqueue resumed scan %s: %s", scan.id, exc)
-        _set(scan, [Scan.status == "queued", Scan.rq_job_id == job_id],
-             status="interrupted", **previous)
+        _applied(scan, transition(Scan, scan.id, ScanStatus.INTERRUPTED, from_=ScanStatus.QUEUED,
+                                  where=[Scan.rq_job_id == job_id], **previous))
         raise ServiceUnavailable(QUEUE_UNAVAILABLE_RESUME, code="queue_unavailable") from None
     log.info("Scan %s: resumed from frame %s of %s", scan.id, scan.frames_captured + 1,
              scan.frames_planned)
@@ -358,17 +371,17 @@ def cancel_scan(scan_id: int) -> Scan:
     """A queued or interrupted scan is cancelled at once; a running or paused one stops
     before its next frame. Frames already taken are kept."""
     scan = get_scan(scan_id)
-    if scan.status in ("queued", "interrupted"):
-        status = scan.status
-        if _set(scan, [Scan.status == status], status="cancelled", control=None,
-                finished_at=utcnow()):
-            if status == "queued":
+    if scan.status in (ScanStatus.QUEUED, ScanStatus.INTERRUPTED):  # no job runs it
+        was = scan.status
+        if _applied(scan, transition(Scan, scan.id, ScanStatus.CANCELLED, from_=was,
+                                     control=None, finished_at=utcnow())):
+            if was is ScanStatus.QUEUED:
                 _cancel_job(scan.rq_job_id)
-            log.info("Scan %s cancelled while %s", scan.id, status)
+            log.info("Scan %s cancelled while %s", scan.id, was)
             return scan
         # It started meanwhile: cancel it like a running one.
-    if scan.status in ("running", "paused"):
-        if not _set(scan, [Scan.status.in_(("running", "paused"))], control="cancel"):
+    if scan.status.is_under_way:
+        if not _applied(scan, update_while(Scan, scan.id, SCAN_UNDER_WAY, control="cancel")):
             raise _changed_meanwhile(scan)
         log.info("Scan %s: cancel requested", scan.id)
         return scan

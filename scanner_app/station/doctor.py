@@ -24,7 +24,15 @@ from flask import current_app
 from sqlalchemy import case, func, select, update
 
 from scanner_app.config import Settings
-from scanner_app.models import SCAN_ACTIVE_STATUSES, Capture, Scan, ScanSession, Upload
+from scanner_app.models import (
+    SCAN_ACTIVE,
+    Capture,
+    Scan,
+    ScanSession,
+    ScanStatus,
+    Upload,
+    UploadStatus,
+)
 from scanner_app.models.session import COUNTERS
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
@@ -116,9 +124,9 @@ def _files(count: int) -> str:
 
 def _active_session_ids() -> set[int]:
     busy = set(db.session.scalars(
-        select(Scan.session_id).where(Scan.status.in_(SCAN_ACTIVE_STATUSES))))
+        select(Scan.session_id).where(Scan.status.in_(SCAN_ACTIVE))))
     busy |= set(db.session.scalars(
-        select(Upload.session_id).where(Upload.status == "processing")))
+        select(Upload.session_id).where(Upload.status == UploadStatus.PROCESSING)))
     return busy
 
 
@@ -312,33 +320,31 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} hours"
 
 
-def _next_frame(scan: Scan) -> int:
-    return min(scan.frames_captured + 1, scan.frames_planned)
-
-
 def check_stale_scans(report: Report) -> None:
     from scanner_app.scans.service import (
         QUEUED_GRACE_SECONDS,
         STALE_SECONDS,
+        next_frame,
         reconcile_stale_scans,
     )
 
     if report.repair:
         for scan_id in reconcile_stale_scans():
             scan = db.session.get(Scan, scan_id)
+            frame = next_frame(scan.frames_captured, scan.frames_planned)
             report.add("problem", f"Scan {scan_id} was still marked as queued, running or paused, "
                                   "but its worker was gone. It was marked interrupted; resume it "
-                                  f"to continue from frame {_next_frame(scan)} (its frames are "
+                                  f"to continue from frame {frame} (its frames are "
                                   "kept).", repaired=True)
     now = utcnow()
-    for scan in db.session.scalars(select(Scan).where(Scan.status.in_(SCAN_ACTIVE_STATUSES))):
+    for scan in db.session.scalars(select(Scan).where(Scan.status.in_(SCAN_ACTIVE))):
         age = _age(scan, now)
-        if scan.status in ("running", "paused") and age >= STALE_SECONDS:
+        if scan.status.is_under_way and age >= STALE_SECONDS:
             hint = (" It showed a sign of life while the doctor looked; run the doctor again."
                     if report.repair else " --repair marks it interrupted so it can be resumed.")
             report.add("problem", f"Scan {scan.id} says it is {scan.status}, but its worker has "
                                   f"shown no sign of life for {_duration(age)}.{hint}")
-        elif scan.status == "queued" and age >= QUEUED_GRACE_SECONDS:
+        elif scan.status is ScanStatus.QUEUED and age >= QUEUED_GRACE_SECONDS:
             report.add("warning", f"Scan {scan.id} has been waiting in the queue for "
                                   f"{_duration(age)}. Is a worker running ('scanner worker', "
                                   "or 'scanner run')?")

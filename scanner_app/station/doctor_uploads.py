@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from scanner_app.config import Settings
-from scanner_app.models import Upload
+from scanner_app.models import Upload, UploadStatus
 from scanner_app.platform.extensions import db
 
 SHOWN_IDS = 5
@@ -35,7 +35,7 @@ def check_stuck_uploads(report: _Report, settings: Settings) -> None:
     except (RedisError, OSError):
         db.session.rollback()
         waiting = db.session.scalar(select(func.count()).select_from(Upload)
-                                    .where(Upload.status == "processing"))
+                                    .where(Upload.status == UploadStatus.PROCESSING))
         db.session.commit()
         if waiting:
             report.add("warning", f"{waiting} upload{'s are' if waiting != 1 else ' is'} still "

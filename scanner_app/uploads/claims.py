@@ -24,7 +24,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from scanner_app.models import Upload
+from scanner_app.models import Upload, UploadStatus
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 
@@ -104,7 +104,7 @@ class Claim:
         for chunk in _chunks(ids):
             db.session.execute(
                 update(Upload)
-                .where(Upload.id.in_(chunk), Upload.status == "processing", _claimable())
+                .where(Upload.id.in_(chunk), Upload.status == UploadStatus.PROCESSING, _claimable())
                 .values(claim_token=token, claimed_at=now)
             )
         db.session.commit()
@@ -125,7 +125,7 @@ class Claim:
         if upload_id in self.held:
             return True
         taken = db.session.execute(
-            update(Upload).where(Upload.id == upload_id, Upload.status == "processing",
+            update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.PROCESSING,
                                  _claimable())
             .values(claim_token=self.token, claimed_at=utcnow())
         ).rowcount
@@ -145,7 +145,7 @@ class Claim:
 
     def verify(self, upload_id: int) -> None:
         token = db.session.scalar(select(Upload.claim_token).where(
-            Upload.id == upload_id, Upload.status == "processing"))
+            Upload.id == upload_id, Upload.status == UploadStatus.PROCESSING))
         db.session.commit()  # end the read: nothing is held while the file is worked on
         if token != self.token:
             self.lost(upload_id)
@@ -156,7 +156,7 @@ class Claim:
         raises ClaimLost when `upload_id` is no longer among them."""
         db.session.execute(
             update(Upload).where(Upload.claim_token == self.token,
-                                 Upload.status == "processing")
+                                 Upload.status == UploadStatus.PROCESSING)
             .values(claimed_at=utcnow())
         )
         db.session.commit()
@@ -180,7 +180,7 @@ def live_holder(upload_id: int) -> str | None:
     """The token of the run holding `upload_id` with a lease not yet run out, if any."""
     return db.session.scalar(
         select(Upload.claim_token).where(Upload.id == upload_id,
-                                         Upload.status == "processing",
+                                         Upload.status == UploadStatus.PROCESSING,
                                          Upload.claim_token.is_not(None),
                                          Upload.claimed_at >= lease_cutoff()))
 
@@ -190,7 +190,7 @@ def release_dead(holder_alive: Callable[[str], bool]) -> list[int]:
     ended or its worker died, its web process exited), so the uploads can be queued again at
     once instead of after the lease. Returns the released ids; commits."""
     held = db.session.execute(
-        select(Upload.id, Upload.claim_token).where(Upload.status == "processing",
+        select(Upload.id, Upload.claim_token).where(Upload.status == UploadStatus.PROCESSING,
                                                     Upload.claim_token.is_not(None),
                                                     Upload.claimed_at >= lease_cutoff())
         .order_by(Upload.id)).all()
@@ -201,7 +201,7 @@ def release_dead(holder_alive: Callable[[str], bool]) -> list[int]:
             continue
         # Conditional on the token: a run that took it meanwhile is left alone.
         done = db.session.execute(
-            update(Upload).where(Upload.id == upload_id, Upload.status == "processing",
+            update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.PROCESSING,
                                  Upload.claim_token == token)
             .values(claim_token=None, claimed_at=None)
         ).rowcount
@@ -219,7 +219,7 @@ def release_expired() -> list[int]:
     stops. Returns the released ids; commits."""
     cutoff = lease_cutoff()
     expired = list(db.session.scalars(
-        select(Upload.id).where(Upload.status == "processing",
+        select(Upload.id).where(Upload.status == UploadStatus.PROCESSING,
                                 Upload.claim_token.is_not(None),
                                 or_(Upload.claimed_at.is_(None), Upload.claimed_at < cutoff))
         .order_by(Upload.id)))
@@ -227,7 +227,7 @@ def release_expired() -> list[int]:
     for upload_id in expired:
         # Conditional again: the holder may have renewed since the read above.
         done = db.session.execute(
-            update(Upload).where(Upload.id == upload_id, Upload.status == "processing",
+            update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.PROCESSING,
                                  Upload.claim_token.is_not(None),
                                  or_(Upload.claimed_at.is_(None),
                                      Upload.claimed_at < cutoff))

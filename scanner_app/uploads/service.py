@@ -31,7 +31,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from scanner_app.config import Settings, current_settings
-from scanner_app.models import ScanSession, Upload
+from scanner_app.models import ScanSession, Upload, UploadStatus
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.errors import BadRequest, NotFound
 from scanner_app.platform.extensions import db
@@ -176,7 +176,7 @@ def _record(session_id: int, files: list[StagedFile]) -> tuple[list[int], list[i
             if original is not None:
                 duplicate = Upload(
                     session_id=session_id, filename=item.filename, stored_name=None,
-                    size=item.size, sha256=item.sha256, status="done",
+                    size=item.size, sha256=item.sha256, status=UploadStatus.DONE,
                     duplicate_of_id=original,  # its note is made from this; no error
                 )
                 db.session.add(duplicate)
@@ -186,7 +186,7 @@ def _record(session_id: int, files: list[StagedFile]) -> tuple[list[int], list[i
             upload = Upload(
                 session_id=session_id, filename=item.filename,
                 stored_name=clean_filename(item.filename), size=item.size,
-                sha256=item.sha256, status="processing",
+                sha256=item.sha256, status=UploadStatus.PROCESSING,
             )
             db.session.add(upload)
             db.session.flush()  # its id names its folder; later files of this request see it

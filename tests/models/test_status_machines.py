@@ -12,6 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from scanner_app.models import (
+    Reconstruction,
+    ReconstructionStatus,
     Scan,
     ScanSession,
     ScanStatus,
@@ -22,6 +24,7 @@ from scanner_app.models import (
     update_while,
 )
 from scanner_app.models.statuses import (
+    RECONSTRUCTION_TRANSITIONS,
     SCAN_TRANSITIONS,
     SESSION_TRANSITIONS,
     UPLOAD_TRANSITIONS,
@@ -114,6 +117,27 @@ def test_every_session_transition_in_the_table_works_and_no_other(app):
         changed = _walk(ScanSession, SessionStatus, SESSION_TRANSITIONS,
                         lambda status, number: _session(f"walk {number}", status))
         assert len(changed) == 2
+
+
+def test_every_reconstruction_transition_in_the_table_works_and_no_other(app):
+    with app.app_context():
+        session_id = _session("models")
+        scan = Scan(session_id=session_id, status=ScanStatus.COMPLETED, profile="quick",
+                    frames_planned=3, source="api")
+        db.session.add(scan)
+        db.session.commit()
+
+        def make_reconstruction(status: ReconstructionStatus, _number: int) -> int:
+            row = Reconstruction(scan_id=scan.id, session_id=session_id, status=status)
+            db.session.add(row)
+            db.session.commit()
+            return row.id
+
+        changed = _walk(Reconstruction, ReconstructionStatus, RECONSTRUCTION_TRANSITIONS,
+                        make_reconstruction)
+        assert (ReconstructionStatus.QUEUED, ReconstructionStatus.RUNNING) in changed
+        assert not any(source.value in ("completed", "failed", "cancelled", "interrupted")
+                       for source, _ in changed)
 
 
 def test_narrowing_to_a_source_the_table_forbids_is_a_bug_not_a_quiet_false(app):

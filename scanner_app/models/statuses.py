@@ -50,6 +50,11 @@ class ScanStatus(StrEnum):
         return self is ScanStatus.RUNNING
 
     @property
+    def is_completed(self) -> bool:
+        """Every frame taken and the scan closed: what a dataset or a model is made from."""
+        return self is ScanStatus.COMPLETED
+
+    @property
     def is_interrupted(self) -> bool:
         return self is ScanStatus.INTERRUPTED
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,41 @@ def calls_in(path: Path) -> set[str]:
             func = node.func
             names.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
     return names
+
+
+STATUS_VALUES = {"queued", "running", "paused", "completed", "failed", "cancelled",
+                 "interrupted", "processing", "done", "active"}
+
+
+def status_literals(path: Path) -> list[str]:
+    """String literals that stand for a status in code: compared with something, listed in a
+    membership test, or passed as status=... (docstrings, comments and messages are fine)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        candidates: list[ast.AST] = []
+        if isinstance(node, ast.Compare):
+            candidates = [node.left, *node.comparators]
+            for part in list(candidates):
+                if isinstance(part, (ast.Tuple, ast.List, ast.Set)):
+                    candidates += part.elts
+        elif isinstance(node, ast.keyword) and node.arg == "status":
+            candidates = [node.value]
+        for part in candidates:
+            if isinstance(part, ast.Constant) and part.value in STATUS_VALUES:
+                found.append(f"{path.relative_to(ROOT)}:{part.lineno} {part.value!r}")
+    return found
+
+
+def test_no_status_string_outside_its_enum() -> None:
+    """Statuses are ScanStatus / UploadStatus / SessionStatus members everywhere but in the
+    enums themselves and in frozen migrations; templates ask can_pause, is_active and so on."""
+    code = [hit for p in source_files("scanner_app")
+            if p.name != "statuses.py" and "versions" not in p.parts
+            for hit in status_literals(p)]
+    assert code == []
+    names = "|".join(sorted(STATUS_VALUES - {"active"}))
+    jinja_compare = re.compile(r"""(==|!=|\bin)\s*[\[(]?\s*["'](""" + names + r""")["']""")
+    templates = [f"{p.relative_to(ROOT)}: {m.group(0)}"
+                 for p in sorted((ROOT / "templates").rglob("*.html"))
+                 for m in jinja_compare.finditer(p.read_text())]
+    assert templates == []

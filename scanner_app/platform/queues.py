@@ -64,6 +64,8 @@ class JobKind:
     failure_ttl: int = WEEK
 
 
+# Pauses count towards RQ's job timeout, so it is long; a scan job that reaches it ends as
+# `interrupted` and can be resumed.
 SCAN_JOBS = JobKind(SCAN_JOB, HARDWARE_QUEUE, timeout=24 * 3600, result_ttl=WEEK)
 # A request of 500 large photos on a Pi takes a while.
 UPLOAD_JOBS = JobKind(UPLOAD_JOB, UPLOADS_QUEUE, timeout=6 * 3600)

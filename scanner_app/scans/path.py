@@ -57,8 +57,11 @@ class ScanPath:
         if turn_over:
             specs += [(e, n, 2) for e, n in rings]
         built, first = [], 0
+        # Every ring ascends from 0° (CONTRACT: "angle_deg from 0 upward within each ring",
+        # captures listed oldest first). A ring ends one step short of 360°, so the next
+        # ring's 0° is one step further on: ascending is also the shortest way round.
         for i, (elevation, frames, scan_pass) in enumerate(specs):
-            built.append(Ring(i, scan_pass, elevation, frames, first, descending=i % 2 == 1))
+            built.append(Ring(i, scan_pass, elevation, frames, first, descending=False))
             first += frames
         return cls(tuple(built))
 

@@ -21,7 +21,6 @@ from scanner_app.models import (
     SCAN_UNDER_WAY,
     Capture,
     Scan,
-    ScanSession,
     ScanStatus,
     transition,
     update_while,
@@ -213,7 +212,6 @@ class ScanRun(FrameSteps):
             self.meta.write(final, recorded=self.recorded)
         except OSError as exc:
             log.warning("Scan %s: could not write its final metadata: %s", self.scan_id, exc)
-        self._write_session_record()
         if status is ScanStatus.COMPLETED:
             self._export()
         ended = transition(Scan, self.scan_id, status, from_=SCAN_UNDER_WAY, where=self._ours(),
@@ -236,17 +234,6 @@ class ScanRun(FrameSteps):
                         self.job_id)
             return False
         return True
-
-    def _write_session_record(self) -> None:
-        """Keep metadata/session.json's counters in step with the frames just recorded."""
-        try:
-            session = db.session.get(ScanSession, self.session_id)
-            if session is not None:
-                self.store.write_session_record(session.to_dict())
-        except Exception as exc:  # noqa: BLE001 - the database has the truth
-            log.warning("Scan %s: could not rewrite the session record: %s", self.scan_id, exc)
-        finally:
-            db.session.rollback()
 
     def _at(self) -> str:
         if self.index is not None:

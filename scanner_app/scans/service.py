@@ -14,8 +14,6 @@ import statistics
 import time
 
 from redis import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -30,11 +28,12 @@ from scanner_app.models import (
     transition,
     update_while,
 )
+from scanner_app.platform import queues
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.disk import check_scan_space
 from scanner_app.platform.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from scanner_app.platform.extensions import db
-from scanner_app.platform.queues import HARDWARE_QUEUE, SCAN_JOB, queue, redis_connection
+from scanner_app.platform.queues import redis_connection
 from scanner_app.scans.kept_frames import next_frame
 from scanner_app.scans.path import plan_path, require_operator, ring_progress
 from scanner_app.scans.recovery import (
@@ -61,9 +60,6 @@ log = logging.getLogger("scanner.scans")
 
 SOURCES = ("web", "api", "button")
 MAX_FRAMES = 720  # half a degree apart; more is a typo, not a scan
-# Pauses count towards RQ's job timeout, so it is long; a job that reaches it ends as
-# `interrupted` and can be resumed.
-JOB_TIMEOUT_SECONDS = 24 * 3600
 
 QUEUE_UNAVAILABLE = (
     "The job queue (Redis) is not reachable, so the scan was not started. "
@@ -196,24 +192,11 @@ def _session_gone(session_id: int) -> NotFound:
                     "and start the scan again.")
 
 
-def _ping(connection: Redis, message: str) -> None:
-    try:
-        connection.ping()
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        log.warning("Redis is not reachable: %s", exc)
-        raise ServiceUnavailable(message, code="queue_unavailable") from None
-
-
 def _enqueue(scan: Scan, connection: Redis, settings: Settings) -> None:
-    queue(settings, HARDWARE_QUEUE, connection).enqueue(
-        SCAN_JOB,
-        scan.id,
-        job_id=scan.rq_job_id,
-        job_timeout=JOB_TIMEOUT_SECONDS,
-        result_ttl=7 * 24 * 3600,
-        failure_ttl=7 * 24 * 3600,
-        description=f"Scan {scan.id}: {scan.frames_planned} frames, session {scan.session_id}",
-    )
+    queues.enqueue(settings, queues.SCAN_JOBS, scan.id, connection=connection,
+                   job_id=scan.rq_job_id,
+                   description=f"Scan {scan.id}: {scan.frames_planned} frames, "
+                               f"session {scan.session_id}")
 
 
 def start_scan(
@@ -241,7 +224,8 @@ def start_scan(
         raise _active_conflict(current)
     check_scan_space(settings, chosen, planned)
     connection = redis_connection(settings)
-    _ping(connection, QUEUE_UNAVAILABLE)  # before the resolver: a refusal leaves nothing behind
+    # Before the resolver: a refusal leaves nothing behind.
+    queues.require_queue(connection, QUEUE_UNAVAILABLE)
 
     session_id = resolve_session(requested_session_id)
     scan = Scan(session_id=session_id, status=ScanStatus.QUEUED, profile=chosen.name,
@@ -264,7 +248,7 @@ def start_scan(
 
     try:
         _enqueue(scan, connection, settings)
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except queues.QUEUE_ERRORS as exc:
         # Nothing may stay 'queued' without a job: remove the row and undo the counter.
         log.warning("Could not enqueue scan %s: %s", scan.id, exc)
         scan_id = scan.id
@@ -342,7 +326,7 @@ def _requeue(scan: Scan) -> Scan:
     remaining = max(0, scan.frames_planned - scan.frames_captured)
     check_scan_space(settings, job_profile(scan.profile, settings), remaining)
     connection = redis_connection(settings)
-    _ping(connection, QUEUE_UNAVAILABLE_RESUME)
+    queues.require_queue(connection, QUEUE_UNAVAILABLE_RESUME)
 
     previous = {"error": scan.error, "rq_job_id": scan.rq_job_id}
     job_id = f"scan-{scan.id}-resume-{int(time.time() * 1000)}"
@@ -357,7 +341,7 @@ def _requeue(scan: Scan) -> Scan:
         raise _changed_meanwhile(scan)
     try:
         _enqueue(scan, connection, settings)
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except queues.QUEUE_ERRORS as exc:
         log.warning("Could not enqueue resumed scan %s: %s", scan.id, exc)
         _applied(scan, transition(Scan, scan.id, ScanStatus.INTERRUPTED, from_=ScanStatus.QUEUED,
                                   where=[Scan.rq_job_id == job_id], **previous))
@@ -374,7 +358,7 @@ def cancel_scan(scan_id: int) -> Scan:
     if scan.status in (ScanStatus.QUEUED, ScanStatus.INTERRUPTED):  # no job runs it
         was = scan.status
         if _applied(scan, transition(Scan, scan.id, ScanStatus.CANCELLED, from_=was,
-                                     control=None, finished_at=utcnow())):
+                                     control=None, message=None, finished_at=utcnow())):
             if was is ScanStatus.QUEUED:
                 _cancel_job(scan.rq_job_id)
             log.info("Scan %s cancelled while %s", scan.id, was)

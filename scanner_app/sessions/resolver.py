@@ -15,7 +15,8 @@ from sqlalchemy import case, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from scanner_app.config import current_settings
-from scanner_app.models import ScanSession, StationState
+from scanner_app.models import ScanSession, SessionStatus, StationState
+from scanner_app.models.transitions import transition
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.errors import NotFound
 from scanner_app.platform.extensions import db, dialect_insert
@@ -45,12 +46,8 @@ def current_manual_session_id() -> int | None:
 
 def _reactivate(session_id: int) -> bool:
     """completed -> active in one statement; True when this call changed it."""
-    result = db.session.execute(
-        update(ScanSession)
-        .where(ScanSession.id == session_id, ScanSession.status == "completed")
-        .values(status="active", updated_at=utcnow())
-    )
-    return result.rowcount == 1
+    return transition(ScanSession, session_id, SessionStatus.ACTIVE,
+                      from_=SessionStatus.COMPLETED, updated_at=utcnow())
 
 
 def _lock(session_id: int) -> bool:
@@ -73,7 +70,7 @@ def _upsert_auto_session(day: date) -> tuple[int, bool, bool]:
         kind="auto",
         day=day,
         name=auto_session_name(day),
-        status="active",
+        status=SessionStatus.ACTIVE,
         files_count=0,
         captures_count=0,
         valid_count=0,
@@ -87,8 +84,9 @@ def _upsert_auto_session(day: date) -> tuple[int, bool, bool]:
         # Literal SQL, matching the index predicate exactly (see models/session.py).
         index_where=text("kind = 'auto'"),
         set_={
-            "status": "active",
-            "updated_at": case((table.c.status == "completed", now), else_=table.c.updated_at),
+            "status": SessionStatus.ACTIVE,
+            "updated_at": case((table.c.status == SessionStatus.COMPLETED, now),
+                               else_=table.c.updated_at),
         },
     ).returning(table.c.id, table.c.created_at, table.c.updated_at)
     row = db.session.execute(stmt).one()

@@ -15,6 +15,7 @@ from scanner_app.models import (
     Capture,
     Scan,
     ScanSession,
+    SessionStatus,
     StationState,
     Upload,
 )
@@ -105,7 +106,8 @@ def current_session() -> tuple[str, ScanSession | None]:
 def create_manual_session(name: object, make_current: bool = True) -> ScanSession:
     name = clean_name(name)
     _ensure_name_free(name)
-    session = ScanSession(kind="manual", day=station_today(), name=name, status="active")
+    session = ScanSession(kind="manual", day=station_today(), name=name,
+                          status=SessionStatus.ACTIVE)
     db.session.add(session)
     db.session.flush()
     mark_dirty(session.id, create=True)
@@ -132,10 +134,10 @@ def update_session(session_id: int, changes: dict) -> ScanSession:
             session.name = name
     if "status" in changes:
         status = changes["status"]
-        if status not in ("active", "completed"):
+        if status not in tuple(SessionStatus):
             raise BadRequest("Status must be 'active' or 'completed'.", code="invalid_status")
-        session.status = status
-        if status == "completed" and current_manual_session_id() == session.id:
+        session.status = SessionStatus(status)
+        if session.status.is_completed and current_manual_session_id() == session.id:
             # A finished trial stops receiving work; new scans go to today's session again.
             db.session.execute(update(StationState).where(StationState.id == 1)
                                .values(current_session_id=None))

@@ -22,7 +22,7 @@ def current_context() -> dict:
     mode, current = sessions.current_session()
     all_sessions, _totals = sessions.list_sessions()
     choices = [s for s in all_sessions
-               if s.status == "active" and (current is None or s.id != current.id)]
+               if s.status.is_active and (current is None or s.id != current.id)]
     return {"mode": mode, "current": current, "choices": choices}
 
 

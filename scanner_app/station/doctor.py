@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from flask import current_app
 from sqlalchemy import case, func, select, update
 
-from scanner_app.config import Settings
+from scanner_app.config import Settings, current_settings
 from scanner_app.models import (
     SCAN_ACTIVE,
     Capture,
@@ -37,6 +36,7 @@ from scanner_app.models.session import COUNTERS
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager
+from scanner_app.sessions import record as session_records
 from scanner_app.station.doctor_guard import guarded, path_is_file
 from scanner_app.station.doctor_space import check_free_space
 from scanner_app.station.doctor_space import mb_text as _mb
@@ -99,7 +99,7 @@ class Report:
 
 
 def _settings() -> Settings:
-    return current_app.config["SCANNER_SETTINGS"]
+    return current_settings()
 
 
 def _describe(session: ScanSession) -> str:
@@ -189,16 +189,16 @@ def check_session_dirs(report: Report, store: StorageManager,
         if not root.is_dir():
             message = f"{_describe(session)} has no folder on disk (expected {root})."
             if report.repair:
-                store.write_session_record(session.to_dict())
+                session_records.write_records({session.id: True})
                 report.add("problem", message + " An empty folder was created for it.",
                            repaired=True)
             else:
                 report.add("problem", message + " --repair creates an empty one.")
             continue
-        if not (root / "metadata" / "session.json").is_file():
+        if not store.session_record_path(session.id).is_file():
             message = f"{_describe(session)} has no metadata/session.json."
             if report.repair:
-                store.write_session_record(session.to_dict())
+                session_records.write_records({session.id: True})
                 report.add("warning", message + " It was written again.", repaired=True)
             else:
                 report.add("warning", message + " --repair writes it again.")

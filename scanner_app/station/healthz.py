@@ -4,9 +4,9 @@ polls (worker or Redis down?)."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, redirect, url_for
-from htmx_flask import request
 
 from scanner_app.config import current_settings
+from scanner_app.platform.web.htmx import is_htmx
 from scanner_app.platform.web.render import render
 from scanner_app.station.health import queue_status, run_checks
 
@@ -31,7 +31,8 @@ def healthz() -> tuple[Response, int]:
 @bp.get("/station/status-banner")
 def status_banner() -> str | Response:
     """The banner partial: empty while the worker and Redis are fine (polled every 5 s)."""
-    if not request.htmx:  # only the layout's poll asks for it; a person gets the dashboard
+    if not is_htmx():  # only the layout's poll asks for it; a person gets the dashboard
         return redirect(url_for("dashboard.index"))
     status = queue_status(current_settings())
-    return render("station", "index", partial="status_banner", status=status, polled=True)
+    return render("station", "index", partial="status_banner", banner_status=status,
+                  polled=True)

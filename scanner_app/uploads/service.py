@@ -46,11 +46,9 @@ from scanner_app.uploads.intake import (
     remove_stale_staging,
     stream_multipart,
 )
-from scanner_app.uploads.session_refresh import refresh_session_records
 
 log = logging.getLogger("scanner.uploads")
 
-JOB_TIMEOUT_SECONDS = 6 * 3600  # a request of 500 large photos on a Pi takes a while
 
 
 def get_upload(upload_id: int) -> Upload:
@@ -109,7 +107,6 @@ def accept_upload_request(req: Request) -> tuple[int, list[Upload]]:
         ids, to_process = _record(session_id, staged.files)
     finally:
         staged.cleanup()  # whatever was not moved into a session (duplicates, failures)
-    refresh_session_records(current_storage(), [session_id])  # files_count changed
     _start_processing(settings, to_process)
     return session_id, _load(ids)
 
@@ -240,19 +237,16 @@ def _start_processing(settings: Settings, upload_ids: list[int]) -> None:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from scanner_app.platform.queues import UPLOADS_QUEUE, queue, redis_connection
+    from scanner_app.platform import queues
     from scanner_app.uploads.job import process_uploads
 
     try:
-        connection = redis_connection(settings)
+        connection = queues.redis_connection(settings)
         # One quick retry, not redis-py's default seconds of backoff: when Redis is down the
         # files are processed right here instead, and the person is waiting.
         connection.set_retry(Retry(NoBackoff(), 1))
-        queue(settings, UPLOADS_QUEUE, connection=connection).enqueue(
-            process_uploads, upload_ids, job_timeout=JOB_TIMEOUT_SECONDS,
-            description=f"Process uploads {upload_ids[0]}..{upload_ids[-1]}",
-            failure_ttl=7 * 24 * 3600,
-        )
+        queues.enqueue(settings, queues.UPLOAD_JOBS, upload_ids, connection=connection,
+                       description=f"Process uploads {upload_ids[0]}..{upload_ids[-1]}")
         return
     except Exception as exc:  # noqa: BLE001 - redis-py raises several kinds when down
         log.warning("The job queue is unreachable (%s); processing %d upload(s) in the "

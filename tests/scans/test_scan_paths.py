@@ -34,13 +34,13 @@ def with_hal(station, **sections) -> None:
     station.app.config["SCANNER_SETTINGS"] = dataclasses.replace(settings, hal=hal)
 
 
-def test_rings_alternate_direction_and_every_ring_has_its_angles_from_zero() -> None:
+def test_every_ring_takes_its_angles_from_zero_upward() -> None:
     path = ScanPath.build([(10.0, 4), (35.0, 3), (50.0, 2)], turn_over=True)
     frames = path.frames()
     assert [f.index for f in frames] == list(range(18)) and path.total_frames == 18
     by_ring = [[f.angle_deg for f in frames if f.ring.index == r] for r in range(6)]
     assert by_ring[0] == [0, 90, 180, 270]
-    assert by_ring[1] == [240, 120, 0]  # starts near where ring 0 ended, not back at 0
+    assert by_ring[1] == [0, 120, 240]  # in the order taken, as captures are listed
     assert by_ring[2] == [0, 180]
     assert [f.ring.scan_pass for f in frames] == [1] * 9 + [2] * 9
     assert [f.ring.elevation_deg for f in frames][9:] == [10.0] * 4 + [35.0] * 3 + [50.0] * 2

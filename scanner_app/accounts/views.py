@@ -52,9 +52,6 @@ def _account_key() -> str:
 def _sign_in(user) -> None:
     session.clear()
     login_user(SignedIn(user))
-    # Read by platform/web/layout.py (the nav shows when set); access is decided by the
-    # token that Flask-Login keeps, and a stale session is cleared in auth._require_login.
-    session["user_id"] = user.id
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -228,6 +228,11 @@ def start_scan(
     queues.require_queue(connection, QUEUE_UNAVAILABLE)
 
     session_id = resolve_session(requested_session_id)
+    # The counter first: it locks the session row before the scan row is inserted, in the
+    # order a delete or merge takes its locks, so a start racing them never deadlocks.
+    if not bump_session_counters(session_id, scans_count=1):
+        db.session.rollback()
+        raise _session_gone(session_id)
     scan = Scan(session_id=session_id, status=ScanStatus.QUEUED, profile=chosen.name,
                 frames_planned=planned, frames_captured=0, source=source, path=path.to_json(),
                 heartbeat_at=utcnow())
@@ -235,7 +240,6 @@ def start_scan(
     try:
         db.session.flush()  # the partial unique index uq_scans_one_active is the real guard
         scan.rq_job_id = f"scan-{scan.id}"
-        bump_session_counters(session_id, scans_count=1)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()

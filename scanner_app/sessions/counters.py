@@ -12,18 +12,20 @@ from scanner_app.platform.extensions import db
 from scanner_app.sessions.record import mark_dirty
 
 
-def bump_session_counters(session_id: int, **deltas: int) -> None:
+def bump_session_counters(session_id: int, **deltas: int) -> bool:
     """Add deltas, e.g. bump_session_counters(7, captures_count=1, valid_count=1).
-    Runs in the caller's transaction; the caller commits."""
+    Runs in the caller's transaction (and takes the session row's write lock); the caller
+    commits. False when the session is gone."""
     unknown = set(deltas) - set(COUNTERS)
     if unknown:
         raise ValueError(f"unknown session counters: {sorted(unknown)}")
     values = {name: getattr(ScanSession, name) + delta for name, delta in deltas.items() if delta}
     if not values:
-        return
-    db.session.execute(
+        return True
+    result = db.session.execute(
         update(ScanSession)
         .where(ScanSession.id == session_id)
         .values(**values, updated_at=utcnow())
     )
     mark_dirty(session_id)  # session.json follows once this transaction commits
+    return result.rowcount == 1

@@ -23,6 +23,7 @@ from scanner_app.models.session import COUNTERS
 from scanner_app.platform.errors import BadRequest, Conflict, NotFound
 from scanner_app.platform.extensions import db, dialect_insert
 from scanner_app.platform.storage import current_storage, fsync_dir
+from scanner_app.platform.web.converters import MAX_ID
 from scanner_app.sessions import hooks, names
 from scanner_app.sessions.record import mark_dirty
 from scanner_app.sessions.resolver import current_manual_session_id, station_today
@@ -33,7 +34,8 @@ MAX_NAME_LENGTH = names.MAX_NAME_LENGTH
 
 
 def get_session(session_id: int) -> ScanSession:
-    session = db.session.get(ScanSession, session_id)
+    # An id no row can have (over PostgreSQL's INTEGER) is simply not there: never a 500.
+    session = db.session.get(ScanSession, session_id) if 0 < session_id <= MAX_ID else None
     if session is None:
         raise NotFound(f"There is no session {session_id}. Pick one from the session list.")
     return session

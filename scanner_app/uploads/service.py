@@ -36,9 +36,10 @@ from scanner_app.platform.clock import utcnow
 from scanner_app.platform.errors import BadRequest, NotFound
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import current_storage, fsync_dir
+from scanner_app.platform.web.converters import MAX_ID, parse_id
 from scanner_app.sessions.counters import bump_session_counters
 from scanner_app.sessions.resolver import resolve_session
-from scanner_app.uploads.files.names import clean_filename
+from scanner_app.uploads.files.names import clean_filename, shown_filename
 from scanner_app.uploads.intake import (
     FILES_FIELD,
     StagedFile,
@@ -70,10 +71,13 @@ def _session_id_field(staged: StagedRequest) -> int | None:
     raw = staged.fields.get("session_id", "").strip()
     if raw in ("", "null", "none", "current"):
         return None
-    if not raw.isdigit():
+    session_id = parse_id(raw, maximum=None)
+    if session_id is None:
         raise BadRequest("'session_id' must be a session id (a whole number), or left out to "
                          "upload into the current session.", code="invalid_id")
-    return int(raw)
+    if session_id > MAX_ID:
+        raise NotFound(f"There is no session {session_id}. Pick one from the session list.")
+    return session_id
 
 
 _swept: set[Path] = set()
@@ -172,7 +176,7 @@ def _record(session_id: int, files: list[StagedFile]) -> tuple[list[int], list[i
             original = _original_id(session_id, item.sha256)
             if original is not None:
                 duplicate = Upload(
-                    session_id=session_id, filename=item.filename, stored_name=None,
+                    session_id=session_id, filename=shown_filename(item.filename), stored_name=None,
                     size=item.size, sha256=item.sha256, status=UploadStatus.DONE,
                     duplicate_of_id=original,  # its note is made from this; no error
                 )
@@ -181,7 +185,7 @@ def _record(session_id: int, files: list[StagedFile]) -> tuple[list[int], list[i
                 ids.append(duplicate.id)
                 continue
             upload = Upload(
-                session_id=session_id, filename=item.filename,
+                session_id=session_id, filename=shown_filename(item.filename),
                 stored_name=clean_filename(item.filename), size=item.size,
                 sha256=item.sha256, status=UploadStatus.PROCESSING,
             )

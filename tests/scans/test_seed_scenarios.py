@@ -25,12 +25,9 @@ def test_web_started_scan_lands_in_the_one_session_the_web_resolved(make_station
     assert all_sessions(station) == [] and session_dirs(station) == []  # a new day
 
     # The browser form, as a person sends it (login cookie instead of an API key).
-    browser = station.app.test_client()
-    with browser.session_transaction() as cookie:
-        from scanner_app.accounts.service import create_user
+    from tests.web.conftest import sign_in
 
-        with station.app.app_context():
-            cookie["user_id"] = create_user("maker", "long enough password").id
+    browser = sign_in(station.app, "maker")
     answer = browser.post("/scans", data={"profile": "quick", "frames": "4"},
                           headers={"HX-Request": "true"})
     assert answer.status_code == 200, answer.data
@@ -52,7 +49,7 @@ def test_scan_given_a_session_id_never_creates_a_session_or_directory(make_stati
     station.start_worker()
     trial = station.client.post("/api/v1/sessions",
                                 json={"name": "Trial ABC-123", "make_current": False}
-                                ).get_json()
+                                ).get_json()["session"]
     before_dirs = session_dirs(station)
     assert before_dirs == [str(trial["id"])]
 

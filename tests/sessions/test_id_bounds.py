@@ -100,10 +100,6 @@ def test_parse_id_takes_ascii_digits_only():
     assert parse_id(str(2**63), maximum=None) == 2**63
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not fixed yet, outside this change's files: scans/api.py reads ?session_id= with "
-    "str.isdigit() and int(), and uploads/service.py the multipart session_id field the same "
-    "way; both should use platform.web.converters.parse_id (404 above MAX_ID, 400 otherwise)"))
 def test_query_and_multipart_id_fields_beyond_the_database_are_404(client):
     import io
 

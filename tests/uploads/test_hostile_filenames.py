@@ -5,15 +5,9 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
 from tests.support import jpeg_bytes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not fixed yet: uploads/service.py records Upload.filename = item.filename as sent "
-    "(uploads/intake.py keeps event.filename); it needs the NUL (and other control "
-    "characters) removed there. That code belongs to the uploads slice, not to this change."))
 def test_an_upload_filename_with_a_nul_is_cleaned(client):
     answer = client.post("/api/v1/uploads", data={"files": [
         (io.BytesIO(jpeg_bytes()), "evil\x00name.jpg")]}, content_type="multipart/form-data")

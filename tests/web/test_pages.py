@@ -68,9 +68,11 @@ def test_every_page_renders_with_navigation(web_app, browser):
     pages = {
         "/": [b"Start scan", b"Trial ABC-123", b"Back to today's session"],
         "/sessions": [b"All sessions", b"Trial ABC-123", b"Create session"],
+        # Its scans and uploads are loaded from their slices (hx-get), checked below.
         f"/sessions/{session_id}": [b"Trial ABC-123", b"Download ZIP",
                                     f"/api/v1/sessions/{session_id}/export.zip".encode(),
-                                    b"reference shot.jpg", f"Scan {scan_id}".encode()],
+                                    f'hx-get="/sessions/{session_id}/uploads"'.encode(),
+                                    f'hx-get="/sessions/{session_id}/scans"'.encode()],
         "/upload": [b'type="file" name="files" multiple', b'hx-encoding="multipart/form-data"',
                     b"Trial ABC-123"],
         f"/scans/{scan_id}": [b"Completed", b"12 / 12"],
@@ -85,6 +87,10 @@ def test_every_page_renders_with_navigation(web_app, browser):
         # The navigation on every page, and sign-out as a POST form.
         for link in (b'href="/sessions"', b'href="/upload"', b'href="/rq/"'):
             assert link in body, (path, link)
+    parts = {f"/sessions/{session_id}/uploads": b"reference shot.jpg",
+             f"/sessions/{session_id}/scans": f"Scan {scan_id}".encode()}
+    for path, text in parts.items():
+        assert text in browser.get(path, headers=HX).data, path
         assert re.search(rb'<form method="post" action="/logout"', body), path
         assert b"htmx.min.js" in body and b"station.css" in body
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, session
+from flask import Blueprint
+from flask_login import current_user
 
 from scanner_app.config import current_settings
 
 
 def layout_context() -> dict:
     settings = current_settings()
+    # A browser login (Flask-Login's user); API keys are not people and get no navigation.
+    person = current_user if current_user and current_user.is_authenticated else None
     return {
         "mock_hardware": settings.hal.driver == "mock",
-        "signed_in": bool(session.get("user_id")),
+        "signed_in": person is not None,
+        "is_admin": bool(person is not None and getattr(person, "is_admin", False)),
     }
 
 

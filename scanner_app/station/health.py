@@ -25,7 +25,7 @@ from scanner_app.config import Settings
 from scanner_app.platform.disk import free_bytes
 from scanner_app.platform.extensions import db
 from scanner_app.platform.hardware_lock import lock_path
-from scanner_app.platform.queues import HARDWARE_QUEUE, UPLOADS_QUEUE
+from scanner_app.platform.queues import HARDWARE_QUEUE, PROCESSING_QUEUE, UPLOADS_QUEUE
 
 MB = 1024 * 1024
 REDIS_TIMEOUT_SECONDS = 0.5
@@ -73,11 +73,12 @@ def check_redis(connection: Redis) -> Check:
 
 
 def check_workers(connection: Redis, now: datetime | None = None) -> Check:
-    """A live worker (fresh heartbeat) for the hardware queue; uploads reported too."""
+    """A live worker (fresh heartbeat) for the hardware and uploads queues. Processing
+    workers are counted but not required: reconstruction may run on another computer."""
     from rq import Worker
 
     now = now or datetime.now(UTC)
-    live: dict[str, int] = {HARDWARE_QUEUE: 0, UPLOADS_QUEUE: 0}
+    live: dict[str, int] = {HARDWARE_QUEUE: 0, UPLOADS_QUEUE: 0, PROCESSING_QUEUE: 0}
     try:
         workers = Worker.all(connection=connection)
     except Exception:  # noqa: BLE001 - no Redis, no workers to see

@@ -16,25 +16,28 @@ bp = Blueprint("api_reconstruction", __name__, url_prefix="/api/v1")
 MIMETYPES = {".glb": "model/gltf-binary", ".ply": "application/octet-stream",
              ".json": "application/json", ".txt": "text/plain"}
 
-
 document_schemas(bp, {
     "Reconstruction": obj({
         "id": {"type": "integer"},
         "scan_id": {"type": "integer"},
         "session_id": {"type": "integer"},
         "status": {"type": "string", "enum": [s.value for s in ReconstructionStatus]},
-        "stage": {"type": ["string", "null"], "description": "What it is doing now."},
-        "percent": {"type": "number", "minimum": 0},
-        "eta_seconds": nullable({"type": "integer"}),
-        "error": {"type": ["string", "null"], "description": "Why it failed (one sentence)."},
-        "metrics": {"type": ["object", "null"]},
+        "stage": {"type": ["string", "null"],
+                  "description": "queued, features, matching, triangulation, bundle "
+                                 "adjustment, visual hull, colour, writing, done."},
+        "percent": {"type": "number", "minimum": 0, "maximum": 100},
+        "eta_seconds": {**nullable({"type": "integer"}), "description": "Null while unknown."},
+        "error": {"type": ["string", "null"],
+                  "description": "Why it failed or stopped, and what to change."},
         "outputs": {"type": "object", "additionalProperties": {"type": "string"},
-                    "description": "Output name (e.g. model.glb) to its download address."},
+                    "description": "File name to download address; model.glb once completed."},
+        "metrics": {"type": "object", "description": "The report: registered frames, "
+                    "reprojection error, pose corrections, time per stage."},
         "created_at": DATE_TIME,
         "started_at": nullable(DATE_TIME),
         "finished_at": nullable(DATE_TIME),
     }, required=["id", "scan_id", "session_id", "status", "stage", "percent", "error",
-                 "outputs", "created_at", "finished_at"]),
+                 "outputs", "metrics", "created_at", "finished_at"]),
     "ReconstructionAnswer": obj({"reconstruction": ref("Reconstruction")}),
 })
 
@@ -45,15 +48,16 @@ def _answer(row: Reconstruction, status: int = 200) -> tuple[Response, int]:
 
 @bp.post("/scans/<int:scan_id>/reconstruction")
 def start(scan_id: int) -> tuple[Response, int]:
-    """Queue a reconstruction of a completed scan: 202; 409 while the scan is not completed or
-    one is queued or running for it; 503 when the queue is unreachable.
+    """Build a scan's 3D model.
     ---
     post:
       tags: [reconstructions]
-      summary: Build a model of a completed scan
+      summary: Queue a reconstruction of a completed scan on the processing queue
       requestBody:
         required: false
-        content: {application/json: {schema: {type: object}}}
+        content:
+          application/json:
+            schema: {type: object, additionalProperties: false}
       responses:
         202:
           description: The reconstruction, queued.
@@ -70,11 +74,11 @@ def start(scan_id: int) -> tuple[Response, int]:
 
 @bp.get("/scans/<int:scan_id>/reconstruction")
 def latest(scan_id: int) -> tuple[Response, int]:
-    """The scan's newest reconstruction; 404 when it has none.
+    """A scan's newest reconstruction.
     ---
     get:
       tags: [reconstructions]
-      summary: The scan's newest reconstruction
+      summary: The scan's newest reconstruction (404 when it has none)
       responses:
         200:
           description: The reconstruction.
@@ -90,11 +94,11 @@ def latest(scan_id: int) -> tuple[Response, int]:
 
 @bp.get("/reconstructions/<int:reconstruction_id>")
 def get(reconstruction_id: int) -> tuple[Response, int]:
-    """One reconstruction.
+    """A reconstruction.
     ---
     get:
       tags: [reconstructions]
-      summary: One reconstruction with its progress and outputs
+      summary: Status, stage, percent, ETA, outputs and metrics of a reconstruction
       responses:
         200:
           description: The reconstruction.
@@ -111,10 +115,10 @@ def cancel(reconstruction_id: int) -> tuple[Response, int]:
     ---
     post:
       tags: [reconstructions]
-      summary: Cancel a queued or running reconstruction
+      summary: Cancel a queued or running reconstruction (the job stops at its next check)
       responses:
         202:
-          description: The reconstruction, cancelled or cancelling.
+          description: The reconstruction, cancelled.
           content: {application/json: {schema: ReconstructionAnswer}}
         401: {$ref: "#/components/responses/Unauthorized"}
         404: {$ref: "#/components/responses/NotFound"}
@@ -125,15 +129,20 @@ def cancel(reconstruction_id: int) -> tuple[Response, int]:
 
 @bp.get("/reconstructions/<int:reconstruction_id>/files/<path:name>")
 def output(reconstruction_id: int, name: str) -> Response:
-    """One output file (only names the reconstruction lists, so nothing else is served).
+    """Download an output of a reconstruction.
     ---
     get:
       tags: [reconstructions]
-      summary: One output file of a reconstruction (model.glb, report.json, ...)
+      summary: One output file (model.glb, sparse.ply, report.json, colmap/*.txt)
+      description: Only the names the reconstruction lists in its outputs are served.
       responses:
         200:
           description: The file.
-          content: {application/octet-stream: {schema: {type: string, format: binary}}}
+          content:
+            model/gltf-binary: {schema: {type: string, format: binary}}
+            application/json: {schema: {type: object}}
+            application/octet-stream: {schema: {type: string, format: binary}}
+            text/plain: {schema: {type: string}}
         401: {$ref: "#/components/responses/Unauthorized"}
         404: {$ref: "#/components/responses/NotFound"}
     """

@@ -26,8 +26,13 @@ from scanner_app.platform.errors import error_response
 
 csrf = CSRFProtect()
 
+# The one <style> the vendored <model-viewer> 4.4.0 puts in its shadow root (its layout),
+# allowed by its hash only (static/vendor/model-viewer; tests/reconstruction's browser test
+# fails if an upgrade changes it).
+MODEL_VIEWER_STYLE = "'sha256-PXtZZkJMMyc18o/DN1ZEFOJ2qEGq95IQbVaJFMOXOb0='"
 # Only the station's own files; no inline script or style, no plugins, no framing.
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+PAGE_CSP = ("default-src 'self'; script-src 'self'; "
+            f"style-src 'self' {MODEL_VIEWER_STYLE}; img-src 'self'; "
             "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 # For stored files: nothing in them may run or load anything, even when opened directly.
 FILE_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"

@@ -4,16 +4,20 @@ scan slot around it watches for scans started elsewhere (the start button, the A
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, request, url_for
+from pathlib import Path
+
+from flask import Blueprint, redirect, request, send_file, url_for
 from sqlalchemy import case, func, or_, select
 from werkzeug.wrappers import Response
 
 from scanner_app.models import SCAN_ACTIVE, Scan
-from scanner_app.platform.errors import NotFound
+from scanner_app.platform.errors import BadRequest, NotFound
 from scanner_app.platform.extensions import db
 from scanner_app.platform.web.forms import form_answer, optional_int
 from scanner_app.platform.web.htmx import SCAN_CHANGED, is_htmx, trigger
 from scanner_app.platform.web.render import HtmlWithHeaders, render
+from scanner_app.platform.web.security import FILE_CSP
+from scanner_app.scans import review
 from scanner_app.scans import service as scan_service
 from scanner_app.sessions.service import get_session
 
@@ -125,7 +129,75 @@ def slot() -> str | tuple[str, int] | HtmlWithHeaders | Response:
 
 @bp.get("/<int:scan_id>")
 def show(scan_id: int) -> str | HtmlWithHeaders:
-    return _progress(scan_id)
+    if is_htmx():
+        return _progress(scan_id)
+    scan = scan_service.get_scan(scan_id)
+    return render("scans", "scan", **{**progress_context(scan), **_review_context(scan)})
+
+
+def _valid_filter() -> str:
+    wanted = request.args.get("valid", "")
+    if wanted not in review.VALID_FILTERS:
+        raise BadRequest("Show 'valid', 'invalid' or all frames.")
+    return wanted
+
+
+def _review_context(scan: Scan) -> dict:
+    wanted = _valid_filter()
+    frames = review.scan_frames(scan, review.VALID_FILTERS[wanted])
+    return {"scan": scan, "rings": review.group_by_ring(frames), "frame_count": len(frames),
+            "valid_filter": wanted}
+
+
+@bp.get("/<int:scan_id>/frames")
+def frames(scan_id: int) -> str | Response:
+    """The review grid (templates/scans/partials/_review.html), filtered by ?valid=."""
+    if not is_htmx():
+        return redirect(url_for("scans.show", scan_id=scan_id, valid=_valid_filter() or None))
+    scan = scan_service.get_scan(scan_id)
+    return render("scans", "scan", partial="review", **_review_context(scan))
+
+
+@bp.get("/<int:scan_id>/frames/<int:capture_id>")
+def frame(scan_id: int, capture_id: int) -> str:
+    """One frame with its metadata for the lightbox (partial), or as a page of its own.
+    Previous/next follow the review's filter."""
+    scan = scan_service.get_scan(scan_id)
+    capture = review.frame_of(scan, capture_id)
+    wanted = _valid_filter()
+    before, after = review.neighbours(review.scan_frames(scan, review.VALID_FILTERS[wanted]),
+                                      capture)
+    return render("scans", "frame", partial="frame", scan=scan, frame=capture,
+                  meta=review.frame_metadata(scan, capture), previous=before, next=after,
+                  has_mask=review.frame_mask(scan, capture) is not None,
+                  needs_preview=review.needs_preview(capture), valid_filter=wanted)
+
+
+def _send_private(path: Path, mimetype: str) -> Response:
+    # As the session's files are served (captures/views.py): private, inert, never sniffed.
+    answer = send_file(path, mimetype=mimetype, max_age=3600, conditional=True)
+    answer.cache_control.public = False
+    answer.cache_control.private = True
+    answer.headers["Content-Security-Policy"] = FILE_CSP
+    answer.headers["X-Content-Type-Options"] = "nosniff"
+    return answer
+
+
+@bp.get("/<int:scan_id>/frames/<int:capture_id>/preview.jpg")
+def preview(scan_id: int, capture_id: int) -> Response:
+    """A JPEG of a frame stored in a format browsers do not show (TIFF)."""
+    scan = scan_service.get_scan(scan_id)
+    return _send_private(review.frame_preview(scan, review.frame_of(scan, capture_id)),
+                         "image/jpeg")
+
+
+@bp.get("/<int:scan_id>/frames/<int:capture_id>/mask.png")
+def mask(scan_id: int, capture_id: int) -> Response:
+    scan = scan_service.get_scan(scan_id)
+    found = review.frame_mask(scan, review.frame_of(scan, capture_id))
+    if found is None:
+        raise NotFound("This frame has no mask.", code="no_such_mask")
+    return _send_private(found, "image/png")
 
 
 @bp.get("/<int:scan_id>/progress")

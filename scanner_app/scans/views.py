@@ -10,7 +10,7 @@ from flask import Blueprint, redirect, request, send_file, url_for
 from sqlalchemy import case, func, or_, select
 from werkzeug.wrappers import Response
 
-from scanner_app.models import SCAN_ACTIVE, Scan
+from scanner_app.models import SCAN_ACTIVE, Scan, ScanStatus
 from scanner_app.platform.errors import BadRequest, NotFound
 from scanner_app.platform.extensions import db
 from scanner_app.platform.web.forms import form_answer, optional_int
@@ -58,8 +58,16 @@ def _watched(after: int | None) -> Scan | None:
 @bp.app_template_global("scan_panel")
 def scan_panel() -> dict:
     """The context of the scan card (slot and progress) for pages that show it, such as the
-    dashboard: `{% set panel = scan_panel() %}` then include the scans partials."""
-    return progress_context(scan_service.active_scan())
+    dashboard: `{% set panel = scan_panel() %}` then include the scans partials.
+    With nothing active, the newest interrupted scan is shown (with its Resume), so a scan
+    the worker dropped is not invisible; the slot still watches for any newer scan."""
+    active = scan_service.active_scan()
+    if active is None:
+        dropped = db.session.scalar(select(Scan).where(Scan.status == ScanStatus.INTERRUPTED)
+                                    .order_by(Scan.id.desc()).limit(1))
+        if dropped is not None:
+            return {**progress_context(dropped), "after": _newest_scan_id()}
+    return progress_context(active)
 
 
 # Sent with the progress partial when a scan starts or ends, so other panels of the page

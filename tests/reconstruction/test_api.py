@@ -99,3 +99,21 @@ def test_scan_page_panel_offers_the_build_and_loads_model_viewer_from_here(stati
     assert "Build 3D model" in html and 'name="csrf_token"' in html
     page = station.client.get(f"/scans/{scan_id}").get_data(as_text=True)
     assert f'hx-get="/scans/{scan_id}/model"' in page
+
+
+def test_a_merge_moves_reconstructions_with_their_scans(station) -> None:
+    from scanner_app.models import Reconstruction, ReconstructionStatus
+
+    scan_id = _scan(station, ScanStatus.COMPLETED)
+    with station.app.app_context():
+        source = db.session.get(Scan, scan_id).session_id
+        row = Reconstruction(scan_id=scan_id, session_id=source,
+                             status=ReconstructionStatus.FAILED)
+        db.session.add(row)
+        db.session.commit()
+        row_id = row.id
+    body = station.post("/api/v1/sessions", 201, name=f"merge target {next(_made)}")
+    target = body.get("session", body)["id"]
+    station.post(f"/api/v1/sessions/{source}/merge", 200, into=target)
+    moved = station.get(f"/api/v1/reconstructions/{row_id}")["reconstruction"]
+    assert moved["session_id"] == target and moved["scan_id"] == scan_id

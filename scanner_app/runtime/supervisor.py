@@ -189,6 +189,10 @@ class Supervisor:
         """Stop (SIGTERM, SIGKILL after `grace`) and reap whatever dead parts left behind. A
         scan's work-horse got SIGTERM from the kernel already and is stopping between
         frames; the grace lets it record the scan as interrupted and switch the rig off."""
+        if not self.subreaper:
+            # Only a subreaper's unknown children are orphans of its parts. Run inside another
+            # program (tests run it inside pytest), its other children are that program's.
+            return
         orphans = adopted_children(self._known_pids())
         if not orphans:
             return

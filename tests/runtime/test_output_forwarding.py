@@ -5,6 +5,7 @@ and once writing works again one line says how many were lost."""
 from __future__ import annotations
 
 import errno
+import io
 import subprocess
 import sys
 import threading
@@ -150,3 +151,17 @@ def _healthz(base: str) -> int | None:
         return http("GET", f"{base}/healthz", timeout=2)[0]
     except OSError:
         return None
+
+
+def test_a_supervisor_that_is_no_subreaper_leaves_its_hosts_children_alone(tmp_path: Path):
+    """Run inside another program (here pytest), the supervisor's stop must not take that
+    program's own children for orphans of its parts: it once killed the suite's Redis."""
+    neighbour = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        marker = tmp_path / "got-through"
+        code, _ = _run_supervisor(tmp_path, io.StringIO(), marker)
+        assert code == 0
+        assert neighbour.poll() is None, "the supervisor killed a process it did not start"
+    finally:
+        neighbour.kill()
+        neighbour.wait(10)

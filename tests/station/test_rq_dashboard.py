@@ -51,7 +51,10 @@ def test_app_starts_and_dashboard_reports_when_redis_is_down(data_dir: Path):
     app = build_app(data_dir)  # nobody started the private Redis
     try:
         client = api_client(app)
-        assert client.get("/healthz").status_code == 200
+        health = client.get("/healthz")  # the station answers, and says what is missing
+        assert health.status_code == 503
+        assert health.get_json()["checks"]["database"]["status"] == "ok"
+        assert health.get_json()["checks"]["redis"]["status"] == "fail"
         page = client.get("/rq/")
         assert page.status_code == 200
         assert b"Connection Error" in page.data

@@ -90,10 +90,13 @@ def test_a_13000_square_png_is_invalid_and_never_decoded(huge_png, data_dir):
 
 
 def test_a_raised_cap_decodes_it(huge_png, data_dir):
-    """The control: with room for it, the same file is decoded, and memory shows it."""
+    """The control: with room for it, the same file is decoded in full (valid), so the cap
+    and nothing else is what refused it above. (Its peak memory is not asserted: the kernel
+    may hand Pillow's zeroed buffer over without the pages being counted, so the figure
+    varies from run to run between 0 and the decode's 169 MB.)"""
     result = measure(huge_png, data_dir, SCANNER_MAX_IMAGE_MEGAPIXELS="200")
     assert result["valid"] is True, result
-    assert result["grew_kb"] > 100_000, result
+    assert result["reason"] is None, result
 
 
 def test_an_upload_over_the_cap_is_an_invalid_capture_with_the_sentence(data_dir, huge_png):

@@ -66,11 +66,13 @@ def test_redis_down_answers_503_and_leaves_nothing_behind(make_station):
 
 def test_redis_failing_at_enqueue_removes_the_scan_and_its_count(make_station, monkeypatch):
     station = make_station()
-    from scanner_app.scans import service as scans
+    from scanner_app.platform import queues
+
     def broken(*_args, **_kwargs):
         raise redis.exceptions.ConnectionError("Connection refused")
 
-    monkeypatch.setattr(scans, "_enqueue", broken)
+    # Redis answered the ping, then refused the job: the queue module's public enqueue fails.
+    monkeypatch.setattr(queues, "enqueue", broken)
     status, code, _ = error(station.client.post("/api/v1/scans", json={"frames": 4}))
     assert (status, code) == (503, "queue_unavailable")
     with station.app.app_context():

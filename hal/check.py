@@ -44,7 +44,8 @@ def _seconds(t: float) -> str:
 
 def run_hal_check(settings: HalSettings, out: Callable[[str], None] = print,
                   set_zero: bool = False) -> bool:
-    """Home, turn a quarter, light on, lock exposure, take a photo, light off, then the
+    """Home, turn a quarter, swing the camera arm to its limits and back (when the rig has
+    a tilt axis), light on, lock exposure, take a photo, light off, then the
     button and its status LED. With `set_zero`, first call where the platter stands 0°
     (the person turned it to its 0° mark), which is how a rig without a home switch gets a
     true zero.
@@ -142,10 +143,37 @@ def _run_steps(rig: Rig, tmp: Path, step: Callable[[str, Callable[[], str | None
 
     step("Turntable homed", home)
     step("Turntable turned a quarter turn", quarter_turn)
+    if rig.tilt is not None:
+        _tilt_steps(rig, step)
     step("Light switched on", light_on)
     step("Exposure metered and locked", lock)
     step("Camera took a photo", photo)
     step("Light switched off", light_off)
+
+
+def _tilt_steps(rig: Rig, step: Callable[[str, Callable[[], str | None]], None]) -> None:
+    """Swing the camera arm to both limits and back to where it stood, so a wrong limit,
+    a reversed motor or a stalled arm shows before a scan relies on it."""
+    tilt = rig.tilt
+    assert tilt is not None
+    start = tilt.elevation_deg  # before homing: where the person left the arm
+    look = "" if rig.is_mock else "; look: did the arm move?"
+
+    def to(elevation: float, home: bool = False) -> Callable[[], str]:
+        def move() -> str:
+            if home:  # inside the step, so a stuck home switch is reported like a move
+                tilt.home()
+            tilt.move_to(elevation)
+            return f"now at {tilt.elevation_deg:.1f}°{look}"
+        return move
+
+    step(f"Camera arm tilted down to its lower limit ({tilt.min_elevation_deg:g}°)",
+         to(tilt.min_elevation_deg, home=True))
+    step(f"Camera arm tilted up to its upper limit ({tilt.max_elevation_deg:g}°)",
+         to(tilt.max_elevation_deg))
+    # Clamp: a saved position outside today's limits would be refused.
+    back = min(max(start, tilt.min_elevation_deg), tilt.max_elevation_deg)
+    step(f"Camera arm back where it stood ({back:g}°)", to(back))
 
 
 def _check_button(settings: HalSettings) -> str:

@@ -5,6 +5,8 @@
 (function () {
   "use strict";
   var opener = null;
+  var loading = false; // a frame is on its way: a key pressed meanwhile waits for it
+  var queued = [];
 
   function dialog() { return document.getElementById("lightbox"); }
 
@@ -30,9 +32,35 @@
     if (view) { view.tabIndex = -1; view.focus(); }
   });
 
+  document.addEventListener("htmx:afterSettle", function (e) {
+    if (e.detail.target.id !== "lightbox-body") return;
+    loading = false;
+    if (queued.length) step(queued.shift());
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    if (e.detail.target && e.detail.target.id === "lightbox-body") loading = true;
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    // A failed request swaps nothing: do not wait for it.
+    if (e.detail.target && e.detail.target.id === "lightbox-body" && !e.detail.successful) {
+      loading = false;
+      queued = [];
+    }
+  });
+
+  function step(wanted) {
+    var box = dialog();
+    var scope = box && box.open ? box : document;
+    var link = scope.querySelector(wanted);
+    // Asked of htmx directly: the link may not be wired up by htmx yet (just swapped in).
+    if (link) htmx.ajax("GET", link.getAttribute("href"), { target: "#lightbox-body", swap: "innerHTML" });
+  }
+
   document.addEventListener("close", function (e) {
     if (e.target !== dialog()) return;
     document.getElementById("lightbox-body").innerHTML = "";
+    queued = [];
     if (opener && document.body.contains(opener)) opener.focus();
   }, true);
 
@@ -40,10 +68,9 @@
     var box = dialog();
     var inLightbox = box ? box.open : !!document.querySelector(".frame-view");
     if (!inLightbox || e.altKey || e.ctrlKey || e.metaKey) return;
-    var scope = box && box.open ? box : document;
     var wanted = e.key === "ArrowLeft" ? "[data-prev]" : e.key === "ArrowRight" ? "[data-next]" : null;
     if (!wanted) return;
-    var link = scope.querySelector(wanted);
-    if (link) { e.preventDefault(); link.click(); }
+    e.preventDefault();
+    if (loading) queued.push(wanted); else step(wanted);
   });
 })();

@@ -97,3 +97,44 @@
     if (out) out.textContent = n === 0 ? "" : n === 1 ? input.files[0].name : n + " files chosen";
   });
 })();
+
+/* Keyboard focus stays on the scan controls. Start, Pause, Resume and Cancel swap the scan
+ * panel (and the panel polls itself every second), which would drop focus to the page body:
+ * after such a swap the control with the same label gets focus again, or else the panel's
+ * first control (Start -> Pause, Pause -> Resume). */
+(function () {
+  "use strict";
+  var wanted = null; // label of the control to focus after the next panel swap; "" = first
+
+  function controls() {
+    return Array.prototype.slice.call(
+      document.querySelectorAll("#scan-progress .scan-actions button, #scan-progress .scan-actions a"));
+  }
+
+  function shown(elt) {
+    return elt && elt !== document.body && document.contains(elt) && elt.offsetParent !== null;
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var elt = e.detail.elt;
+    if (elt.matches && elt.matches("form.start-scan, .scan-progress form")) wanted = "";
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var active = document.activeElement;
+    if (active && active.closest && active.closest(".scan-progress") &&
+        e.detail.target.contains(active)) {
+      wanted = active.textContent.trim();
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    if (wanted === null || !document.getElementById("scan-progress")) return;
+    var label = wanted;
+    wanted = null;
+    if (shown(document.activeElement) && !document.activeElement.closest(".start-scan")) return;
+    var all = controls();
+    var match = all.filter(function (c) { return c.textContent.trim() === label; })[0] || all[0];
+    if (match) match.focus({ preventScroll: true });
+  });
+})();

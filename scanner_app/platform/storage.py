@@ -93,6 +93,10 @@ class StorageManager:
         """A scan's model and its report (reconstruction outputs), under the session's exports."""
         return self.exports_dir(session_id) / f"scan-{int(scan_id)}-model"
 
+    def preview_path(self, session_id: int, capture_id: int) -> Path:
+        """A JPEG of an image browsers cannot show (TIFF and the like), made once on demand."""
+        return self.session_dir(session_id) / "metadata" / "previews" / f"{int(capture_id)}.jpg"
+
     def thumbnail_path(self, session_id: int, capture_id: int) -> Path:
         return self.session_dir(session_id) / "metadata" / "thumbnails" / f"{int(capture_id)}.jpg"
 

@@ -103,8 +103,7 @@ def frame_preview(scan: Scan, capture: Capture) -> Path:
     (metadata/previews/<capture id>.jpg). Raises NotFound when the frame cannot be read."""
     if not capture.valid:
         raise NotFound(_NO_FRAME, code="no_such_frame")
-    root = current_storage().session_dir(scan.session_id)
-    preview = root / "metadata" / "previews" / f"{int(capture.id)}.jpg"
+    preview = current_storage().preview_path(scan.session_id, capture.id)
     if not preview.is_file():
         try:
             make_thumbnail(frame_file(scan, capture), preview, size=PREVIEW_SIZE)

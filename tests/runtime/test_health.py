@@ -126,3 +126,19 @@ def test_the_banner_status_is_cached_for_a_few_seconds(sqlite_app, private_redis
     private_redis.stop()
     assert queue_status(settings, max_age=60) is first  # no Redis round trip per page
     assert queue_status(settings, max_age=0)["redis"]["status"] == "fail"
+
+
+def test_a_browser_gets_the_checks_as_a_page_and_scripts_keep_json(sqlite_app, live_workers):
+    """The footer's "status" link opens a page in words, not raw JSON; monitors sending
+    */* (curl, systemd) or asking for JSON still get JSON."""
+    client = sqlite_app.test_client()
+    page = client.get("/healthz", headers={
+        "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"})
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert "Station status" in html and "Everything the station needs is working." in html
+    assert 'data-check="redis"' in html
+    for accept in ("*/*", "application/json"):
+        answer = client.get("/healthz", headers={"Accept": accept})
+        assert answer.mimetype == "application/json" and answer.get_json()["status"] == "ok"
+    assert client.get("/healthz").get_json()["status"] == "ok"  # no Accept at all

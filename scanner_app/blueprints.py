@@ -16,6 +16,7 @@ def register_blueprints(app: Flask) -> None:
     from scanner_app.sessions.views import bp as web_sessions
     from scanner_app.station.api import bp as api_station
     from scanner_app.station.api_docs import bp as api_docs
+    from scanner_app.station.calibration import bp as web_calibration
     from scanner_app.station.dashboard import bp as web_pages
     from scanner_app.station.healthz import bp as web_health
     from scanner_app.station.rq_dashboard import init_rq_dashboard
@@ -25,7 +26,7 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (
         api_sessions, api_captures, api_scans, api_uploads, api_station, api_docs,
         web_auth, web_health, web_pages, web_scans, web_session_scans, web_sessions, web_uploads,
-        web_files, web_captures,
+        web_files, web_captures, web_calibration,
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_exports)

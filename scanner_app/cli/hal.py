@@ -8,13 +8,11 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
-from hal import HardwareError, load_rig, safe_off
-from hal.calibration import run_calibration
+from hal import HardwareError, safe_off
 from hal.check import run_hal_check
 from scanner_app.config import current_settings
-from scanner_app.platform.clock import utcnow
 from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
-from scanner_app.scans.calibrations import calibration_dir, save_rig_calibration
+from scanner_app.scans.calibration_run import calibrate_rig
 
 hal_cli = click.Group("hal", help="Check the camera, turntable, light and button.")
 
@@ -52,19 +50,11 @@ def safe_off_command() -> None:
 def calibrate(views: int) -> None:
     """Photograph the ChArUco board lying on the platter at several angles and solve the
     camera's lens and its pose to the turntable axis; new scans use the result."""
-    settings = current_settings()
-    workdir = calibration_dir(settings.data_dir) / f"photos-{utcnow():%Y%m%dT%H%M%S}"
     try:
-        with hardware_lock(settings.data_dir, 0), load_rig(settings.hal) as rig:
-            rig.camera.set_resolution(None)
-            rig.turntable.home()
-            with rig.hold_position(), rig.light.lit():
-                rig.camera.lock_exposure()
-                cal = run_calibration(rig, workdir, views=views, on_progress=lambda i, n:
-                                      click.echo(f"Photo {i} of {n}"))
+        cal, path = calibrate_rig(current_settings(), views, on_progress=lambda i, n:
+                                  click.echo(f"Photo {i} of {n}"))
     except (HardwareBusy, HardwareError) as exc:  # CalibrationError says what to do
         raise click.ClickException(str(exc)) from None
-    path = save_rig_calibration(settings.data_dir, cal)
     g, intr = cal.geometry, cal.intrinsics
     click.echo(f"Focal length: {intr.fx:.1f} px at {intr.width}x{intr.height}")
     click.echo(f"Distance to the turntable axis: {g.distance_m * 100:.2f} cm")

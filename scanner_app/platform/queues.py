@@ -43,6 +43,7 @@ KNOWN_QUEUES = (*ALL_QUEUES, PROCESSING_QUEUE)
 SCAN_JOB = "scanner_app.scans.job.run_scan"
 UPLOAD_JOB = "scanner_app.uploads.job.process_uploads"
 RECONSTRUCTION_JOB = "scanner_app.reconstruction.job.run_reconstruction"
+CALIBRATION_JOB = "scanner_app.scans.calibration_job.run_rig_calibration"
 # Jobs run in an app built by this factory when no app context was pushed for them (a bare
 # `rq worker`); by path, because the factory sits above every slice.
 APP_FACTORY = "scanner_app:create_app"
@@ -72,6 +73,8 @@ UPLOAD_JOBS = JobKind(UPLOAD_JOB, UPLOADS_QUEUE, timeout=6 * 3600)
 # A reconstruction of a few hundred frames on a Pi's cores: hours at worst.
 RECONSTRUCTION_JOBS = JobKind(RECONSTRUCTION_JOB, PROCESSING_QUEUE, timeout=6 * 3600,
                               result_ttl=WEEK)
+# A rig calibration drives the rig (hardware queue): a few dozen photos at most.
+CALIBRATION_JOBS = JobKind(CALIBRATION_JOB, HARDWARE_QUEUE, timeout=1800)
 
 
 def redis_connection(settings: Settings) -> Redis:
@@ -152,5 +155,13 @@ def on_horse_killed(func_name: str) -> Callable[[HorseKilledHandler], HorseKille
 
 
 def horse_killed_handlers(func_name: str) -> list[HorseKilledHandler]:
-    """The handlers registered for `func_name`, in registration order."""
+    """The handlers registered for `func_name`, in registration order. The job's module is
+    imported first: the worker only forks work-horses, so a job kind whose module the worker
+    never imported itself still gets its handlers called."""
+    module = func_name.rpartition(".")[0]
+    if module and func_name not in _horse_killed_handlers:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:  # a job of a kind this version does not know
+            log.warning("No clean-up for killed job %s: %s", func_name, exc)
     return list(_horse_killed_handlers.get(func_name, ()))

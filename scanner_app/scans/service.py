@@ -34,6 +34,12 @@ from scanner_app.platform.disk import check_scan_space
 from scanner_app.platform.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from scanner_app.platform.extensions import db
 from scanner_app.platform.queues import redis_connection
+from scanner_app.scans.calibration_run import (  # the station's calibration page uses these
+    CalibrationRunStatus,
+    calibration_run,
+    current_rig_calibration,
+    start_calibration,
+)
 from scanner_app.scans.kept_frames import next_frame
 from scanner_app.scans.path import plan_path, require_operator, ring_progress
 from scanner_app.scans.recovery import (
@@ -50,10 +56,12 @@ from scanner_app.sessions.resolver import resolve_session
 from scanner_app.sessions.service import get_session
 
 __all__ = [
-    "HEARTBEAT_SECONDS", "MAX_FRAMES", "QUEUED_GRACE_SECONDS", "SOURCES", "STALE_SECONDS",
-    "active_scan", "cancel_scan", "get_scan", "job_profile", "list_scans", "mark_interrupted",
-    "next_frame", "pause_scan", "profile_for", "reconcile_at_startup", "reconcile_stale_scans",
-    "resume_scan", "scan_json", "scan_progress", "start_scan",
+    "CalibrationRunStatus", "HEARTBEAT_SECONDS", "MAX_FRAMES", "QUEUED_GRACE_SECONDS",
+    "SOURCES", "STALE_SECONDS", "active_scan", "calibration_run", "cancel_scan",
+    "current_rig_calibration", "get_scan", "job_profile", "list_scans", "mark_interrupted",
+    "next_frame", "pause_scan", "profile_for", "reconcile_at_startup",
+    "reconcile_stale_scans", "resume_scan", "scan_json", "scan_progress",
+    "start_calibration", "start_scan",
 ]
 
 log = logging.getLogger("scanner.scans")

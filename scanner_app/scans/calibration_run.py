@@ -193,17 +193,19 @@ def _process_alive(pid: int) -> bool:
 
 
 def _job_lost(settings: Settings, run: CalibrationRun) -> bool:
-    """A queued run whose job Redis no longer has (best effort: Redis down is not proof)."""
+    """A queued run whose job Redis no longer has, or that ended before it could say so (its
+    worker died before the job started). Best effort: Redis being down is no proof."""
     from rq.exceptions import NoSuchJobError
-    from rq.job import Job
+    from rq.job import Job, JobStatus
 
     try:
-        Job.fetch(run.job_id, connection=queues.redis_connection(settings))
+        job = Job.fetch(run.job_id, connection=queues.redis_connection(settings))
+        status = job.get_status(refresh=False)
     except NoSuchJobError:
         return True
     except queues.QUEUE_ERRORS:
         return False
-    return False
+    return status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
 
 
 def calibration_run(settings: Settings | None = None) -> CalibrationRun | None:

@@ -23,7 +23,7 @@ from tests.conftest import build_app
 from tests.support import dispose
 from tests.web.conftest import HX, add_scan, add_session, make_web_app, sign_in
 
-REDIS_DB = 10  # a database of the shared test Redis for these tests alone, flushed per test
+REDIS_DB = 14  # a database of the shared test Redis for these tests alone, flushed per test
 
 
 @pytest.fixture

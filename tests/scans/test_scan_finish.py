@@ -51,7 +51,8 @@ def test_deleting_the_session_the_moment_its_scan_completes_leaves_no_directory(
     station = make_station()
     station.start_worker()
     trial = station.client.post("/api/v1/sessions",
-                                json={"name": "Delete me", "make_current": False}).get_json()
+                                json={"name": "Delete me", "make_current": False}
+                                ).get_json()["session"]
     scan = station.start_scan(session_id=trial["id"], profile="quick", frames=3)
     completed_with_its_zip(station, scan, 3)
 

@@ -41,10 +41,10 @@ def test_rings_with_a_tilt_axis(make_station) -> None:
     assert done["frames_captured"] == 10 and done["percent"] == 100.0
     assert done["message"] is None and done["eta_seconds"] == 0
     captures = scan_captures(station, scan)
-    # Taken ring by ring, each ring's angles from 0 up, every other ring turning back.
+    # Taken ring by ring, each ring's angles from 0 up (CONTRACT), in the order taken.
     assert [(c["ring"], c["elevation_deg"]) for c in captures] == (
         [(0, 10.0)] * 4 + [(1, 30.0)] * 3 + [(2, 50.0)] * 3)
-    assert [c["angle_deg"] for c in captures] == [0, 90, 180, 270, 240, 120, 0, 0, 120, 240]
+    assert [c["angle_deg"] for c in captures] == [0, 90, 180, 270, 0, 120, 240, 0, 120, 240]
     assert all(c["pass"] == 1 for c in captures)
     settings = station.app.config["SCANNER_SETTINGS"].hal
     assert build_arm(settings).true_elevation() == 50  # the arm was really moved
@@ -76,7 +76,7 @@ def test_rings_without_a_tilt_are_guided(make_station) -> None:
     assert done["message"] is None
     captures = scan_captures(station, scan)
     assert [c["elevation_deg"] for c in captures] == [15.0] * 3 + [35.0] * 2
-    assert [c["angle_deg"] for c in captures] == [0, 120, 240, 180, 0]
+    assert [c["angle_deg"] for c in captures] == [0, 120, 240, 0, 180]
     assert_photographed_where_recorded(station, scan, MockScene())
 
 
@@ -95,7 +95,7 @@ def test_a_turn_over_pass_waits_for_the_object_to_be_turned(make_station) -> Non
     assert done["message"] is None
     captures = scan_captures(station, scan)
     assert [(c["pass"], c["ring"], c["angle_deg"]) for c in captures] == [
-        (1, 0, 0), (1, 0, 120), (1, 0, 240), (2, 1, 240), (2, 1, 120), (2, 1, 0)]
+        (1, 0, 0), (1, 0, 120), (1, 0, 240), (2, 1, 0), (2, 1, 120), (2, 1, 240)]
 
 
 def test_a_guided_scan_stopped_while_waiting_asks_again_when_resumed(make_station) -> None:
@@ -122,5 +122,5 @@ def test_a_guided_scan_stopped_while_waiting_asks_again_when_resumed(make_statio
     station.wait_for_status(scan["id"], "completed", timeout=60)
     captures = scan_captures(station, scan)
     assert [(c["elevation_deg"], c["angle_deg"]) for c in captures] == [
-        (15.0, 0), (15.0, 180), (35.0, 180), (35.0, 0)]
+        (15.0, 0), (15.0, 180), (35.0, 0), (35.0, 180)]
     assert_photographed_where_recorded(station, scan, MockScene())

@@ -121,7 +121,8 @@ def start_station(data_dir: Path, database_url: str | None, redis_url: str,
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/healthz")
-            return conn.getresponse().status < 500
+            # 503 answers too: /healthz names the scan worker this station runs without.
+            return conn.getresponse().status in (200, 503)
         except OSError:
             return False
 

@@ -53,11 +53,12 @@ def _truncate_utf8(text: str, limit: int) -> str:
     return encoded[:limit].decode("utf-8", errors="ignore")
 
 
-def shown_filename(raw: str | None, limit: int = 255) -> str:
-    """The name a person sent, as the upload record shows it: control and invisible
-    characters (a NUL, a right-to-left override) removed, the rest kept, at most `limit`
-    bytes; the file itself is stored under clean_filename()."""
-    return _truncate_utf8(_clean_chars(raw or ""), limit) or FALLBACK_NAME
+def shown_filename(raw: str | None) -> str:
+    """The name a person sent, as the upload record keeps it: control characters (a NUL,
+    which PostgreSQL cannot store in text) removed, everything else as sent; the file itself
+    is stored under clean_filename()."""
+    kept = "".join(c for c in (raw or "") if unicodedata.category(c) != "Cc")
+    return kept or FALLBACK_NAME
 
 
 def split_extension(name: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from scanner_app.models.statuses import UploadStatus
-from scanner_app.platform.log_context import bind_log_ids
+from scanner_app.platform.log_context import log_ids
 from scanner_app.platform.queues import UPLOAD_JOB, job_app_context, on_horse_killed
 
 log = logging.getLogger("scanner.uploads")
@@ -121,20 +121,22 @@ def process_uploads(upload_ids: list[int]) -> dict[str, int]:
         settings = current_settings()
         claim = Claim(_claim_token(), set())  # file by file (Claim.acquire in process_upload)
         for position, upload_id in enumerate(upload_ids):
-            bind_log_ids(upload=upload_id)  # on every line about this file
-            try:
-                summary[process_upload(upload_id, settings, claim)] += 1
-            except JobTimeoutException:
-                db.session.rollback()
-                mark_failed(upload_ids[position:], TIMEOUT_SENTENCE, claim.token)
-                raise  # RQ ends the job; the files stay where they are
-            except Exception:  # noqa: BLE001 - one bad file must not stop the rest
-                log.exception("Processing upload %s failed", upload_id)
-                db.session.rollback()
-                mark_failed([upload_id], FAILED_SENTENCE, claim.token)
-                summary[UploadStatus.FAILED] += 1
-            finally:
-                forget_upload_objects()  # nothing is kept between uploads
+            # On every line about this file, and on none after it: in a web request (the
+            # queue down) a bound id would otherwise stay on the thread's later lines.
+            with log_ids(upload=upload_id):
+                try:
+                    summary[process_upload(upload_id, settings, claim)] += 1
+                except JobTimeoutException:
+                    db.session.rollback()
+                    mark_failed(upload_ids[position:], TIMEOUT_SENTENCE, claim.token)
+                    raise  # RQ ends the job; the files stay where they are
+                except Exception:  # noqa: BLE001 - one bad file must not stop the rest
+                    log.exception("Processing upload %s failed", upload_id)
+                    db.session.rollback()
+                    mark_failed([upload_id], FAILED_SENTENCE, claim.token)
+                    summary[UploadStatus.FAILED] += 1
+                finally:
+                    forget_upload_objects()  # nothing is kept between uploads
     if summary["skipped"]:
         log.info("Uploads: %d skipped (finished, gone, or processed by another run)",
                  summary["skipped"])

@@ -154,3 +154,13 @@ def test_log_lines_carry_session_and_scan_ids(caplog):
         assert outside.ids == " upload=7"
     finally:
         bind_log_ids(upload=None)
+
+
+def test_uploads_processed_in_a_request_leave_no_upload_id_on_later_lines(sqlite_client):
+    """With no queue, a request processes its files itself; the upload id it logs with must
+    not stay bound to the thread (it showed up on an unrelated test's log line)."""
+    from scanner_app.platform.log_context import current_log_ids
+    from tests.uploads.helpers import image_bytes, post_files
+
+    assert post_files(sqlite_client, [("a.jpg", image_bytes(seed=3))]).status_code == 201
+    assert "upload" not in current_log_ids()

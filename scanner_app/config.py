@@ -35,6 +35,8 @@ class ScanProfile:
     rings: tuple[tuple[float, int], ...] = ()
     # Then a second pass of the same rings with the object turned over (guided).
     turn_over: bool = False
+    # Queue a reconstruction (processing queue) when a scan of this profile completes.
+    auto_reconstruct: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ def load_settings(
             jpeg_quality=int(p.get("jpeg_quality", 92)),
             rings=_profile_rings(name, p.get("rings", [])),
             turn_over=bool(p.get("turn_over", False)),
+            auto_reconstruct=_profile_bool(name, "auto_reconstruct", p),
         )
         for name, p in data.get("profiles", {}).items()
     }
@@ -180,6 +183,15 @@ def load_settings(
 def _positive(value: float, name: str) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a number above 0, e.g. 100.")
+    return value
+
+
+def _profile_bool(name: str, key: str, profile: Mapping) -> bool:
+    """A profile's true/false key; a string like "yes" is refused rather than read as true."""
+    value = profile.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"profiles.{name}.{key} must be true or false (without quotes), "
+                          f"not {value!r}.")
     return value
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scanner_app.platform.clock import iso, utcnow
@@ -16,6 +16,9 @@ class Capture(db.Model):
     __table_args__ = (
         # A resumed scan can never record the same frame twice.
         UniqueConstraint("scan_id", "frame_index", name="uq_captures_scan_frame"),
+        # A session's captures a page at a time, by key (all, valid only, invalid only).
+        Index("ix_captures_session_id_id", "session_id", "id"),
+        Index("ix_captures_session_valid_id", "session_id", "valid", "id"),
         # Ids name folders and jobs: never reuse one (SQLite would, after a delete).
         {"sqlite_autoincrement": True},
     )

@@ -29,6 +29,8 @@ class ScanSession(db.Model):
         ),
         # "alpha" and "Alpha" are one name (sessions/names.py also compares casefolded).
         Index("uq_sessions_name_lower", text("lower(name)"), unique=True),
+        # Sessions newest first, a page at a time.
+        Index("ix_sessions_created_at_id", "created_at", "id"),
         CheckConstraint("kind IN ('auto', 'manual')", name="kind"),
         CheckConstraint(sql_in("status", SessionStatus), name="status"),
         {"sqlite_autoincrement": True},  # never reuse an id: it names a directory

@@ -31,6 +31,7 @@ from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
 from scanner_app.platform.log_context import bind_log_ids
 from scanner_app.platform.storage import current_storage
 from scanner_app.platform.zips import write_scan_export
+from scanner_app.scans import hooks as scan_hooks
 from scanner_app.scans.disk_full import DISK_FULL, disk_full
 from scanner_app.scans.frames import FrameSteps, _Cancelled, _Stopped, _Superseded
 from scanner_app.scans.kept_frames import frames_kept_sentence
@@ -223,6 +224,8 @@ class ScanRun(FrameSteps):
             return
         log.info("Scan %s %s with %s of %s frames", self.scan_id, status, len(self.recorded),
                  self.planned)
+        if status is ScanStatus.COMPLETED:  # e.g. a profile's automatic reconstruction
+            scan_hooks.run_after_scan_completed(self.scan_id)
 
     def _touch(self) -> bool:
         """A sign of life, if the scan is still this job's; False (logged) when not."""

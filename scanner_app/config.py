@@ -118,7 +118,9 @@ def load_settings(
 ) -> Settings:
     """Build Settings from config files and the environment (environment wins)."""
     env = os.environ if env is None else env
-    data = _read_toml_files(config_dir or CONFIG_DIR)
+    # SCANNER_CONFIG_DIR: another folder of scanner.toml/hal.toml/local.toml (tests, a second
+    # station on one machine).
+    data = _read_toml_files(config_dir or Path(env.get("SCANNER_CONFIG_DIR") or CONFIG_DIR))
     station = data.get("station", {})
 
     data_dir = Path(env.get("SCANNER_DATA_DIR") or station.get("data_dir") or "~/scanner_data")

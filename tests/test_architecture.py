@@ -35,7 +35,7 @@ SLICES = {name for name, layer in LAYERS.items() if layer == 2}
 PUBLIC = {
     "sessions": {"service", "resolver", "counters", "record", "hooks"},
     "captures": {"service"},
-    "scans": {"service"},
+    "scans": {"service", "hooks"},
     "uploads": {"service"},
     "accounts": {"service"},
     "station": {"health"},

@@ -33,7 +33,8 @@ from scanner_app.platform.errors import Conflict, NotFound, ServiceUnavailable
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import current_storage
 from scanner_app.reconstruction.recovery import recover_if_stale
-from scanner_app.scans.service import get_scan
+from scanner_app.scans import hooks as scan_hooks
+from scanner_app.scans.service import get_scan, job_profile
 from scanner_app.sessions import hooks
 
 log = logging.getLogger("scanner.reconstruction")
@@ -183,6 +184,28 @@ def _cancel_job(job_id: str | None) -> None:
     except Exception as exc:  # noqa: BLE001 - a job we cannot cancel exits on its own
         log.info("Could not cancel RQ job %s (%s); it will see the row is cancelled", job_id,
                  exc)
+
+
+@scan_hooks.after_scan_completed
+def start_if_profile_asks(scan_id: int) -> None:
+    """In the scan worker, once a scan completed: a profile with `auto_reconstruct = true`
+    queues its model. A refusal (one already queued, the queue down) is logged, never raised:
+    the scan is complete either way and the model can be started from its page."""
+    scan = db.session.get(Scan, scan_id)
+    if scan is None:
+        return
+    profile = job_profile(scan.profile, current_settings())
+    if profile.name != scan.profile or not profile.auto_reconstruct:
+        return  # a profile that left the config since asks for nothing
+    try:
+        row = start_reconstruction(scan_id)
+    except (Conflict, ServiceUnavailable, NotFound) as exc:
+        db.session.rollback()
+        log.warning("Scan %s: its profile %s asks for a model, but it was not started: %s",
+                    scan_id, profile.name, exc)
+        return
+    log.info("Scan %s: reconstruction %s queued automatically (profile %s)", scan_id, row.id,
+             profile.name)
 
 
 # --- what happens to a session happens to its reconstructions ---------------------------

@@ -4,6 +4,14 @@ request enters, and passes the resulting id on; jobs never resolve or create ses
 Order: an explicit id, else the current manual session, else today's auto session. Today's
 auto session is written with INSERT ... ON CONFLICT against the partial unique index
 uq_sessions_auto_day, so the database (not a select-then-insert) decides which row wins.
+
+Fast path (issue 15): one indexed SELECT finds the session new work goes to and its status.
+When that session is active and this process has already seen its directory complete, that
+is the answer: no write, no lock, no filesystem call. Anything else (no row for today, a
+completed session, a directory this process has not seen yet) takes the slow path below,
+where the upsert and the row lock decide as before, so racing processes still get exactly
+one auto session per day. Session ids are never reused (sqlite_autoincrement, sequences), so
+a remembered directory can only disappear with its row, which the SELECT would not find.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime
 
-from sqlalchemy import case, select, text, update
+from sqlalchemy import case, func, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from scanner_app.config import current_settings
@@ -21,11 +29,34 @@ from scanner_app.platform.clock import utcnow
 from scanner_app.platform.errors import NotFound
 from scanner_app.platform.extensions import db, dialect_insert
 from scanner_app.platform.storage import current_storage
+from scanner_app.sessions import hooks
 from scanner_app.sessions.record import mark_dirty
 
 log = logging.getLogger("scanner.sessions")
 
 AUTO_NAME_PREFIX = "Session "
+
+# Directories (with their session.json) this process has seen complete, per station:
+# {(database url, sessions root): {session id, ...}}. Dropped for a session that is deleted
+# here; a session deleted elsewhere is not found by the fast path's SELECT anyway.
+_known_dirs: dict[tuple[str, str], set[int]] = {}
+
+
+def _known_dirs_here() -> set[int]:
+    settings = current_settings()
+    return _known_dirs.setdefault((settings.database_url, str(settings.sessions_dir)), set())
+
+
+@hooks.before_delete
+def _forget_dir(session_id: int) -> None:
+    for known in _known_dirs.values():
+        known.discard(int(session_id))
+
+
+def forget_known_dirs() -> None:
+    """Forget every remembered directory (tests that remove folders behind the station's back,
+    and `scanner doctor --repair`, which re-creates them)."""
+    _known_dirs.clear()
 
 
 def auto_session_name(day: date) -> str:
@@ -110,12 +141,47 @@ def _upsert_auto_session_retrying(day: date, attempts: int = 5) -> tuple[int, bo
     raise AssertionError("unreachable")
 
 
+def _fast_path_statement(session_id: int | None, day: date):
+    """One SELECT: (id, status) of the session new work goes to, or no row. Built per call
+    from cached SQL (the statement's shape never changes; only the bound values do)."""
+    table = ScanSession.__table__
+    if session_id is not None:
+        wanted = literal(int(session_id))
+    else:  # the manual session chosen as current, else today's auto session
+        state = StationState.__table__
+        current = (select(state.c.current_session_id).where(state.c.id == 1)
+                   .scalar_subquery())
+        # Literal predicate, as in the index (models/session.py): SQLite uses the partial
+        # index uq_sessions_auto_day only for a WHERE that implies its own.
+        today = (select(table.c.id).where(text("sessions.kind = 'auto'"), table.c.day == day)
+                 .scalar_subquery())
+        wanted = func.coalesce(current, today)
+    return select(table.c.id, table.c.status).where(table.c.id == wanted)
+
+
+def _fast_path(session_id: int | None, day: date) -> int | None:
+    """The session's id when it is active and its directory is known complete; else None."""
+    known = _known_dirs_here()
+    if not known:
+        return None
+    row = db.session.execute(_fast_path_statement(session_id, day)).first()
+    if row is None or row.id not in known or row.status != SessionStatus.ACTIVE:
+        return None
+    return row.id
+
+
 def resolve_session(session_id: int | None = None, *, now: datetime | None = None) -> int:
     """Return the id of the session new work goes to, committing whatever that took.
 
     Raises NotFound for an unknown explicit id (also one deleted or merged away meanwhile).
     The directory of an existing session is made (idempotently) while this transaction holds
     the row's lock; a new session's after the database has committed the row."""
+    day = station_today(now)
+    fast = _fast_path(session_id, day)
+    if fast is not None:
+        db.session.commit()  # ends the read (and commits what the caller had pending)
+        log.debug("Session resolver: reused session %s", fast)
+        return fast
     for _attempt in range(3):
         created = reactivated = False
         if session_id is not None:
@@ -123,7 +189,7 @@ def resolve_session(session_id: int | None = None, *, now: datetime | None = Non
         elif (manual_id := current_manual_session_id()) is not None:
             resolved, how = manual_id, "current"
         else:
-            resolved, created, reactivated = _upsert_auto_session_retrying(station_today(now))
+            resolved, created, reactivated = _upsert_auto_session_retrying(day)
             how = "today's auto"
             break
         reactivated = _reactivate(resolved)
@@ -141,9 +207,15 @@ def resolve_session(session_id: int | None = None, *, now: datetime | None = Non
         # While this transaction holds the row, so a delete that comes after (and renames the
         # folder aside) never finds a folder made again behind its back.
         store.ensure_session_dir(resolved)
-    if created or reactivated or not store.session_record_path(resolved).exists():
+    record_missing = not store.session_record_path(resolved).exists()
+    if created or reactivated or record_missing:
         mark_dirty(resolved, create=True)  # written (folder made) once the row is committed
     db.session.commit()
-    verb = "created new" if created else ("reactivated" if reactivated else "reused existing")
-    log.info("Session resolver: %s %s session %s", verb, how, resolved)
+    if not (created or reactivated or record_missing):
+        _known_dirs_here().add(resolved)  # folder and record seen: next time, the fast path
+    if created or reactivated:
+        verb = "created new" if created else "reactivated"
+        log.info("Session resolver: %s %s session %s", verb, how, resolved)
+    else:
+        log.debug("Session resolver: reused existing %s session %s", how, resolved)
     return resolved

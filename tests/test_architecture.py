@@ -25,7 +25,7 @@ LAYERS = {
     "config": 0, "platform": 0,
     "models": 1,
     "accounts": 2, "sessions": 2, "captures": 2, "scans": 2, "uploads": 2, "station": 2,
-    "reconstruction": 2,
+    "reconstruction": 2, "rig": 2,
     # Entry points: the processes, the CLI and the app factory that wires the slices together.
     "runtime": 3, "cli": 3, "migrations": 3, "blueprints": 3, "<factory>": 3,
 }
@@ -40,6 +40,7 @@ PUBLIC = {
     "accounts": {"service"},
     "station": {"health"},
     "reconstruction": {"service"},
+    "rig": {"service"},
 }
 
 

@@ -44,6 +44,8 @@ SCAN_JOB = "scanner_app.scans.job.run_scan"
 UPLOAD_JOB = "scanner_app.uploads.job.process_uploads"
 RECONSTRUCTION_JOB = "scanner_app.reconstruction.job.run_reconstruction"
 CALIBRATION_JOB = "scanner_app.scans.calibration_job.run_rig_calibration"
+PREVIEW_JOB = "scanner_app.rig.preview_job.run_preview"
+RIG_CONTROL_JOB = "scanner_app.rig.job.run_control"
 # Jobs run in an app built by this factory when no app context was pushed for them (a bare
 # `rq worker`); by path, because the factory sits above every slice.
 APP_FACTORY = "scanner_app:create_app"
@@ -75,6 +77,13 @@ RECONSTRUCTION_JOBS = JobKind(RECONSTRUCTION_JOB, PROCESSING_QUEUE, timeout=6 * 
                               result_ttl=WEEK)
 # A rig calibration drives the rig (hardware queue): a few dozen photos at most.
 CALIBRATION_JOBS = JobKind(CALIBRATION_JOB, HARDWARE_QUEUE, timeout=1800)
+# The live preview holds the rig only while someone watches, at most a few minutes a job (the
+# page queues the next one); it yields at once to any other hardware job.
+PREVIEW_JOBS = JobKind(PREVIEW_JOB, HARDWARE_QUEUE, timeout=600, result_ttl=60,
+                       failure_ttl=3600)
+# A manual control (turn, tilt, home): seconds; the page waits for its answer.
+RIG_CONTROL_JOBS = JobKind(RIG_CONTROL_JOB, HARDWARE_QUEUE, timeout=300, result_ttl=300,
+                           failure_ttl=3600)
 
 
 def redis_connection(settings: Settings) -> Redis:

@@ -1,0 +1,118 @@
+"""The web's side of the preview: relays the frames the worker publishes (rig/channel.py) as
+an MJPEG stream (multipart/x-mixed-replace) or one JPEG. While a scan (or a calibration) has
+the rig, it shows the scan's last frame instead, read from its thumbnail on disk. Every
+stream keeps the preview's watch key fresh while its client reads; when the client goes,
+the next write fails, the stream ends, and the preview job ends a few seconds later."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Iterator
+from functools import cache
+
+from PIL import Image, ImageDraw
+from sqlalchemy import select
+
+from scanner_app.config import current_settings
+from scanner_app.models import Capture
+from scanner_app.platform import queues
+from scanner_app.platform.errors import ServiceUnavailable
+from scanner_app.platform.extensions import db
+from scanner_app.platform.storage import current_storage
+from scanner_app.rig import channel, service
+from scanner_app.scans import service as scans
+
+log = logging.getLogger("scanner.preview")
+
+BOUNDARY = "scannerframe"
+MIMETYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+POLL_SECONDS = 0.05
+RESEND_SECONDS = 1.0  # the same frame again: keeps the stream alive and notices a gone client
+CHECK_SECONDS = 1.0  # how often the stream looks at the scan and the preview job
+SNAPSHOT_WAIT_SECONDS = 10.0
+MAX_STREAM_SECONDS = 3600.0  # a forgotten tab does not hold a request thread for ever
+
+
+@cache
+def placeholder(text: str = "Starting the camera preview…") -> bytes:
+    """A plain JPEG shown until the first frame arrives."""
+    image = Image.new("RGB", (640, 480), (38, 42, 46))
+    ImageDraw.Draw(image).text((24, 228), text, fill=(220, 224, 228))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def scan_last_frame() -> bytes | None:
+    """The thumbnail of the active scan's newest frame, or None (no scan, no frame yet)."""
+    scan = scans.active_scan()
+    try:
+        if scan is None:
+            return None
+        capture = db.session.scalar(select(Capture).where(Capture.scan_id == scan.id)
+                                    .order_by(Capture.id.desc()).limit(1))
+        if capture is None:
+            return placeholder(f"Scan {scan.id} has the rig; its first frame is on the way…")
+        path = current_storage().thumbnail_path(capture.session_id, capture.id)
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+    finally:
+        db.session.rollback()
+
+
+def part(jpeg: bytes) -> bytes:
+    return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+            .encode() + jpeg + b"\r\n")
+
+
+def frames(max_seconds: float = MAX_STREAM_SECONDS) -> Iterator[bytes]:
+    """Multipart parts for as long as the client reads (or max_seconds)."""
+    redis = service.watch_preview()
+    started = time.monotonic()
+    last_seq, last_sent, last_check, scan_frame = -1, 0.0, 0.0, None
+    current = placeholder()
+    while time.monotonic() - started < max_seconds:
+        now = time.monotonic()
+        try:
+            if now - last_check >= CHECK_SECONDS:
+                last_check = now
+                scan_frame = scan_last_frame()
+                channel.watch(redis)
+                if scan_frame is None:
+                    service.ensure_preview(redis, current_settings())
+            seq, frame = channel.latest_frame(redis)
+        except queues.QUEUE_ERRORS as exc:
+            log.warning("The preview stream lost Redis: %s", exc)
+            return
+        fresh = False
+        if scan_frame is not None:
+            fresh, current, last_seq = scan_frame != current, scan_frame, -1
+        elif frame is not None and seq != last_seq:
+            fresh, current, last_seq = True, frame, seq
+        if fresh or now - last_sent >= RESEND_SECONDS:
+            last_sent = now
+            yield part(current)
+        else:
+            time.sleep(POLL_SECONDS)
+
+
+def snapshot() -> bytes:
+    """One current frame: the live preview's (started for it when need be), or the active
+    scan's last frame."""
+    scan_frame = scan_last_frame()
+    if scan_frame is not None:
+        return scan_frame
+    redis = service.watch_preview()
+    deadline = time.monotonic() + SNAPSHOT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        _seq, frame = channel.latest_frame(redis)
+        if frame is not None:
+            return frame
+        time.sleep(POLL_SECONDS)
+    raise ServiceUnavailable(
+        f"The camera sent no preview frame within {SNAPSHOT_WAIT_SECONDS:.0f} s. Check that "
+        "the worker runs ('scanner run') and look at its log.", code="no_frame")

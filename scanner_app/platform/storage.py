@@ -80,6 +80,11 @@ class StorageManager:
     def scan_metadata_path(self, session_id: int, scan_id: int) -> Path:
         return self.session_dir(session_id) / "metadata" / "scans" / f"{int(scan_id)}.json"
 
+    def scan_frames_log_path(self, session_id: int, scan_id: int) -> Path:
+        """metadata/scans/<id>.frames.jsonl: one line appended per frame recorded since the
+        scan's <id>.json was last consolidated (scans/metadata.py); gone once it is."""
+        return self.session_dir(session_id) / "metadata" / "scans" / f"{int(scan_id)}.frames.jsonl"
+
     def upload_dir(self, session_id: int, upload_id: int) -> Path:
         return self.session_dir(session_id) / "images" / "uploads" / str(int(upload_id))
 

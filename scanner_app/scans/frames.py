@@ -15,6 +15,7 @@ from scanner_app.models import SCAN_UNDER_WAY, Capture, Scan, ScanStatus, transi
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.thumbnails import make_thumbnail
+from scanner_app.scans.pipeline import CapturePipeline, TakenFrame
 from scanner_app.scans.rings import RingSteps
 from scanner_app.sessions.counters import bump_session_counters
 
@@ -44,6 +45,8 @@ class _Superseded(Exception):
 
 class FrameSteps(RingSteps):
     """The frame steps of ScanRun (a mixin: they share its state, see ScanRun.__init__)."""
+
+    pipeline: CapturePipeline
 
     def _drive(self, rig: Rig) -> None:
         """Open, home, then take every frame not yet recorded with the motor held at its
@@ -124,6 +127,8 @@ class FrameSteps(RingSteps):
             log.info("Scan %s: %s", self.scan_id, note)
 
     def _capture(self, rig: Rig, index: int, angle: float) -> None:
+        """Take frame `index` and hand it to the recorder (scans/pipeline.py), which records
+        it while the platter moves on; waits only when the recorder is behind."""
         path = self.images_dir / f"frame_{index:04d}.jpg"
         taken_at = utcnow()
         self.pending_file = path
@@ -136,34 +141,42 @@ class FrameSteps(RingSteps):
                   "elevation_deg": ring["elevation_deg"]},
             quality=self.profile.jpeg_quality,
         )
+        self.pipeline.submit(TakenFrame(index=index, angle=angle, taken_at=taken_at, path=path,
+                                        info=info, fields=ring, plate=plate))
+        self.pending_file = None  # the pipeline's now (its `pending` until recorded)
+        self.index = None
+
+    def _record(self, frame: TakenFrame) -> None:
+        """In the recorder thread (its own database session): the frame's mask, its metadata
+        line, Capture row, session counters and progress in one commit, then its thumbnail.
+        Metadata first: after a crash before the commit the frame is not recorded, so a
+        resume takes it again and its later line replaces this one (keyed by index)."""
+        path, info, ring = frame.path, frame.info, frame.fields
         relative = path.relative_to(self.store.session_dir(self.session_id)).as_posix()
-        mask = self._write_mask(path, ring, angle, plate)
-        self.meta.add_frame(index, angle=angle, taken_at=taken_at, file=relative,
-                            width=info.width, height=info.height, camera=info.settings,
-                            mask=mask, **ring)
-        capture = Capture(session_id=self.session_id, scan_id=self.scan_id, frame_index=index,
-                          path=relative, angle_deg=angle, valid=True, width=info.width,
-                          height=info.height, taken_at=taken_at, ring=ring["ring"],
+        mask = self._write_mask(path, ring, frame.angle, frame.plate)
+        self.meta.add_frame(frame.index, angle=frame.angle, taken_at=frame.taken_at,
+                            file=relative, width=info.width, height=info.height,
+                            camera=info.settings, mask=mask, **ring)
+        capture = Capture(session_id=self.session_id, scan_id=self.scan_id,
+                          frame_index=frame.index, path=relative, angle_deg=frame.angle,
+                          valid=True, width=info.width, height=info.height,
+                          taken_at=frame.taken_at, ring=ring["ring"],
                           elevation_deg=ring["elevation_deg"], scan_pass=ring["scan_pass"])
         db.session.add(capture)
         bump_session_counters(self.session_id, captures_count=1, valid_count=1)
         if not update_while(Scan, self.scan_id, SCAN_UNDER_WAY, where=self._ours(),
-                            frames_captured=len(self.recorded) + 1, current_angle=angle,
+                            frames_captured=len(self.recorded) + 1, current_angle=frame.angle,
                             heartbeat_at=utcnow()):
             db.session.rollback()
             raise _Superseded("the scan was taken over by another job")
-        # Metadata first, then commit: after a crash in between, the frame is not recorded,
-        # so a resume re-captures it and replaces its metadata entry (keyed by index).
-        self.meta.write({**self.scan.to_dict(), "frames_captured": len(self.recorded) + 1})
         db.session.commit()
-        self.recorded.add(index)
-        self.pending_file = None
-        self.index = None
+        self.recorded.add(frame.index)
         self._thumbnail(capture, path)
 
     def _obey_control(self, rig: Rig) -> None:
         """Between frames: stop, cancel, or wait while paused (light off meanwhile)."""
         while True:
+            self.pipeline.check()  # a frame the recorder could not record stops the scan
             if self.should_stop():
                 raise _Stopped()
             row = db.session.execute(
@@ -178,8 +191,11 @@ class FrameSteps(RingSteps):
                 raise _Cancelled()
             if row.control == "pause":
                 if row.status is not ScanStatus.PAUSED:
-                    self._move(ScanStatus.RUNNING, ScanStatus.PAUSED)
                     rig.light.off()
+                    # Paused means every frame taken is recorded and in the metadata file.
+                    self.pipeline.drain()
+                    self._move(ScanStatus.RUNNING, ScanStatus.PAUSED)
+                    self._consolidate_metadata()
                     log.info("Scan %s paused before frame %s", self.scan_id,
                              len(self.recorded) + 1)
                 time.sleep(PAUSE_POLL_SECONDS)
@@ -196,6 +212,15 @@ class FrameSteps(RingSteps):
         transition(Scan, self.scan_id, new, from_=old, where=self._ours(),
                    heartbeat_at=utcnow())
         db.session.commit()
+
+    def _consolidate_metadata(self) -> None:
+        """metadata/scans/<id>.json with every recorded frame (the frames log folded in)."""
+        db.session.refresh(self.scan)
+        db.session.commit()
+        try:
+            self.meta.write(self.scan.to_dict(), recorded=self.recorded)
+        except OSError as exc:  # the log still holds the frames; the end consolidates again
+            log.warning("Scan %s: could not consolidate its metadata: %s", self.scan_id, exc)
 
     def _thumbnail(self, capture: Capture, path: Path) -> None:
         try:

@@ -36,6 +36,7 @@ from scanner_app.scans.disk_full import DISK_FULL, disk_full
 from scanner_app.scans.frames import FrameSteps, _Cancelled, _Stopped, _Superseded
 from scanner_app.scans.kept_frames import frames_kept_sentence
 from scanner_app.scans.metadata import ScanMetadata
+from scanner_app.scans.pipeline import CapturePipeline
 from scanner_app.scans.recovery import Heartbeat
 from scanner_app.scans.service import job_profile
 
@@ -89,7 +90,9 @@ class ScanRun(FrameSteps):
         self.profile = job_profile(scan.profile, self.settings)
         self.images_dir = self.store.scan_images_dir(self.session_id, scan.id)
         self.meta = ScanMetadata(self.store.scan_metadata_path(self.session_id, scan.id),
+                                 self.store.scan_frames_log_path(self.session_id, scan.id),
                                  self.profile)
+        self.pipeline = CapturePipeline(self.app, self._record, name=f"scan-{scan.id}-recorder")
         self._note_process()
         heartbeat = Heartbeat(self.app, scan.id, self.job_id)
         heartbeat.start()
@@ -137,6 +140,10 @@ class ScanRun(FrameSteps):
                         "camera_open": rig.camera.is_open,
                         "close_errors": list(rig.close_errors),
                     }
+                    # Every frame taken is recorded before the scan's end is decided (also
+                    # on a failure: the frames before it count, and the messages say so).
+                    self.pipeline.close()
+                self.pipeline.check()  # a frame that could not be recorded fails the scan
             status = ScanStatus.COMPLETED
         except _AllTaken:
             status = ScanStatus.COMPLETED
@@ -197,9 +204,11 @@ class ScanRun(FrameSteps):
         db.session.rollback()  # whatever the failure left half-done (never a half frame)
         if not self._touch():
             return  # another job owns the scan (and maybe the pending file's name) now
-        if status is not ScanStatus.COMPLETED and self.pending_file is not None:
+        if status is not ScanStatus.COMPLETED:
             # Written but never recorded: the database and the disk agree on what was taken.
-            self.pending_file.unlink(missing_ok=True)
+            for path in [self.pending_file, *self.pipeline.pending.values()]:
+                if path is not None:
+                    path.unlink(missing_ok=True)
         now = utcnow()
         values: dict[str, Any] = {"control": None, "error": error, "message": None}
         if not status.is_interrupted:  # an interrupted scan is not finished: it can resume

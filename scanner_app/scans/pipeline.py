@@ -1,0 +1,147 @@
+"""The capture pipeline of a scan: while the platter moves and settles for frame n+1, frame n
+is recorded (mask, metadata line, Capture row, session counters, progress, thumbnail) by one
+recorder thread behind a bounded queue, in the order the frames were taken.
+
+Crash-safe: a frame counts (frames_captured, the resume point) only once its commit is done.
+The job's thread submits each frame right after the camera wrote its file; `close()` lets the
+recorder finish every frame queued (pause, cancel, stop and failures drain it), unless the
+recorder itself failed: then the frames after the failing one are dropped, their files are
+left in `pending` for the job to remove, and a resume takes them again. A killed process
+loses at most the queued frames, which a resume takes again the same way.
+
+The recorder has its own app context, so its own database session (sessions are not
+thread-safe), and holds session.json writes until it ends, like the job does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from hal import CaptureInfo
+from scanner_app.platform.extensions import db
+from scanner_app.sessions import record as session_records
+
+log = logging.getLogger("scanner.scan_job")
+
+# Frames waiting to be recorded before the job's thread waits for the recorder: enough to ride
+# out one slow record (a database hiccup), small enough that a kill loses little.
+DEPTH = 2
+
+
+@dataclass
+class TakenFrame:
+    """A frame the camera has written, not yet recorded."""
+
+    index: int
+    angle: float
+    taken_at: datetime
+    path: Path
+    info: CaptureInfo
+    fields: dict[str, Any]  # ring, scan_pass, elevation_deg, pose
+    plate: tuple[Path, float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_STOP = object()
+
+
+class CapturePipeline:
+    """One recorder thread calling `record(frame)` for each submitted frame, in order."""
+
+    def __init__(self, app: Flask, record: Callable[[TakenFrame], None], name: str,
+                 depth: int = DEPTH):
+        self._app = app
+        self._record = record
+        self._name = name
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self.pending: dict[int, Path] = {}  # submitted, not recorded: index -> file
+        self.submitted = 0
+        self.recorded = 0
+
+    # --- the job's side ----------------------------------------------------------------
+    def submit(self, frame: TakenFrame) -> None:
+        """Queue a written frame; waits while the recorder is `depth` frames behind. Raises
+        the recorder's error instead, if it failed."""
+        self.check()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        with self._lock:
+            self.pending[frame.index] = frame.path
+            self.submitted += 1
+        self._queue.put(frame)
+
+    def check(self) -> None:
+        """Raise the error the recorder failed with, if it did."""
+        if self._error is not None:
+            raise self._error
+
+    def drain(self) -> None:
+        """Wait until every submitted frame is recorded (or dropped after a failure); then
+        raise the recorder's error, if any."""
+        if self._thread is not None:
+            self._queue.join()
+        self.check()
+
+    def close(self) -> BaseException | None:
+        """Let the recorder finish what is queued and end it. Never raises: returns the
+        recorder's error, if it failed (the files of the frames it did not record stay in
+        `pending`)."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+        return self._error
+
+    @property
+    def failed(self) -> bool:
+        return self._error is not None
+
+    # --- the recorder thread -----------------------------------------------------------
+    def _run(self) -> None:
+        with self._app.app_context():
+            try:
+                with session_records.batched():  # session.json once, when the recorder ends
+                    self._loop()
+            except Exception:  # noqa: BLE001 - writing session.json never fails the scan
+                log.exception("The scan's recorder could not write the session record")
+            finally:
+                db.session.remove()
+
+    def _loop(self) -> None:
+        while True:
+            frame = self._queue.get()
+            try:
+                if frame is _STOP:
+                    return
+                if self._error is None:
+                    self._record_one(frame)
+            finally:
+                self._queue.task_done()
+
+    def _record_one(self, frame: TakenFrame) -> None:
+        try:
+            self._record(frame)
+        except BaseException as exc:  # noqa: BLE001 - handed to the job's thread
+            with contextlib.suppress(Exception):
+                db.session.rollback()
+            self._error = exc
+            log.warning("The scan's recorder stopped at frame %s: %s", frame.index + 1,
+                        exc.__class__.__name__)
+            return
+        with self._lock:
+            self.pending.pop(frame.index, None)
+            self.recorded += 1

@@ -30,6 +30,16 @@ def register_blueprints(app: Flask) -> None:
     ):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_exports)
+    from scanner_app.station.settings_api import bp as api_profiles
+    from scanner_app.station.settings_views import bp as web_settings
+
+    app.register_blueprint(api_profiles)
+    app.register_blueprint(web_settings)
+    from scanner_app.rig.api import bp as api_rig
+    from scanner_app.rig.views import bp as web_rig
+
+    app.register_blueprint(api_rig)
+    app.register_blueprint(web_rig)
     from scanner_app.reconstruction.api import bp as api_reconstruction
     from scanner_app.reconstruction.views import bp as web_reconstruction
 

@@ -2,6 +2,7 @@
 
 from scanner_app.models.auth import ApiKey, FirstRun, User
 from scanner_app.models.capture import Capture
+from scanner_app.models.profile import ProfileRow, StationSetting
 from scanner_app.models.reconstruction import Reconstruction
 from scanner_app.models.scan import SCAN_ACTIVE_STATUSES, Scan
 from scanner_app.models.session import ScanSession, StationState
@@ -21,6 +22,7 @@ __all__ = [
     "ApiKey",
     "Capture",
     "FirstRun",
+    "ProfileRow",
     "RECONSTRUCTION_ACTIVE",
     "SCAN_ACTIVE",
     "SCAN_ACTIVE_STATUSES",
@@ -31,6 +33,7 @@ __all__ = [
     "ScanSession",
     "ScanStatus",
     "SessionStatus",
+    "StationSetting",
     "StationState",
     "Upload",
     "UploadStatus",

@@ -39,6 +39,9 @@ class Scan(db.Model):
     status: Mapped[ScanStatus] = mapped_column(StatusType(ScanStatus, 12),
                                                default=ScanStatus.QUEUED)
     profile: Mapped[str] = mapped_column(db.String(60))
+    # The profile's settings when the scan started (JSON, scans/profiles.py): editing the
+    # profile later changes neither this scan nor its resume.
+    profile_snapshot: Mapped[str | None] = mapped_column(db.Text)
     frames_planned: Mapped[int]
     frames_captured: Mapped[int] = mapped_column(default=0, server_default="0")
     current_angle: Mapped[float | None]

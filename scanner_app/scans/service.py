@@ -17,7 +17,7 @@ from redis import Redis
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from scanner_app.config import ScanProfile, Settings, current_settings
+from scanner_app.config import Settings, current_settings
 from scanner_app.models import (
     SCAN_ACTIVE,
     SCAN_UNDER_WAY,
@@ -42,26 +42,38 @@ from scanner_app.scans.calibration_run import (  # the station's calibration pag
 )
 from scanner_app.scans.kept_frames import next_frame
 from scanner_app.scans.path import plan_path, require_operator, ring_progress
+from scanner_app.scans.profiles import (  # the settings page and the dashboard use these
+    default_profile_name,
+    effective_profiles,
+    job_profile,
+    profile_for,
+    profile_json,
+    profile_snapshot,
+    profiles_json,
+    reset_profile,
+    save_profile,
+    set_default_profile,
+)
+from scanner_app.scans.reading import active_scan, get_scan, list_scans
 from scanner_app.scans.recovery import (
     HEARTBEAT_SECONDS,
     QUEUED_GRACE_SECONDS,
     STALE_SECONDS,
     mark_interrupted,
-    recently_alive,
     reconcile_at_startup,
     reconcile_stale_scans,
 )
 from scanner_app.sessions.counters import bump_session_counters
 from scanner_app.sessions.resolver import resolve_session
-from scanner_app.sessions.service import get_session
 
 __all__ = [
     "CalibrationRunStatus", "HEARTBEAT_SECONDS", "MAX_FRAMES", "QUEUED_GRACE_SECONDS",
     "SOURCES", "STALE_SECONDS", "active_scan", "calibration_run", "cancel_scan",
-    "current_rig_calibration", "get_scan", "job_profile", "list_scans", "mark_interrupted",
-    "next_frame", "pause_scan", "profile_for", "reconcile_at_startup",
-    "reconcile_stale_scans", "resume_scan", "scan_json", "scan_progress",
-    "start_calibration", "start_scan",
+    "current_rig_calibration", "default_profile_name", "effective_profiles", "get_scan",
+    "job_profile", "list_scans", "mark_interrupted", "next_frame", "pause_scan",
+    "profile_for", "profile_json", "profiles_json", "reconcile_at_startup",
+    "reconcile_stale_scans", "reset_profile", "resume_scan", "save_profile", "scan_json",
+    "scan_progress", "set_default_profile", "start_calibration", "start_scan",
 ]
 
 log = logging.getLogger("scanner.scans")
@@ -79,59 +91,7 @@ QUEUE_UNAVAILABLE_RESUME = (
 )
 
 
-# --- profiles and validation -----------------------------------------------------------
-
-def profile_for(name: str | None, settings: Settings | None = None) -> ScanProfile:
-    """The named profile (default profile for None); BadRequest naming the choices."""
-    settings = settings or current_settings()
-    name = settings.default_profile if name is None else name
-    if not isinstance(name, str) or name not in settings.profiles:
-        choices = ", ".join(sorted(settings.profiles)) or "(none configured)"
-        raise BadRequest(
-            f"There is no scan profile {name!r}. Choose one of: {choices}.",
-            code="invalid_profile",
-        )
-    return settings.profiles[name]
-
-
-def job_profile(name: str, settings: Settings) -> ScanProfile:
-    """For a job: the scan's profile, or defaults if it left the config since it started."""
-    if name in settings.profiles:
-        return settings.profiles[name]
-    if settings.default_profile in settings.profiles:
-        return settings.profiles[settings.default_profile]
-    return ScanProfile(name, 36, 0.3, (2028, 1520), 92)
-
-
 # --- reading ---------------------------------------------------------------------------
-
-def get_scan(scan_id: int) -> Scan:
-    scan = db.session.get(Scan, scan_id)
-    if scan is None:
-        raise NotFound(f"There is no scan {scan_id}. Pick one from the session's scan list.")
-    if scan.status.is_active and not recently_alive(scan):
-        # Lazy recovery: whoever looks at a scan whose worker died sees it interrupted.
-        if reconcile_stale_scans([scan.id]):
-            db.session.refresh(scan)
-    return scan
-
-
-def active_scan() -> Scan | None:
-    """The scan that is queued, running or paused (at most one), after recovering a dead one."""
-    scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE)))
-    if scan is not None and not recently_alive(scan) and reconcile_stale_scans([scan.id]):
-        scan = db.session.scalar(select(Scan).where(Scan.status.in_(SCAN_ACTIVE)))
-    return scan
-
-
-def list_scans(session_id: int) -> list[Scan]:
-    """A session's scans, newest first."""
-    get_session(session_id)
-    return list(db.session.scalars(
-        select(Scan).where(Scan.session_id == session_id)
-        .order_by(Scan.created_at.desc(), Scan.id.desc())
-    ))
-
 
 def _seconds_per_frame(scan: Scan) -> float | None:
     """Measured time per frame: median gap between the latest frames (a pause in between
@@ -242,8 +202,8 @@ def start_scan(
         db.session.rollback()
         raise _session_gone(session_id)
     scan = Scan(session_id=session_id, status=ScanStatus.QUEUED, profile=chosen.name,
-                frames_planned=planned, frames_captured=0, source=source, path=path.to_json(),
-                heartbeat_at=utcnow())
+                profile_snapshot=profile_snapshot(chosen), frames_planned=planned,
+                frames_captured=0, source=source, path=path.to_json(), heartbeat_at=utcnow())
     db.session.add(scan)
     try:
         db.session.flush()  # the partial unique index uq_scans_one_active is the real guard
@@ -336,7 +296,7 @@ def _requeue(scan: Scan) -> Scan:
     if (current := active_scan()) is not None:
         raise _active_conflict(current)
     remaining = max(0, scan.frames_planned - scan.frames_captured)
-    check_scan_space(settings, job_profile(scan.profile, settings), remaining)
+    check_scan_space(settings, job_profile(scan, settings), remaining)
     connection = redis_connection(settings)
     queues.require_queue(connection, QUEUE_UNAVAILABLE_RESUME)
 

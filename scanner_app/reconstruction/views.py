@@ -11,6 +11,7 @@ from scanner_app.models import ScanStatus
 from scanner_app.platform.web.forms import form_answer
 from scanner_app.platform.web.render import render
 from scanner_app.reconstruction import service
+from scanner_app.reconstruction.spin import spin_rows
 from scanner_app.scans.service import get_scan
 
 bp = Blueprint("reconstruction", __name__, url_prefix="/scans/<int:scan_id>/model")
@@ -29,6 +30,13 @@ def _context(scan_id: int) -> dict:
 @bp.get("")
 def panel(scan_id: int) -> str:
     return render("reconstruction", "model", partial="model", **_context(scan_id))
+
+
+@bp.get("/spin")
+def spin(scan_id: int) -> str:
+    """The drag-to-turn spin of the scan's frames (loaded once by the scan page)."""
+    scan = get_scan(scan_id)
+    return render("reconstruction", "spin", partial="spin", scan=scan, rows=spin_rows(scan.id))
 
 
 @bp.post("")

@@ -34,6 +34,10 @@ MODEL_VIEWER_STYLE = "'sha256-PXtZZkJMMyc18o/DN1ZEFOJ2qEGq95IQbVaJFMOXOb0='"
 PAGE_CSP = ("default-src 'self'; script-src 'self'; "
             f"style-src 'self' {MODEL_VIEWER_STYLE}; img-src 'self'; "
             "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# A page that loads <model-viewer> compiles its bundled WebAssembly (meshopt) decoder as it
+# loads; such a page asks for it with allow_webassembly() (a template global), and gets
+# 'wasm-unsafe-eval' (WebAssembly only: JavaScript eval stays refused).
+PAGE_CSP_WASM = PAGE_CSP.replace("script-src 'self';", "script-src 'self' 'wasm-unsafe-eval';")
 # For stored files: nothing in them may run or load anything, even when opened directly.
 FILE_CSP = "sandbox; default-src 'none'; frame-ancestors 'none'"
 
@@ -51,8 +55,16 @@ def init_security(app: Flask) -> None:
     csrf.init_app(app)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
+    app.add_template_global(allow_webassembly)
     app.register_error_handler(CSRFError, _csrf_refused)
     app.wsgi_app = close_after_refused_body(app.wsgi_app)  # type: ignore[method-assign]
+
+
+def allow_webassembly() -> str:
+    """For a template that loads <model-viewer>: this response's CSP lets the page compile
+    WebAssembly. Returns "" so the template can call it where it loads the script."""
+    g.csp_webassembly = True
+    return ""
 
 
 def _check_csrf() -> None:
@@ -89,7 +101,8 @@ def _csrf_refused(exc: CSRFError) -> tuple[Response | str, int]:
 def _security_headers(response: Response) -> Response:
     headers = response.headers
     # File responses and the job dashboard set their own policy.
-    headers.setdefault("Content-Security-Policy", PAGE_CSP)
+    headers.setdefault("Content-Security-Policy",
+                       PAGE_CSP_WASM if g.get("csp_webassembly") else PAGE_CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")

@@ -70,6 +70,47 @@ def create_uploads() -> tuple[Response, int]:
     return jsonify({"session_id": session_id, "uploads": [u.to_dict() for u in uploads]}), 201
 
 
+@bp.put("")
+def put_upload() -> tuple[Response, int]:
+    """Upload one file as the raw request body.
+    ---
+    put:
+      tags: [uploads]
+      summary: Upload one file as the request body into the current (or the given) session
+      description: >-
+        The fast way to send a single large file: no form encoding, the body is the file.
+        Answered like the multipart POST (one Upload in the list).
+      parameters:
+        - in: query
+          name: filename
+          required: true
+          description: "The file's name, e.g. photo.jpg (one name, not a path)."
+          schema: {type: string, minLength: 1}
+        - in: query
+          name: session_id
+          required: false
+          description: The session to upload into; the current session when left out.
+          schema: {type: integer, minimum: 1}
+      requestBody:
+        required: true
+        content:
+          application/octet-stream:
+            schema: {type: string, format: binary}
+      responses:
+        201:
+          description: One Upload; processing goes on in the background.
+          content: {application/json: {schema: UploadBatch}}
+        400: {$ref: "#/components/responses/BadRequest"}
+        401: {$ref: "#/components/responses/Unauthorized"}
+        404: {$ref: "#/components/responses/NotFound"}
+        413: {$ref: "#/components/responses/TooLarge"}
+        503: {$ref: "#/components/responses/Unavailable"}
+        507: {$ref: "#/components/responses/InsufficientStorage"}
+    """
+    session_id, uploads = service.accept_raw_upload(request)
+    return jsonify({"session_id": session_id, "uploads": [u.to_dict() for u in uploads]}), 201
+
+
 @bp.get("/<int:upload_id>")
 def get_upload(upload_id: int) -> Response:
     """One upload.

@@ -15,9 +15,9 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from flask import Request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
@@ -26,6 +26,7 @@ from werkzeug.wsgi import get_input_stream
 
 from scanner_app.platform.disk import DiskSpaceError, free_bytes
 from scanner_app.platform.errors import BadRequest, StationError
+from scanner_app.uploads.files.names import clean_component
 
 log = logging.getLogger("scanner.uploads")
 
@@ -66,6 +67,34 @@ class StagedRequest:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+class _FileSink:
+    """One staged file written as it arrives: each chunk is hashed and handed to os.write in
+    the same pass (no buffered copy), and fsync'd at the end."""
+
+    def __init__(self, staged: StagedFile):
+        self.staged = staged
+        self.fd: int | None = os.open(staged.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.hasher = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.hasher.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.staged.size += len(data)
+
+    def finish(self) -> None:
+        os.fsync(self.fd)  # the bytes are on disk before any row names them
+        os.close(self.fd)
+        self.fd = None
+        self.staged.sha256 = self.hasher.hexdigest()
+
+    def abandon(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class _PartWriter:
     """Where the data of the current multipart part goes: a staged file, a small in-memory
     field, or nowhere (file parts under another field name are read past and dropped)."""
@@ -73,15 +102,12 @@ class _PartWriter:
     def __init__(self, kind: str, staged: StagedFile | None = None):
         self.kind = kind
         self.staged = staged
-        self.handle: BinaryIO | None = open(staged.path, "xb") if kind == "file" else None
-        self.hasher = hashlib.sha256()
+        self.sink = _FileSink(staged) if kind == "file" else None
         self.field_bytes = bytearray()
 
     def write(self, data: bytes) -> None:
-        if self.kind == "file":
-            self.handle.write(data)
-            self.hasher.update(data)
-            self.staged.size += len(data)
+        if self.sink is not None:
+            self.sink.write(data)
         elif self.kind == "field":
             self.field_bytes += data
             if len(self.field_bytes) > MAX_FIELD_BYTES:
@@ -89,15 +115,31 @@ class _PartWriter:
                                  "'files' and an optional 'session_id'.", code="field_too_long")
 
     def finish(self) -> None:
-        if self.handle is not None:
-            self.handle.flush()
-            os.fsync(self.handle.fileno())  # the bytes are on disk before any row names them
-            self.handle.close()
-            self.staged.sha256 = self.hasher.hexdigest()
+        if self.sink is not None:
+            self.sink.finish()
 
     def abandon(self) -> None:
-        if self.handle is not None and not self.handle.closed:
-            self.handle.close()
+        if self.sink is not None:
+            self.sink.abandon()
+
+
+def raw_upload_filename(raw: str | None) -> str:
+    """The name given to a raw upload (PUT /api/v1/uploads?filename=NAME), as sent, or a
+    BadRequest saying what a usable name is: one file name, not a path, with something left
+    once unsafe characters are removed."""
+    name = (raw or "").strip()
+    if not name:
+        raise BadRequest("Name the file in the query string, e.g. "
+                         "PUT /api/v1/uploads?filename=photo.jpg.", code="no_filename")
+    if "/" in name or "\\" in name or "\x00" in name:
+        raise BadRequest("The filename must be one file name such as photo.jpg, not a path "
+                         "or a name with a NUL character; send the file again under its own "
+                         "name.", code="bad_filename")
+    if len(name.encode("utf-8")) > 1024 or not clean_component(name, fallback=""):
+        raise BadRequest("The filename is too long or has nothing left once unsafe "
+                         "characters are removed; send the file again under a short, plain "
+                         "name such as photo.jpg.", code="bad_filename")
+    return name
 
 
 def _boundary(req: Request) -> bytes:
@@ -132,13 +174,29 @@ def stream_multipart(req: Request, staging_root: Path, max_bytes: int,
     if req.content_length is not None and req.content_length > max_bytes:
         raise too_large(max_bytes)  # before reading a byte of the body
     boundary = _boundary(req)
-    _check_space(staging_root, req.content_length or 0, reserve_bytes)
+    return _staged(req, staging_root, max_bytes, reserve_bytes,
+                   lambda staged: _decode(req, boundary, staged, max_bytes))
 
+
+def stream_raw(req: Request, filename: str, staging_root: Path, max_bytes: int,
+               reserve_bytes: int = 0) -> StagedRequest:
+    """The whole request body is one file named `filename` (PUT /api/v1/uploads): written to
+    a new staging folder as it arrives, hashed in the same pass. Raises a StationError
+    (413 / 400) after removing whatever was staged."""
+    if req.content_length is not None and req.content_length > max_bytes:
+        raise too_large(max_bytes)
+    return _staged(req, staging_root, max_bytes, reserve_bytes,
+                   lambda staged: _copy_body(req, filename, staged, max_bytes))
+
+
+def _staged(req: Request, staging_root: Path, max_bytes: int, reserve_bytes: int,
+            read_body: Callable[[StagedRequest], None]) -> StagedRequest:
+    _check_space(staging_root, req.content_length or 0, reserve_bytes)
     staging_root.mkdir(parents=True, exist_ok=True)
     staged = StagedRequest(staging_root / uuid.uuid4().hex)
     staged.directory.mkdir()
     try:
-        _decode(req, boundary, staged, max_bytes)
+        read_body(staged)
     except RequestEntityTooLarge:
         staged.cleanup()
         raise too_large(max_bytes) from None
@@ -165,12 +223,37 @@ def stream_multipart(req: Request, staging_root: Path, max_bytes: int,
     return staged
 
 
-def _decode(req: Request, boundary: bytes, staged: StagedRequest, max_bytes: int) -> None:
-    decoder = MultipartDecoder(boundary, max_form_memory_size=MAX_PART_HEADER_BYTES)
+def _body_stream(req: Request, max_bytes: int):
     # Werkzeug's own limited stream refuses any read once the limit is reached, even when the
     # body ends exactly there; the contract refuses only larger bodies. So the stream may go
-    # one byte past the limit and the count below decides.
-    stream = get_input_stream(req.environ, max_content_length=max_bytes + 1)
+    # one byte past the limit and the caller's count decides.
+    return get_input_stream(req.environ, max_content_length=max_bytes + 1)
+
+
+def _copy_body(req: Request, filename: str, staged: StagedRequest, max_bytes: int) -> None:
+    stream = _body_stream(req, max_bytes)
+    expected = req.content_length
+    item = StagedFile(filename=filename, path=staged.directory / "00000")
+    sink = _FileSink(item)
+    try:
+        while True:
+            chunk = stream.read(CHUNK_BYTES)
+            if not chunk:
+                break
+            if item.size + len(chunk) > max_bytes:
+                raise RequestEntityTooLarge()
+            sink.write(chunk)
+        if expected is not None and item.size < expected:
+            raise ClientDisconnected()
+        sink.finish()
+    finally:
+        sink.abandon()
+    staged.files.append(item)
+
+
+def _decode(req: Request, boundary: bytes, staged: StagedRequest, max_bytes: int) -> None:
+    decoder = MultipartDecoder(boundary, max_form_memory_size=MAX_PART_HEADER_BYTES)
+    stream = _body_stream(req, max_bytes)
     received = 0
     writer: _PartWriter | None = None
     part_name = ""

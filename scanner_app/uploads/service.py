@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Request, current_app
@@ -44,12 +45,13 @@ from scanner_app.uploads.intake import (
     FILES_FIELD,
     StagedFile,
     StagedRequest,
+    raw_upload_filename,
     remove_stale_staging,
     stream_multipart,
+    stream_raw,
 )
 
 log = logging.getLogger("scanner.uploads")
-
 
 
 def get_upload(upload_id: int) -> Upload:
@@ -68,7 +70,11 @@ def list_uploads(session_id: int) -> list[Upload]:
 
 
 def _session_id_field(staged: StagedRequest) -> int | None:
-    raw = staged.fields.get("session_id", "").strip()
+    return _session_id_value(staged.fields.get("session_id", ""))
+
+
+def _session_id_value(raw: str) -> int | None:
+    raw = raw.strip()
     if raw in ("", "null", "none", "current"):
         return None
     session_id = parse_id(raw, maximum=None)
@@ -96,18 +102,41 @@ def accept_upload_request(req: Request) -> tuple[int, list[Upload]]:
     """Take the files of a multipart request into a session. Returns (session id, uploads in
     the order sent). Raises 413 / 400 / 404 (and 507 when the disk is full) StationErrors with
     nothing left behind."""
+    settings, max_bytes, staging_root = _intake_settings()
+    staged = stream_multipart(req, staging_root, max_bytes,
+                              settings.disk_reserve_mb * 1024 * 1024)
+    return _take(settings, staged, lambda: _session_id_field(staged))
+
+
+def accept_raw_upload(req: Request) -> tuple[int, list[Upload]]:
+    """PUT /api/v1/uploads?filename=NAME[&session_id=N]: the whole body is one file. The same
+    answer and errors as accept_upload_request; a missing or unusable name is a 400 before
+    any byte of the body is read."""
+    filename = raw_upload_filename(req.args.get("filename"))
+    session_field = req.args.get("session_id", "")
+    session_id = _session_id_value(session_field)  # a 400 / 404 before the body is read
+    settings, max_bytes, staging_root = _intake_settings()
+    staged = stream_raw(req, filename, staging_root, max_bytes,
+                        settings.disk_reserve_mb * 1024 * 1024)
+    return _take(settings, staged, lambda: session_id)
+
+
+def _intake_settings() -> tuple[Settings, int, Path]:
     settings = current_settings()
     max_bytes = current_app.config.get("MAX_CONTENT_LENGTH") or settings.max_upload_mb * 2**20
     staging_root = current_storage().incoming_dir()
     _sweep_stale_staging(staging_root)
-    staged = stream_multipart(req, staging_root, max_bytes,
-                              settings.disk_reserve_mb * 1024 * 1024)
+    return settings, max_bytes, staging_root
+
+
+def _take(settings: Settings, staged: StagedRequest,
+          session_field: Callable[[], int | None]) -> tuple[int, list[Upload]]:
     try:
         if not staged.files:
             raise BadRequest(f"There are no files in the request. Choose one or more files "
                              f"and send them in the form field '{FILES_FIELD}'.",
                              code="no_files")
-        session_id = resolve_session(_session_id_field(staged))
+        session_id = resolve_session(session_field())
         ids, to_process = _record(session_id, staged.files)
     finally:
         staged.cleanup()  # whatever was not moved into a session (duplicates, failures)

@@ -56,13 +56,14 @@ def small_app(data_dir):
 
 
 def call(app, body_stream, content_length: int | None, chunked: bool = False,
-         terminated: bool = False):
+         terminated: bool = False, method: str = "POST", path: str = "/api/v1/uploads",
+         content_type: str = f"multipart/form-data; boundary={BOUNDARY}"):
     """`terminated`: the server promises the input ends where the body does, as gunicorn
     does for every request (implied by `chunked`)."""
-    builder = EnvironBuilder(path="/api/v1/uploads", method="POST",
+    builder = EnvironBuilder(path=path, method=method,
                              headers={"X-Api-Key": app.config["TEST_KEY"]})
     environ = builder.get_environ()
-    environ["CONTENT_TYPE"] = f"multipart/form-data; boundary={BOUNDARY}"
+    environ["CONTENT_TYPE"] = content_type
     environ["wsgi.input"] = body_stream
     environ.pop("CONTENT_LENGTH", None)
     if content_length is not None:

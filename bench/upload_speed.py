@@ -1,0 +1,287 @@
+"""Benchmark: uploads at disk speed (issue 15, rows "1 GiB upload" and "200 small images").
+
+A real station on a fresh data dir: `scanner web` (gunicorn, as the station runs it), a real
+uploads worker (`scanner worker --queues uploads`) and a private Redis. Two figures, each
+measured against a baseline in the same run:
+
+1. Big file: a BENCH_SPEED_MB (default 1024) MiB file in /tmp sent as one raw body
+   (`PUT /api/v1/uploads?filename=...`) and as a multipart POST, until the 201; baseline:
+   `cp` of the same file onto the same disk plus an fsync. Ratio = cp time / upload time.
+   Target >= 0.5 for each. The stored file's size and sha256 are checked. The file is
+   deleted afterwards.
+2. Small images: BENCH_SPEED_FILES (default 200) small JPEGs, one per request (sequential,
+   on one kept-alive connection), against the same number of (different) images in one
+   multipart request; each timed from the first byte sent until every upload is processed
+   (the session's captures_count, polled). Ratio = files/s one per request / files/s in one
+   request. Target >= 0.5.
+
+Run alone: python -m bench upload_speed
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.upload_memory import _cli, _free_port, _wait_until_serving
+
+MB = 1024 * 1024
+BOUNDARY = "benchSpeedBoundary51c2"
+BIG_TARGET = 0.5
+SMALL_TARGET = 0.5
+
+
+def _small_jpeg(seed: int) -> bytes:
+    from PIL import Image
+
+    img = Image.new("RGB", (64, 48), ((seed * 53) % 256, (seed * 7) % 256, 90))
+    img.putpixel((0, 0), (seed % 256, (seed // 256) % 256, 7))
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _make_big_file(path: Path, size: int) -> str:
+    block = bytearray(os.urandom(MB))
+    digest = hashlib.sha256()
+    with open(path, "wb") as out:
+        for index in range(size // MB):
+            block[:8] = index.to_bytes(8, "little")
+            out.write(block)
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cp_fsync(source: Path, target: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(["cp", str(source), str(target)], check=True)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    seconds = time.perf_counter() - started
+    target.unlink()
+    return seconds
+
+
+class _FileBody:
+    """A file as an iterable of large chunks (http.client sends an iterable as it comes)."""
+
+    def __init__(self, path: Path, head: bytes = b"", tail: bytes = b""):
+        self.path, self.head, self.tail = path, head, tail
+        self.length = len(head) + path.stat().st_size + len(tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.head:
+            yield self.head
+        with open(self.path, "rb", buffering=0) as source:
+            while chunk := source.read(4 * MB):
+                yield chunk
+        if self.tail:
+            yield self.tail
+
+
+def _request(conn: http.client.HTTPConnection, method: str, url: str, key: str,
+             body=None, headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    conn.request(method, url, body=body, headers={"X-Api-Key": key, **(headers or {})})
+    response = conn.getresponse()
+    data = response.read()
+    return response.status, (json.loads(data) if data else {})
+
+
+def _multipart(files: list[tuple[str, bytes]], session_id: int | None = None) -> bytes:
+    parts = []
+    if session_id is not None:
+        parts.append(f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"session_id\""
+                     f"\r\n\r\n{session_id}\r\n".encode())
+    for name, data in files:
+        parts.append(f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; "
+                     f"filename=\"{name}\"\r\nContent-Type: image/jpeg\r\n\r\n".encode())
+        parts.append(data + b"\r\n")
+    parts.append(f"--{BOUNDARY}--\r\n".encode())
+    return b"".join(parts)
+
+
+def _new_session(conn, key: str, name: str) -> int:
+    status, answer = _request(conn, "POST", "/api/v1/sessions", key,
+                              json.dumps({"name": name, "make_current": False}),
+                              {"Content-Type": "application/json"})
+    if status != 201:
+        raise RuntimeError(f"creating a session answered {status}: {answer}")
+    return answer.get("session", answer)["id"]
+
+
+def _wait_processed(port: int, key: str, session_id: int, count: int,
+                    timeout: float = 300) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            _, answer = _request(conn, "GET", f"/api/v1/sessions/{session_id}", key)
+            if answer.get("session", answer).get("captures_count", 0) >= count:
+                return
+            time.sleep(0.02)
+    finally:
+        conn.close()
+    raise RuntimeError(f"session {session_id}: {count} uploads not processed in {timeout} s")
+
+
+def _big(port: int, key: str, path: Path, sha256: str, data_dir: Path) -> dict[str, float]:
+    size = path.stat().st_size
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    conn.blocksize = 4 * MB
+    seconds: dict[str, float] = {}
+    try:
+        started = time.perf_counter()
+        status, answer = _request(conn, "PUT", "/api/v1/uploads?filename=big.bin", key,
+                                  _FileBody(path), {"Content-Length": str(size),
+                                                    "Content-Type": "application/octet-stream"})
+        seconds["PUT"] = time.perf_counter() - started
+        _check_big(status, answer, size, sha256, data_dir, "big.bin")
+        head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; "
+                f"filename=\"big2.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                ).encode()
+        body = _FileBody(path, head, f"\r\n--{BOUNDARY}--\r\n".encode())
+        started = time.perf_counter()
+        status, answer = _request(
+            conn, "POST", "/api/v1/uploads", key, body,
+            {"Content-Length": str(body.length),
+             "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+        seconds["POST multipart"] = time.perf_counter() - started
+        # The same bytes again in the same session: recorded as a duplicate, not stored.
+        if status != 201 or answer["uploads"][0]["sha256"] != sha256:
+            raise RuntimeError(f"multipart upload answered {status}: {answer}")
+    finally:
+        conn.close()
+    return seconds
+
+
+def _check_big(status: int, answer: dict, size: int, sha256: str, data_dir: Path,
+               name: str) -> None:
+    if status != 201:
+        raise RuntimeError(f"the upload answered {status}: {answer}")
+    upload = answer["uploads"][0]
+    stored = (data_dir / "sessions" / str(answer["session_id"]) / "images" / "uploads"
+              / str(upload["id"]) / name)
+    if upload["size"] != size or upload["sha256"] != sha256 or stored.stat().st_size != size:
+        raise RuntimeError(f"the stored file is wrong: {upload}")
+
+
+def _small(port: int, key: str, count: int, first_seed: int = 1) -> tuple[float, float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        batch_session = _new_session(conn, key, f"bench one request {count}")
+        single_session = _new_session(conn, key, f"bench one per request {count}")
+        seeds = range(first_seed, first_seed + count)
+        batch = [(f"b{i:04d}.jpg", _small_jpeg(i)) for i in seeds]
+        singles = [(f"s{i:04d}.jpg", _small_jpeg(count + i)) for i in seeds]
+        body = _multipart(batch, batch_session)
+        started = time.perf_counter()
+        status, answer = _request(
+            conn, "POST", "/api/v1/uploads", key, body,
+            {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+        if status != 201:
+            raise RuntimeError(f"the batch upload answered {status}: {answer}")
+        _wait_processed(port, key, batch_session, count)
+        in_one = time.perf_counter() - started
+
+        conn.close()  # idle past the server's keep-alive while the batch was processed
+        started = time.perf_counter()
+        for name, data in singles:
+            status, answer = _request(
+                conn, "POST", "/api/v1/uploads", key, _multipart([(name, data)], single_session),
+                {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+            if status != 201:
+                raise RuntimeError(f"a single upload answered {status}: {answer}")
+        _wait_processed(port, key, single_session, count)
+        one_each = time.perf_counter() - started
+    finally:
+        conn.close()
+    return in_one, one_each
+
+
+def _setup(data_dir: Path, env: dict[str, str]) -> str:
+    for args in (("db", "upgrade"), ("apikey", "create", "bench")):
+        done = subprocess.run(_cli(*args), env=env, capture_output=True, text=True,
+                              timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"scanner {' '.join(args)} failed: {done.stdout}{done.stderr}")
+    return done.stdout.strip().splitlines()[-1].split()[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from scanner_app.runtime.redis_server import PrivateRedis
+
+    size_mb = int(os.environ.get("BENCH_SPEED_MB", "1024"))
+    count = int(os.environ.get("BENCH_SPEED_FILES", "200"))
+    with tempfile.TemporaryDirectory(prefix="bench-speed-", dir="/tmp") as tmp:
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir()
+        big = Path(tmp) / "big.bin"
+        redis = PrivateRedis(data_dir).start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCANNER_")}
+        env.update({
+            "SCANNER_DATA_DIR": str(data_dir), "SCANNER_HAL": "mock",
+            "SCANNER_TIMEZONE": "UTC", "SCANNER_MAX_UPLOAD_MB": str(size_mb + 64),
+            "SCANNER_DISK_RESERVE_MB": "64", "SCANNER_REDIS_URL": redis.url,
+        })
+        processes: list[subprocess.Popen] = []
+        try:
+            key = _setup(data_dir, env)
+            port = _free_port()
+            processes.append(subprocess.Popen(_cli("web", "--port", str(port)), env=env,
+                                              stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
+            processes.append(subprocess.Popen(_cli("worker", "--queues", "uploads"), env=env,
+                                              stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
+            _wait_until_serving(port, processes[0])
+            # Warm up both processes: imports, connections, Pillow, the first thumbnail.
+            _small(port, key, 5, first_seed=10_000)
+
+            in_one, one_each = _small(port, key, count)
+            sha256 = _make_big_file(big, size_mb * MB)
+            copy_seconds = _cp_fsync(big, data_dir / "copy.bin")
+            upload_seconds = _big(port, key, big, sha256, data_dir)
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            redis.stop()
+            big.unlink(missing_ok=True)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    ok = True
+    for how, seconds in upload_seconds.items():
+        ratio = copy_seconds / seconds
+        ok &= ratio >= BIG_TARGET
+        print(f"upload_speed: {size_mb} MiB {how}: {seconds:.2f} s "
+              f"({size_mb / seconds:.0f} MiB/s); baseline cp + fsync {copy_seconds:.2f} s "
+              f"({size_mb / copy_seconds:.0f} MiB/s); ratio {ratio:.2f} "
+              f"(target >= {BIG_TARGET}): {'OK' if ratio >= BIG_TARGET else 'MISSED'}")
+    ratio = in_one / one_each
+    ok &= ratio >= SMALL_TARGET
+    print(f"upload_speed: {count} small images one per request: {one_each:.2f} s "
+          f"({count / one_each:.0f} files/s); baseline all in one request {in_one:.2f} s "
+          f"({count / in_one:.0f} files/s); ratio {ratio:.2f} (target >= {SMALL_TARGET}): "
+          f"{'OK' if ratio >= SMALL_TARGET else 'MISSED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -169,4 +169,7 @@ def preview_horse_killed(job: Any, how: str) -> None:
     connection = queues.redis_connection(current_settings())
     channel.clear_frame(connection)
     _forget(connection, job.id)
+    state = channel.last_state(connection)
+    if state is not None:
+        channel.publish_state(connection, {**state, "light_on": False, "motor_enabled": False})
     log.warning("Preview job %s %s", job.id, how)

@@ -46,20 +46,20 @@ def placeholder(text: str = "Starting the camera preview…") -> bytes:
 
 
 def scan_last_frame() -> bytes | None:
-    """The thumbnail of the active scan's newest frame, or None (no scan, no frame yet)."""
+    """While a scan is active: the thumbnail of its newest frame that has one (or a
+    placeholder before the first); None when no scan is active."""
     scan = scans.active_scan()
     try:
         if scan is None:
             return None
-        capture = db.session.scalar(select(Capture).where(Capture.scan_id == scan.id)
-                                    .order_by(Capture.id.desc()).limit(1))
-        if capture is None:
-            return placeholder(f"Scan {scan.id} has the rig; its first frame is on the way…")
-        path = current_storage().thumbnail_path(capture.session_id, capture.id)
-        try:
-            return path.read_bytes()
-        except OSError:
-            return None
+        storage = current_storage()
+        for capture in db.session.scalars(select(Capture).where(Capture.scan_id == scan.id)
+                                          .order_by(Capture.id.desc()).limit(3)):
+            try:
+                return storage.thumbnail_path(capture.session_id, capture.id).read_bytes()
+            except OSError:
+                continue  # its thumbnail is still being made
+        return placeholder(f"Scan {scan.id} has the rig; its frames show here.")
     finally:
         db.session.rollback()
 

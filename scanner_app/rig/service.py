@@ -89,18 +89,25 @@ def ensure_preview(redis: Redis, settings: Settings) -> str | None:
     scan or calibration has the rig (the preview then shows the scan's last frame)."""
     if busy_reason() is not None:
         return None
-    current = redis.get(channel.JOB_KEY)
-    if current is not None:
-        try:
-            if Job.fetch(current.decode(), connection=redis).get_status(refresh=False) in _LIVE:
-                return current.decode()
-        except NoSuchJobError:
-            pass
+    if (current := preview_job(redis)) is not None:
+        return current
     job_id = f"preview-{uuid.uuid4().hex[:12]}"
     redis.set(channel.JOB_KEY, job_id, ex=queues.PREVIEW_JOBS.timeout)
     queues.enqueue(settings, queues.PREVIEW_JOBS, connection=redis, job_id=job_id,
                    description="Live preview")
     return job_id
+
+
+def preview_job(redis: Redis) -> str | None:
+    """The id of the preview job that is queued or running, or None."""
+    current = redis.get(channel.JOB_KEY)
+    if current is None:
+        return None
+    try:
+        job = Job.fetch(current.decode(), connection=redis)
+    except NoSuchJobError:
+        return None
+    return current.decode() if job.get_status(refresh=False) in _LIVE else None
 
 
 def watch_preview(seconds: float = channel.WATCH_SECONDS) -> Redis:
@@ -208,7 +215,7 @@ def set_light(on: bool) -> dict[str, Any]:
     if on:
         channel.watch(redis, LIGHT_HOLD_SECONDS)
         ensure_preview(redis, settings)
-    elif not channel.watched(redis):  # nothing runs, or it ends within a frame: dark
+    elif preview_job(redis) is None:  # nothing holds the rig: its light is off
         return {**(channel.last_state(redis) or {}), "light_on": False}
     deadline = time.monotonic() + LIGHT_WAIT_SECONDS
     while time.monotonic() < deadline:

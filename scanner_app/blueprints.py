@@ -32,9 +32,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_exports)
     from scanner_app.station.settings_api import bp as api_profiles
     from scanner_app.station.settings_views import bp as web_settings
+    from scanner_app.station.station_page import bp as web_station
 
     app.register_blueprint(api_profiles)
     app.register_blueprint(web_settings)
+    app.register_blueprint(web_station)
     from scanner_app.rig.api import bp as api_rig
     from scanner_app.rig.views import bp as web_rig
 

@@ -1,4 +1,8 @@
-"""The scanning station's Flask application factory."""
+"""The scanning station's Flask application factory.
+
+Importing this package loads nothing but the standard library: the processes that never build
+the app (`scanner run`'s supervisor, the button daemon) import scanner_app.config and friends
+without Flask, SQLAlchemy or alembic coming along (issue 15: lean processes)."""
 
 from __future__ import annotations
 
@@ -9,13 +13,12 @@ import secrets
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask
-from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+if TYPE_CHECKING:
+    from flask import Flask
 
-from scanner_app.config import PROJECT_ROOT, Settings, load_settings
-from scanner_app.platform.extensions import db, htmx, migrate
+    from scanner_app.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -48,6 +51,8 @@ def _owner_only(path: Path) -> None:
 def _private_sqlite_file(database_url: str) -> None:
     """Create the SQLite file with mode 0600 before SQLite does (it would use the umask,
     usually 0644); its -wal and -shm files copy the database file's mode."""
+    from sqlalchemy.engine import make_url
+
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return
@@ -59,7 +64,6 @@ def _private_sqlite_file(database_url: str) -> None:
         _owner_only(path.with_name(name))
 
 
-@event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets readers work while a writer commits; busy_timeout makes racing writers wait
     # instead of failing; foreign_keys makes ON DELETE rules real.
@@ -72,9 +76,65 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+_ENGINE_EVENTS: list[bool] = []
+
+
+def _listen_to_engines() -> None:
+    """Once per process: SQLite pragmas on every new connection; connections idle for a while
+    pinged at checkout (see _ping_if_idle)."""
+    if _ENGINE_EVENTS:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
+
+    event.listen(Engine, "connect", _sqlite_pragmas)
+    event.listen(Pool, "checkin", _note_checkin)
+    event.listen(Pool, "checkout", _ping_if_idle)
+    _ENGINE_EVENTS.append(True)
+
+
+# A pooled connection idle longer than this is pinged before use. pool_pre_ping pinged on every
+# checkout, a round trip per request and per resolver call (issue 15); a connection in
+# steady use is trusted, and one that fails anyway is invalidated by SQLAlchemy on the error
+# (the pool then reconnects for the next request).
+IDLE_PING_SECONDS = 30.0
+
+
+def _note_checkin(_dbapi_connection, record) -> None:
+    import time
+
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+    import time
+
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        return  # a file, not a server: nothing to lose
+    idle_since = record.info.get("checked_in_at")
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    from sqlalchemy.exc import DisconnectionError
+
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+        dbapi_connection.rollback()
+    except Exception as exc:  # noqa: BLE001 - any failure: the pool retries with a new one
+        raise DisconnectionError(str(exc)) from exc
+
+
 def create_app(
     settings: Settings | None = None, overrides: Mapping[str, object] | None = None
 ) -> Flask:
+    from flask import Flask
+
+    from scanner_app.config import PROJECT_ROOT, load_settings
+    from scanner_app.platform.extensions import LazyMigrate, db, htmx
+
+    _listen_to_engines()
     settings = settings or load_settings()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # 0700 when new
     settings.sessions_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +145,7 @@ def create_app(
         static_folder=str(PROJECT_ROOT / "static"),
     )
     _private_sqlite_file(settings.database_url)
-    engine_options = {"pool_pre_ping": True}
+    engine_options: dict[str, object] = {}
     if settings.database_url.startswith("sqlite"):
         # The SQLite file is shared by web threads, workers and the button daemon.
         engine_options = {"connect_args": {"timeout": 30}}
@@ -102,7 +162,7 @@ def create_app(
         app.config.update(overrides)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    LazyMigrate(app, str(MIGRATIONS_DIR))  # alembic loads only if something migrates
     htmx.init_app(app)
 
     from scanner_app.accounts.auth import init_auth

@@ -1,29 +1,72 @@
-"""The `scanner` command: a Flask CLI group, so `flask --app wsgi ...` works too."""
+"""The `scanner` command: a Flask CLI group, so `flask --app wsgi ...` works too.
+
+Lean start (issue 15): importing this package loads click only. `scanner run` (the supervisor,
+which lives as long as the station) is dispatched by `main()` straight to its command without
+Flask; the Flask group `cli` is built on first use, and the `db` commands load Flask-Migrate
+and alembic only when one of them runs.
+"""
 
 from __future__ import annotations
 
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
+
 import click
-from flask.cli import FlaskGroup
-from flask_migrate.cli import db as db_cli
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+# Commands that need no app, run by main() without building the Flask group.
+LEAN_COMMANDS = {"run": "scanner_app.cli.run:run"}
 
 
-def _create_app():
+def _load(spec: str) -> Any:
+    module, attr = spec.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class LazyGroup(click.Group):
+    """A command group imported when it is used (`scanner db ...`: alembic is heavy)."""
+
+    def __init__(self, name: str, spec: str, help: str) -> None:  # noqa: A002 - click's name
+        super().__init__(name, help=help)
+        self.spec = spec
+
+    def _real(self) -> click.Group:
+        return _load(self.spec)
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        # From here on the real group parses, runs its own callback and its commands.
+        return self._real().make_context(info_name, args, parent=parent, **extra)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._real().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._real().get_command(ctx, cmd_name)
+
+
+# Commands whose app serves no pages: no RQ dashboard in their processes.
+NO_PAGES = ("worker", "button")
+
+
+def _create_app() -> Flask:
     from scanner_app import create_app
     from scanner_app.config import ConfigError
 
+    ctx = click.get_current_context(silent=True)
+    pageless = ctx is not None and ctx.info_name in NO_PAGES
     try:
-        return create_app()
+        return create_app(overrides={"SCANNER_RQ_DASHBOARD": False} if pageless else None)
     except ConfigError as exc:  # a sentence for the person, not a traceback
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False,
-             help="Scanning station: web UI, scan worker, start button and maintenance.")
-def cli() -> None:
-    pass
+def _build_cli() -> click.Group:
+    from flask.cli import FlaskGroup
 
-
-def _register(group: click.Group) -> None:
     from scanner_app.cli.accounts import apikey_cli, user_cli
     from scanner_app.cli.button import button
     from scanner_app.cli.doctor import doctor
@@ -32,21 +75,41 @@ def _register(group: click.Group) -> None:
     from scanner_app.cli.web import web
     from scanner_app.cli.worker import worker
 
+    group = FlaskGroup(
+        name="cli", create_app=_create_app, add_default_commands=False,
+        help="Scanning station: web UI, scan worker, start button and maintenance.")
+    db_cli = LazyGroup("db", "flask_migrate.cli:db", "Perform database migrations.")
     for command in (db_cli, user_cli, apikey_cli, hal_cli, doctor, run, web, worker, button):
         group.add_command(command)
+    return group
 
 
-_register(cli)
+_cli: click.Group | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`cli`, the Flask group, built on first use (PEP 562)."""
+    global _cli
+    if name == "cli":
+        if _cli is None:
+            _cli = _build_cli()
+        return _cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    cli(prog_name="scanner")
+    args = sys.argv[1:]
+    if args and args[0] in LEAN_COMMANDS:
+        _load(LEAN_COMMANDS[args[0]]).main(args=args[1:], prog_name=f"scanner {args[0]}")
+        return
+    __getattr__("cli")(prog_name="scanner")
 
 
-def register_app_commands(app) -> None:
+def register_app_commands(app: Flask) -> None:
     """Used by the app factory so `flask --app wsgi <command>` sees the same commands.
     Flask keeps `run` for its development server there, so the station's all-in-one
     `run` is also offered as `flask --app wsgi station`."""
+    cli = __getattr__("cli")
     for name, command in cli.commands.items():
         if name not in app.cli.commands:
             app.cli.add_command(command, name)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageOps
+if TYPE_CHECKING:
+    from PIL import Image
 
 from scanner_app.platform.storage import StorageManager, atomic_write_bytes
 
@@ -25,6 +27,7 @@ _WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 def _to_jpeg_mode(img: Image.Image) -> Image.Image:
     """RGB or L, whatever the source: JPEG has no alpha and no 16-bit samples."""
+    from PIL import Image  # Pillow is loaded by the processes that make thumbnails only
     if img.mode in ("RGB", "L"):
         return img
     if img.mode in _WIDE_MODES[:-1]:
@@ -44,6 +47,8 @@ def make_thumbnail(src: Path, dest: Path, size: int = THUMBNAIL_SIZE) -> None:
     """Write a JPEG at most `size` pixels on its longer side to `dest`, atomically.
     Raises OSError (or a Pillow error) when `src` cannot be read, and FileNotFoundError when
     the folder above dest's own is gone (e.g. its session was deleted meanwhile)."""
+    from PIL import Image, ImageOps
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(src) as img:

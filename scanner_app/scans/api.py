@@ -21,7 +21,6 @@ from scanner_app.platform.web.openapi import DATE_TIME, document_schemas, nullab
 from scanner_app.platform.web.paging import page_of, requested_page
 from scanner_app.platform.zips import scan_zip, zip_response
 from scanner_app.scans import service as service
-from scanner_app.scans.dataset import dataset_response
 from scanner_app.sessions.service import get_session
 
 bp = Blueprint("api_scans", __name__, url_prefix="/api/v1/scans")
@@ -252,6 +251,8 @@ def dataset(scan_id: int) -> Response:
         401: {$ref: "#/components/responses/Unauthorized"}
         404: {$ref: "#/components/responses/NotFound"}
     """
+    from scanner_app.scans.dataset import dataset_response  # numpy, OpenCV: only here
+
     return dataset_response(service.get_scan(scan_id))
 
 

@@ -16,7 +16,6 @@ from scanner_app.platform.errors import NotFound
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import current_storage
 from scanner_app.platform.thumbnails import make_thumbnail
-from scanner_app.scans.plates import mask_path
 
 PREVIEW_SIZE = 1600
 # Formats every browser shows as they are; anything else gets a JPEG preview.
@@ -90,6 +89,8 @@ def frame_file(scan: Scan, capture: Capture) -> Path:
 def frame_mask(scan: Scan, capture: Capture) -> Path | None:
     """images/scans/<id>/masks/<frame stem>.png when the scan wrote one."""
     images = current_storage().scan_images_dir(scan.session_id, scan.id)
+    from scanner_app.scans.plates import mask_path  # OpenCV and numpy: only here
+
     mask = mask_path(images, Path(capture.path))
     return mask if mask.is_file() else None
 

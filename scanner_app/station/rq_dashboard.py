@@ -26,7 +26,6 @@ import hashlib
 import re
 from urllib.parse import urlencode
 
-import rq_dashboard
 from flask import Flask, Response, g, request, url_for
 from flask_wtf.csrf import csrf_meta_tag
 from markupsafe import escape
@@ -35,7 +34,7 @@ from scanner_app.config import Settings, settings_of
 from scanner_app.platform.errors import error_response
 
 URL_PREFIX = "/rq"
-BLUEPRINT_NAME = rq_dashboard.blueprint.name  # "rq_dashboard"
+BLUEPRINT_NAME = "rq_dashboard"  # rq_dashboard.blueprint.name
 
 # Inline <script> elements that run (not the dashboard's type="text/template" ones).
 _INLINE_SCRIPT = re.compile(
@@ -54,6 +53,12 @@ def dashboard_redis_url(settings: Settings) -> str:
 
 
 def init_rq_dashboard(app: Flask) -> None:
+    """Mount the dashboard, unless the app is made for a process that serves no pages
+    (SCANNER_RQ_DASHBOARD False: workers, the button daemon; rq-dashboard is 30 MB)."""
+    if app.config.get("SCANNER_RQ_DASHBOARD") is False:
+        return
+    import rq_dashboard
+
     settings: Settings = settings_of(app)
     debug = app.config.get("DEBUG")
     app.config.from_object(rq_dashboard.default_settings)

@@ -1,0 +1,97 @@
+"""Lean processes (issue 15): what each long-running process imports, checked in a fresh
+interpreter (sys.modules of a subprocess), so a module-level import added anywhere that drags
+Flask into the supervisor, or numpy/OpenCV/alembic into the web server, fails here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import process_env
+
+HEAVY = ("flask", "flask_sqlalchemy", "sqlalchemy", "alembic", "flask_migrate", "numpy", "cv2",
+         "PIL", "trimesh", "skimage", "pycolmap", "rq_dashboard", "rq")
+
+
+def imported_in_subprocess(code: str, data_dir: Path) -> dict:
+    """Run `code` (which leaves a dict in `result`) in a fresh interpreter; returns `result`
+    with "heavy": the HEAVY modules it had imported by the end."""
+    script = (
+        "import json, sys\n"
+        f"{code}\n"
+        f"result['heavy'] = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+        "print('RESULT ' + json.dumps(result))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=process_env(data_dir),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def test_the_supervisor_of_scanner_run_imports_no_flask_nor_numpy(data_dir):
+    """`scanner run` dispatched as the console script does, up to Supervisor.run (replaced by
+    one that reports instead of starting the station)."""
+    code = (
+        "import sys\n"
+        "from scanner_app.runtime import supervisor\n"
+        "result = {}\n"
+        "def fake_run(self):\n"
+        "    result['parts'] = [p.name for p in self.parts]\n"
+        "    return 0\n"
+        "supervisor.Supervisor.run = fake_run\n"
+        "sys.argv = ['scanner', 'run', '--port', '5999']\n"
+        "from scanner_app.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    result['exit'] = exc.code\n"
+    )
+    result = imported_in_subprocess(code, data_dir)
+    assert result["exit"] == 0
+    assert "web" in result["parts"] and "button" in result["parts"]
+    assert result["heavy"] == [], f"the supervisor imported {result['heavy']}"
+
+
+def test_the_web_app_loads_no_alembic_numpy_opencv_nor_migrations(data_dir):
+    """The app the web server builds: migrations, image maths and the job dashboard's
+    neighbours load only where used."""
+    code = (
+        "from scanner_app import create_app\n"
+        "app = create_app()\n"
+        "result = {'rules': len(list(app.url_map.iter_rules()))}\n"
+    )
+    result = imported_in_subprocess(code, data_dir)
+    assert result["rules"] > 20
+    for module in ("alembic", "flask_migrate", "numpy", "cv2", "trimesh", "skimage",
+                   "pycolmap"):
+        assert module not in result["heavy"], f"the web app imported {module}"
+
+
+def test_a_worker_app_has_no_job_dashboard_and_migrations_still_load_on_demand(data_dir):
+    code = (
+        "from scanner_app import create_app\n"
+        "app = create_app(overrides={'SCANNER_RQ_DASHBOARD': False})\n"
+        "result = {'rq': any(r.rule.startswith('/rq') for r in app.url_map.iter_rules())}\n"
+        "result['before'] = 'alembic' in sys.modules\n"
+        "with app.app_context():\n"
+        "    app.extensions['migrate'].migrate.get_config()\n"
+        "result['after'] = 'alembic' in sys.modules\n"
+    )
+    result = imported_in_subprocess(code, data_dir)
+    assert result["rq"] is False
+    assert "rq_dashboard" not in result["heavy"]
+    assert result["before"] is False and result["after"] is True
+
+
+def test_scanner_db_upgrade_still_migrates_a_fresh_data_dir(data_dir):
+    done = subprocess.run([sys.executable, "-m", "scanner_app.cli", "db", "upgrade"],
+                          env=process_env(data_dir), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run([sys.executable, "-m", "scanner_app.cli", "db", "current"],
+                          env=process_env(data_dir), capture_output=True, text=True,
+                          timeout=120)
+    assert "(head)" in done.stdout, done.stdout + done.stderr

@@ -26,6 +26,8 @@ class Scan(db.Model):
             sqlite_where=text(sql_in("status", SCAN_ACTIVE)),
             postgresql_where=text(sql_in("status", SCAN_ACTIVE)),
         ),
+        # The newest scan in a status (the dashboard's newest interrupted scan).
+        Index("ix_scans_status_id", "status", "id"),
         # Ids name folders and RQ jobs (scan-<id>): never reuse one.
         {"sqlite_autoincrement": True},
     )

@@ -10,6 +10,8 @@ from scanner_app.platform.clock import iso, utcnow
 from scanner_app.platform.extensions import db
 
 COUNTERS = ("files_count", "captures_count", "valid_count", "invalid_count", "scans_count")
+# Literal, so that a query saying it can use the partial index ix_sessions_active_newest.
+SESSION_IS_ACTIVE = f"status = '{SessionStatus.ACTIVE.value}'"
 
 
 class ScanSession(db.Model):
@@ -29,8 +31,12 @@ class ScanSession(db.Model):
         ),
         # "alpha" and "Alpha" are one name (sessions/names.py also compares casefolded).
         Index("uq_sessions_name_lower", text("lower(name)"), unique=True),
-        # Sessions newest first, a page at a time.
+        # Sessions newest first, a page at a time; the newest active ones (pickers).
         Index("ix_sessions_created_at_id", "created_at", "id"),
+        Index("ix_sessions_active_newest", "created_at", "id",
+              sqlite_where=text(SESSION_IS_ACTIVE), postgresql_where=text(SESSION_IS_ACTIVE)),
+        # Totals over all sessions are summed from this narrow index, not the whole table.
+        Index("ix_sessions_counters", *COUNTERS),
         CheckConstraint("kind IN ('auto', 'manual')", name="kind"),
         CheckConstraint(sql_in("status", SessionStatus), name="status"),
         {"sqlite_autoincrement": True},  # never reuse an id: it names a directory

@@ -4,9 +4,9 @@
     → [pycolmap] features in the masks, matched along the path, triangulated from the known
       poses, the turntable's bundle adjustment (a correction per ring, focal length) →
       sparse.ply, colmap/ (refined model), the pose corrections in the report
-    → visual hull from the masks and the known poses (refined ones once they beat them:
-      APPLY_REFINED_POSES) → vertex colours from the frame facing each vertex best →
-      model.glb
+    → visual hull from the masks and the refined poses (the known ones without pycolmap,
+      or when the refinement did not converge) → vertex colours from the frame facing each
+      vertex best → model.glb
     → report.json (registered frames, reprojection error, pose corrections, time per stage)
 
 Without pycolmap (no 64-bit Arm wheel) the hull is built from the known poses and the report
@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,10 @@ WEIGHTS = {"features": 30, "matching": 12, "triangulation": 3, "bundle adjustmen
 NO_COLMAP_NOTE = ("pycolmap is not installed here (it has no wheel for 64-bit Arm), so the "
                   "model was built from the known poses without refining them; refined poses "
                   "need a processing worker on a PC (pip install 'scanner-station[recon]').")
-APPLY_REFINED_POSES = False
+APPLY_REFINED_POSES = True
 NOT_APPLIED_NOTE = ("Refined poses, the sparse points and the refined COLMAP model are in the "
-                    "outputs; the mesh was built from the known poses, which the refinement "
-                    "does not yet beat on positions. Calibrate the rig ('scanner hal "
-                    "calibrate') for the best model.")
+                    "outputs; the mesh was built from the known poses. Calibrate the rig "
+                    "('scanner hal calibrate') for the best model.")
 REFINE_OFF_NOTE = ("Pose refinement was turned off for this worker "
                    "(SCANNER_RECONSTRUCTION_REFINE=0), so the model was built from the known "
                    "poses.")
@@ -134,15 +133,15 @@ def reconstruct(frames: list[FrameInput], out_dir: Path, work_dir: Path, *,
         metrics["note"] = NO_COLMAP_NOTE if not sfm.available() else REFINE_OFF_NOTE
     if refinement is not None:
         metrics.update(_refinement_metrics(refinement, frames))
-        # Measured on the mock (docs/performance.md): the turntable adjustment brings a
-        # perturbed calibration's rotations from 2° to about 0.5° but not its positions to
-        # within 1 mm, so the hull keeps the known poses until it does; the refined model,
-        # the sparse points and the corrections are written for a person (or COLMAP) to use.
+        # Measured on the mock (docs/performance.md, perf-H): a calibration perturbed by
+        # 2° and 5 mm comes back to about 0.1° and, but for what photos cannot show (the
+        # turn about the axis, the height, the scale: kept from the calibration), 0.3 mm.
         metrics["refined_poses_used"] = APPLY_REFINED_POSES
         if APPLY_REFINED_POSES:
-            poses_used = [FrameInput(f.name, f.intrinsics, refinement.poses[f.name],
-                                     f.image_path, f.mask_path, f.ring, f.angle_deg,
-                                     f.rgb_array, f.mask_array)
+            scale = refinement.focal_px[0] / frames[0].intrinsics.fx
+            poses_used = [replace(f, pose=refinement.poses[f.name],
+                                  intrinsics=replace(f.intrinsics, fx=f.intrinsics.fx * scale,
+                                                     fy=f.intrinsics.fy * scale))
                           for f in frames if f.name in refinement.poses]
         else:
             metrics["note"] = NOT_APPLIED_NOTE

@@ -30,6 +30,7 @@ MIN_REGISTERED_SHARE = 0.5
 MIN_IMAGE_POINTS = 15  # a frame with fewer triangulated points did not register
 MIN_POINTS = 30
 MAX_IMAGE_SIZE = 1600
+CROP_MARGIN_PX = 24
 
 
 class RegistrationError(ValueError):
@@ -90,22 +91,88 @@ def path_pairs(frames: list[FrameInput]) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
-def _stage_files(frames: list[FrameInput], work: Path) -> tuple[Path, Path]:
+def _crop_boxes(frames: list[FrameInput]) -> dict[str, tuple[int, int, int, int]] | None:
+    """Per frame (x0, y0, width, height): one size for all (COLMAP's single camera wants one
+    image size), placed around each mask's object. None when a frame has no mask (then the
+    whole frames are used)."""
+    boxes = {}
+    for f in frames:
+        mask = f.mask()
+        if mask is None or not mask.any():
+            return None
+        ys, xs = np.nonzero(mask)
+        boxes[f.name] = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    height, width = frames[0].mask().shape
+    w = min(width, max(b[2] - b[0] for b in boxes.values()) + 2 * CROP_MARGIN_PX)
+    h = min(height, max(b[3] - b[1] for b in boxes.values()) + 2 * CROP_MARGIN_PX)
+    placed = {}
+    for name, (x0, y0, x1, y1) in boxes.items():
+        left = min(max((x0 + x1 - w) // 2, 0), width - w)
+        top = min(max((y0 + y1 - h) // 2, 0), height - h)
+        placed[name] = (left, top, w, h)
+    return placed
+
+
+def _stage_files(frames: list[FrameInput], work: Path
+                 ) -> tuple[Path, Path, dict[str, tuple[int, int]]]:
+    """The images and masks COLMAP extracts from: each frame cropped to the box around its
+    object (SIFT's cost grows with the pixels, and features outside the mask are not kept
+    anyway); returns the folders and each frame's crop offset (x, y) in pixels."""
     images, masks = work / "images", work / "masks"
     images.mkdir(parents=True, exist_ok=True)
     masks.mkdir(parents=True, exist_ok=True)
+    boxes = _crop_boxes(frames)
+    offsets = {}
     for f in frames:
         target = images / f.name
-        if f.image_path is not None and f.image_path.is_file():
-            os.symlink(f.image_path.resolve(), target)
-        else:
-            cv2.imwrite(str(target), cv2.cvtColor(f.rgb(), cv2.COLOR_RGB2BGR))
         mask = f.mask()
+        if boxes is None:
+            offsets[f.name] = (0, 0)
+            if f.image_path is not None and f.image_path.is_file():
+                os.symlink(f.image_path.resolve(), target)
+            else:
+                cv2.imwrite(str(target), cv2.cvtColor(f.rgb(), cv2.COLOR_RGB2BGR))
+        else:
+            x, y, w, h = boxes[f.name]
+            offsets[f.name] = (x, y)
+            rgb = f.rgb()
+            if rgb.shape[:2] != mask.shape:
+                raise ValueError(f"{f.name}: the photo and its mask differ in size")
+            # PNG: lossless, so the crop adds no second JPEG loss; small at this size.
+            target = images / f.name
+            cv2.imwrite(str(target) + ".png", cv2.cvtColor(rgb[y:y + h, x:x + w],
+                                                           cv2.COLOR_RGB2BGR))
+            os.replace(str(target) + ".png", target)
+            mask = mask[y:y + h, x:x + w]
         if mask is not None:
             # Features a few pixels inside the outline are on the object, not on its edge.
             grown = cv2.dilate(mask.astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
             cv2.imwrite(str(masks / f"{f.name}.png"), grown)
-    return images, masks
+    return images, masks, offsets
+
+
+def _shift_keypoints(database: Path, offsets: dict[str, tuple[int, int]],
+                     size: tuple[int, int]) -> None:
+    """Keypoints found in a crop, moved to the whole frame's pixel coordinates (and the
+    camera given the whole frame's size)."""
+    import pycolmap
+
+    if not any(offsets.values()):
+        return
+    db = pycolmap.Database.open(database)
+    try:
+        for camera in db.read_all_cameras():
+            camera.width, camera.height = size
+            db.update_camera(camera)
+        for image in db.read_all_images():
+            dx, dy = offsets[image.name]
+            keypoints = db.read_keypoints(image.image_id)
+            if len(keypoints):
+                keypoints[:, 0] += dx
+                keypoints[:, 1] += dy
+                db.update_keypoints(image.image_id, keypoints)
+    finally:
+        db.close()
 
 
 def pose_difference(a: Pose, b: Pose) -> tuple[float, float]:
@@ -121,7 +188,8 @@ def refine(frames: list[FrameInput], work: Path, *, token: Any = None,
     """Features → matches → triangulation from known poses → bundle adjustment."""
     import pycolmap
 
-    images, masks = _stage_files(frames, work)
+    pycolmap.logging.minloglevel = max(int(pycolmap.logging.minloglevel), 1)  # no INFO
+    images, masks, offsets = _stage_files(frames, work)
     database = work / "database.db"
     intr = frames[0].intrinsics
     camera_line = colmap_cameras_line(1, intr).split()
@@ -140,6 +208,8 @@ def refine(frames: list[FrameInput], work: Path, *, token: Any = None,
                               camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
                               extraction_options=extraction, device=pycolmap.Device.cpu,
                               cancellation_token=token)
+    _raise_if_cancelled(token)
+    _shift_keypoints(database, offsets, (intr.width, intr.height))
     progress("matching", 0.0)
     pairs_file = work / "pairs.txt"
     pairs_file.write_text("".join(f"{a} {b}\n" for a, b in path_pairs(frames)))

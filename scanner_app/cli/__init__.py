@@ -17,8 +17,9 @@ import click
 if TYPE_CHECKING:
     from flask import Flask
 
-# Commands that need no app, run by main() without building the Flask group.
-LEAN_COMMANDS = {"run": "scanner_app.cli.run:run"}
+# Commands that need no app in their own process, run by main() without building the Flask
+# group: the supervisor, and the gunicorn master (its worker builds the app after the fork).
+LEAN_COMMANDS = {"run": "scanner_app.cli.run:run", "web": "scanner_app.cli.web:web"}
 
 
 def _load(spec: str) -> Any:

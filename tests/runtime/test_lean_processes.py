@@ -95,3 +95,27 @@ def test_scanner_db_upgrade_still_migrates_a_fresh_data_dir(data_dir):
                           env=process_env(data_dir), capture_output=True, text=True,
                           timeout=120)
     assert "(head)" in done.stdout, done.stdout + done.stderr
+
+
+def test_the_gunicorn_master_of_scanner_web_imports_no_flask(data_dir):
+    """`scanner web` up to serve() (replaced by one that reports): the master process only
+    binds and supervises; the app is built in its worker after the fork."""
+    code = (
+        "import sys\n"
+        "from scanner_app.runtime import web_server\n"
+        "result = {}\n"
+        "def fake_serve(listener, threads, ready_message=None, **options):\n"
+        "    result['threads'] = threads\n"
+        "    listener.close()\n"
+        "    raise SystemExit(0)\n"
+        "web_server.serve = fake_serve\n"
+        "sys.argv = ['scanner', 'web', '--port', '0', '--threads', '3']\n"
+        "from scanner_app.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    result['exit'] = exc.code\n"
+    )
+    result = imported_in_subprocess(code, data_dir)
+    assert result["threads"] == 3
+    assert result["heavy"] == [], f"the gunicorn master imported {result['heavy']}"

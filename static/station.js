@@ -137,4 +137,12 @@
     var match = all.filter(function (c) { return c.textContent.trim() === label; })[0] || all[0];
     if (match) match.focus({ preventScroll: true });
   });
+
+  // A session picker's search box (templates/sessions/partials/_picker.html) searches as
+  // you type; Enter there would send the form it sits in (Make current, Merge, Upload).
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && e.target.matches && e.target.matches("[data-picker-search]")) {
+      e.preventDefault();
+    }
+  });
 })();

@@ -9,7 +9,7 @@ from scanner_app.models import ScanSession, SessionStatus
 from scanner_app.platform.errors import BadRequest
 from scanner_app.platform.web.json_body import json_object, optional_id
 from scanner_app.platform.web.openapi import DATE_TIME, document_schemas, nullable, obj, ref
-from scanner_app.platform.web.paging import page_of, requested_page
+from scanner_app.platform.web.paging import requested_page
 from scanner_app.sessions import service as service
 
 bp = Blueprint("api_sessions", __name__, url_prefix="/api/v1/sessions")
@@ -63,6 +63,9 @@ def list_sessions() -> Response:
     get:
       tags: [sessions]
       summary: Sessions, newest first, a page at a time, with totals over all sessions
+      description: per_page is 50 unless given; above 200 it is read as 200. A page past
+        the last one answers the last one. page, per_page that are not whole numbers from 1
+        are refused (400, code invalid_page).
       parameters:
         - {in: query, name: q, required: false, description: Only sessions whose name holds
            this text (any case)., schema: {type: string, maxLength: 200}}
@@ -76,14 +79,9 @@ def list_sessions() -> Response:
         401: {$ref: "#/components/responses/Unauthorized"}
     """
     page, per_page = requested_page()
-    sessions, totals = service.list_sessions()
-    query = " ".join(request.args.get("q", "").split()).casefold()
-    if query:
-        sessions = [s for s in sessions if query in " ".join(s.name.split()).casefold()]
-    shown = page_of(len(sessions), page, per_page)
-    return jsonify({
-        "sessions": [s.to_dict() for s in sessions[shown.offset:shown.offset + per_page]],
-        "totals": totals, **shown.fields()})
+    found = service.page_sessions(page, per_page, request.args.get("q", ""))
+    return jsonify({"sessions": [s.to_dict() for s in found.sessions], "totals": found.totals,
+                    **found.shown.fields()})
 
 
 @bp.post("")

@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scanner_app.models import (
@@ -25,6 +25,14 @@ from scanner_app.platform.extensions import db, dialect_insert
 from scanner_app.platform.storage import current_storage, fsync_dir
 from scanner_app.platform.web.converters import MAX_ID
 from scanner_app.sessions import hooks, names
+from scanner_app.sessions.listing import (  # re-exported: other slices list sessions here
+    PICKER_LIMIT as PICKER_LIMIT,
+)
+from scanner_app.sessions.listing import SessionPage as SessionPage
+from scanner_app.sessions.listing import page_sessions as page_sessions
+from scanner_app.sessions.listing import picker_context as picker_context
+from scanner_app.sessions.listing import search_sessions as search_sessions
+from scanner_app.sessions.listing import session_totals as session_totals
 from scanner_app.sessions.record import mark_dirty
 from scanner_app.sessions.resolver import current_manual_session_id, station_today
 
@@ -39,17 +47,6 @@ def get_session(session_id: int) -> ScanSession:
     if session is None:
         raise NotFound(f"There is no session {session_id}. Pick one from the session list.")
     return session
-
-
-def list_sessions() -> tuple[list[ScanSession], dict[str, int]]:
-    """Sessions newest first, and totals for "All sessions" summed from the counters."""
-    sessions = db.session.scalars(
-        select(ScanSession).order_by(ScanSession.created_at.desc(), ScanSession.id.desc())
-    ).all()
-    sums = db.session.execute(
-        select(*[func.coalesce(func.sum(getattr(ScanSession, c)), 0) for c in COUNTERS])
-    ).one()
-    return list(sessions), {name: int(value) for name, value in zip(COUNTERS, sums, strict=True)}
 
 
 def clean_name(raw: object) -> str:

@@ -3,7 +3,7 @@ and the actions on it (rename, complete, make current, merge, delete)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from scanner_app.platform.errors import BadRequest
@@ -15,16 +15,37 @@ from scanner_app.sessions import service as sessions
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
 
 
-def _list_context() -> dict:
-    all_sessions, totals = sessions.list_sessions()
+SESSIONS_PER_PAGE = 50
+
+
+def _list_context(page: int = 1, query: str = "") -> dict:
+    found = sessions.page_sessions(page, SESSIONS_PER_PAGE, query)
     mode, current = sessions.current_session()
-    return {"sessions": all_sessions, "totals": totals, "mode": mode,
+    return {"sessions": found.sessions, "totals": found.totals, "shown": found.shown,
+            "query": found.query, "mode": mode,
             "current_id": current.id if current and mode == "manual" else None}
 
 
 @bp.get("")
 def index() -> str:
-    return render("sessions", "index", partial="list", **_list_context())
+    """The sessions, newest first, a page at a time; `q` keeps those whose name holds it."""
+    page = optional_int("page", "The page") or 1
+    return render("sessions", "index", partial="list",
+                  **_list_context(page, request.args.get("q", "")))
+
+
+@bp.get("/picker")
+def picker() -> str | Response:
+    """The options of a session picker (at most PICKER_LIMIT), newest first, whose name holds
+    `q`: what the dashboard, merge and upload pickers ask for as someone types."""
+    if not is_htmx():
+        return redirect(url_for("sessions.index", q=request.args.get("q") or None))
+    _mode, current = sessions.current_session()
+    return render("sessions", "index", partial="picker_options", picker=sessions.picker_context(
+        request.args.get("purpose", ""), request.args.get("q", ""),
+        optional_int("session_id", "The session"), current=current))
+
+
 
 
 @bp.post("")
@@ -40,12 +61,11 @@ def create() -> str | Response:
 def _summary_context(session_id: int) -> dict:
     session = sessions.get_session(session_id)
     mode, current = sessions.current_session()
-    all_sessions, _totals = sessions.list_sessions()
     return {
         "session": session,
         "is_current": current is not None and current.id == session.id,
         "current_mode": mode,
-        "merge_targets": [s for s in all_sessions if s.id != session.id],
+        "merge_picker": sessions.picker_context("merge", session_id=session.id),
     }
 
 

@@ -18,12 +18,11 @@ init_layout(bp)
 
 
 def current_context() -> dict:
-    """The current session and the sessions that could become current."""
+    """The current session and a picker of the active sessions that could become current:
+    the newest few, and a search box for the others (not every session as an <option>)."""
     mode, current = sessions.current_session()
-    all_sessions, _totals = sessions.list_sessions()
-    choices = [s for s in all_sessions
-               if s.status.is_active and (current is None or s.id != current.id)]
-    return {"mode": mode, "current": current, "choices": choices}
+    return {"mode": mode, "current": current,
+            "picker": sessions.picker_context("current", current=current)}
 
 
 def scan_form_context() -> dict:

@@ -4,10 +4,13 @@ uploads' processing status, which polls itself while any upload is still process
 from __future__ import annotations
 
 from flask import Blueprint, redirect, request, url_for
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from scanner_app.models import ScanSession, Upload
 from scanner_app.platform.errors import BadRequest
+from scanner_app.platform.extensions import db
+from scanner_app.platform.web.converters import MAX_ID
 from scanner_app.platform.web.forms import form_answer
 from scanner_app.platform.web.htmx import UPLOADS_CHANGED, is_htmx, trigger
 from scanner_app.platform.web.render import HtmlWithHeaders, render
@@ -32,16 +35,27 @@ def uploads_context(session_id: int) -> dict:
 
 
 def _batch_context(ids: list[int]) -> dict:
-    uploads = [upload_service.get_upload(upload_id) for upload_id in ids]
+    # One query for every id polled (a batch is up to MAX_POLLED_IDS files), in the order asked.
+    found = {u.id: u for u in db.session.scalars(select(Upload).where(Upload.id.in_(set(ids))))}
+    missing = next((upload_id for upload_id in ids if upload_id not in found), None)
+    if missing is not None:
+        upload_service.get_upload(missing)  # the one sentence for an upload that is gone
+    uploads = [found[upload_id] for upload_id in ids]
     session = sessions.get_session(uploads[0].session_id) if uploads else None
     poll_url = url_for("uploads.batch", ids=",".join(str(i) for i in ids))
     return _listing(uploads, poll_url, session)
 
 
 def _form_context() -> dict:
+    """Where the files go: the current session, or one picked (searched for by name; the
+    link's ?session_id= is picked already)."""
     mode, current = sessions.current_session()
-    all_sessions, _totals = sessions.list_sessions()
-    return {"mode": mode, "current": current, "targets": all_sessions}
+    chosen = request.args.get("session_id", "")
+    chosen_id = int(chosen) if chosen.isascii() and chosen.isdigit() else None
+    picker = sessions.picker_context(
+        "upload", session_id=chosen_id if chosen_id and chosen_id <= MAX_ID else None,
+        current=current)
+    return {"mode": mode, "current": current, "picker": picker}
 
 
 @bp.get("/upload")
@@ -62,7 +76,9 @@ def batch() -> str:
     raw = [part for part in request.args.get("ids", "").split(",") if part]
     if not raw or len(raw) > MAX_POLLED_IDS or not all(part.isdigit() for part in raw):
         raise BadRequest("Ask for uploads by their ids, e.g. ?ids=3,4,5.")
-    return render("uploads", "index", partial="list", **_form_context(),
+    # The poll (htmx) gets the list alone; only a whole page needs the form's session picker.
+    form = {} if is_htmx() else _form_context()
+    return render("uploads", "index", partial="list", **form,
                   **_batch_context([int(part) for part in raw]))
 
 

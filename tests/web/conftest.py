@@ -15,6 +15,7 @@ from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import current_storage
 from scanner_app.sessions import service as session_service
+from scanner_app.sessions.counters import bump_session_counters
 from tests.conftest import build_app
 from tests.support import jpeg_bytes, session_row  # noqa: F401 - re-exported to the web tests
 
@@ -89,6 +90,9 @@ def add_capture(app, session_id: int, relpath: str, *, valid: bool = True, data:
                           reason=reason, width=64 if valid else None,
                           height=48 if valid else None)
         db.session.add(capture)
+        # Counted in the session as the jobs count it: captures pages come from the counters.
+        bump_session_counters(session_id, captures_count=1, valid_count=int(valid),
+                              invalid_count=int(not valid))
         db.session.commit()
         if thumbnail is not None:
             thumb = root / "metadata" / "thumbnails" / f"{capture.id}.jpg"

@@ -68,6 +68,7 @@ class CapturePipeline:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self.pending: dict[int, Path] = {}  # submitted, not recorded: index -> file
+        self.failed_at: int | None = None  # the frame the recorder failed to record
         self.submitted = 0
         self.recorded = 0
 
@@ -138,6 +139,7 @@ class CapturePipeline:
         except BaseException as exc:  # noqa: BLE001 - handed to the job's thread
             with contextlib.suppress(Exception):
                 db.session.rollback()
+            self.failed_at = frame.index
             self._error = exc
             log.warning("The scan's recorder stopped at frame %s: %s", frame.index + 1,
                         exc.__class__.__name__)

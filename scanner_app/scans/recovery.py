@@ -24,6 +24,7 @@ from scanner_app.config import Settings, current_settings
 from scanner_app.models import (
     SCAN_ACTIVE,
     SCAN_UNDER_WAY,
+    Capture,
     Scan,
     ScanStatus,
     transition,
@@ -32,7 +33,9 @@ from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.processes import process_alive
 from scanner_app.platform.queues import redis_connection
+from scanner_app.platform.storage import current_storage
 from scanner_app.scans.kept_frames import frames_kept_sentence
+from scanner_app.scans.metadata import consolidate
 
 log = logging.getLogger("scanner.scans")
 
@@ -199,6 +202,7 @@ def reconcile_stale_scans(scan_ids: list[int] | None = None) -> list[int]:
     for scan in scans:
         if scan.id in marked:
             db.session.refresh(scan)
+            consolidate_metadata(scan)
     return marked
 
 
@@ -214,8 +218,28 @@ def mark_interrupted(scan_id: int, job_id: str | None, why: str) -> bool:
     db.session.commit()
     if marked:
         log.warning("Scan %s marked interrupted: %s", scan_id, why)
+        db.session.refresh(scan)
+        consolidate_metadata(scan)
         return True
     return False
+
+
+def consolidate_metadata(scan: Scan) -> None:
+    """A run that died never consolidated its metadata: fold its frames log into
+    metadata/scans/<id>.json, keeping only the frames the database recorded, so the file is
+    complete for the interrupted scan. A file that cannot be written is logged (the log stays;
+    the resumed run folds it in)."""
+    recorded = set(db.session.scalars(
+        select(Capture.frame_index).where(Capture.scan_id == scan.id,
+                                          Capture.frame_index.is_not(None))))
+    scan_dict = scan.to_dict()
+    db.session.commit()
+    store = current_storage()
+    try:
+        consolidate(store.scan_metadata_path(scan.session_id, scan.id),
+                    store.scan_frames_log_path(scan.session_id, scan.id), scan_dict, recorded)
+    except OSError as exc:
+        log.warning("Scan %s: could not consolidate its metadata: %s", scan.id, exc)
 
 
 def reconcile_at_startup(app: Flask) -> None:

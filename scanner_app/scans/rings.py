@@ -122,7 +122,8 @@ class RingSteps:
         plate = self.plates.plate(elevation)
         if plate is None and rig.is_mock:
             plate = self.plates.take(rig, elevation)
-        elif plate is None and not self.recorded and self.settings.guided_plates:
+        elif (plate is None and not (self.recorded or self.pipeline.submitted)
+              and self.settings.guided_plates):
             self._guided_plates(rig, elevation)
             plate = self.plates.plate(elevation)
         if plate is not None:

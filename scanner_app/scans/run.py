@@ -248,8 +248,11 @@ class ScanRun(FrameSteps):
         return True
 
     def _at(self) -> str:
-        if self.index is not None:
-            return f"at frame {self.index + 1} of {self.planned}"
+        # The frame the recorder could not record, if that stopped the scan (the camera may
+        # have taken a frame or two more meanwhile; they are taken again on resume).
+        index = self.pipeline.failed_at if self.pipeline.failed_at is not None else self.index
+        if index is not None:
+            return f"at frame {index + 1} of {self.planned}"
         taken = len(self.recorded)
         return f"after {taken} of {self.planned} frames" if taken else "before its first frame"
 

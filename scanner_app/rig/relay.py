@@ -18,7 +18,7 @@ from sqlalchemy import select
 from scanner_app.config import current_settings
 from scanner_app.models import Capture
 from scanner_app.platform import queues
-from scanner_app.platform.errors import ServiceUnavailable
+from scanner_app.platform.errors import Conflict, ServiceUnavailable
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import current_storage
 from scanner_app.rig import channel, service
@@ -38,8 +38,8 @@ MAX_STREAM_SECONDS = 3600.0  # a forgotten tab does not hold a request thread fo
 @cache
 def placeholder(text: str = "Starting the camera preview…") -> bytes:
     """A plain JPEG shown until the first frame arrives."""
-    image = Image.new("RGB", (640, 480), (38, 42, 46))
-    ImageDraw.Draw(image).text((24, 228), text, fill=(220, 224, 228))
+    image = Image.new("RGB", (320, 240), (38, 42, 46))
+    ImageDraw.Draw(image).text((12, 112), text, fill=(220, 224, 228))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=80)
     return out.getvalue()
@@ -112,6 +112,9 @@ def snapshot() -> bytes:
         _seq, frame = channel.latest_frame(redis)
         if frame is not None:
             return frame
+        if service.preview_job(redis) is None:  # nothing will send one (no worker)
+            raise Conflict(service.NO_WORKER.replace("nothing was done", "there is no "
+                                                     "preview"), code="no_worker")
         time.sleep(POLL_SECONDS)
     raise ServiceUnavailable(
         f"The camera sent no preview frame within {SNAPSHOT_WAIT_SECONDS:.0f} s. Check that "

@@ -91,6 +91,9 @@ def ensure_preview(redis: Redis, settings: Settings) -> str | None:
         return None
     if (current := preview_job(redis)) is not None:
         return current
+    hardware = queues.queue(settings, queues.HARDWARE_QUEUE, redis)
+    if not Worker.count(connection=redis, queue=hardware):
+        return None  # nothing would take it: the stream shows its placeholder meanwhile
     job_id = f"preview-{uuid.uuid4().hex[:12]}"
     redis.set(channel.JOB_KEY, job_id, ex=queues.PREVIEW_JOBS.timeout)
     queues.enqueue(settings, queues.PREVIEW_JOBS, connection=redis, job_id=job_id,
@@ -160,8 +163,8 @@ def _require_rig(redis: Redis) -> None:
     except queues.QUEUE_ERRORS as exc:
         log.warning("Redis is not reachable: %s", exc)
         raise ServiceUnavailable(QUEUE_UNAVAILABLE, code="queue_unavailable") from None
-    if not workers:
-        raise ServiceUnavailable(NO_WORKER, code="no_worker")
+    if not workers:  # 409: the station's state, not an outage of the queue
+        raise Conflict(NO_WORKER, code="no_worker")
 
 
 def _wait(job: Job, seconds: float) -> dict[str, Any]:
@@ -199,8 +202,7 @@ def control(action: str, value: object = None) -> dict[str, Any]:
     answer = _wait(job, CONTROL_WAIT_SECONDS)
     if not answer.get("ok"):
         error = answer.get("error") or UNEXPECTED
-        raise Conflict(error, code="rig_busy") if answer.get("busy") else \
-            ServiceUnavailable(error, code="rig_failed")
+        raise Conflict(error, code="rig_busy" if answer.get("busy") else "rig_failed")
     return answer["state"]
 
 
@@ -247,6 +249,5 @@ def press_button() -> None:
     try:
         os.kill(int(pid_path.read_text().strip()), signal.SIGUSR1)
     except (OSError, ValueError):
-        raise ServiceUnavailable("No button daemon is running, so the button was not "
-                                 "pressed. Start it with 'scanner button' or 'scanner run'.",
-                                 code="no_button") from None
+        raise Conflict("No button daemon is running, so the button was not pressed. Start "
+                       "it with 'scanner button' or 'scanner run'.", code="no_button") from None

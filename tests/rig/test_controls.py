@@ -61,7 +61,7 @@ def test_tilt_without_a_tilt_axis_says_so(make_station) -> None:
     station = make_station()
     station.start_worker()
     answer = station.post("/tilt", {"to": 30})
-    assert answer.status_code == 503
+    assert answer.status_code == 409
     assert "This rig has no tilt axis: set the camera's elevation by hand." in \
         answer.get_json()["error"]["message"]
 
@@ -83,7 +83,7 @@ def test_controls_are_refused_while_a_scan_is_active(make_station, database_url)
 def test_no_worker_and_bad_values_are_sentences(make_station) -> None:
     station = make_station()
     answer = station.post("/turn", {"to": 10})
-    assert answer.status_code == 503
+    assert answer.status_code == 409
     assert answer.get_json()["error"]["message"].startswith("No worker drives the rig")
     for body in ({"to": 400}, {"to": "north"}, {"by": 1000}, {"to": 1, "by": 2}, {},
                  {"to": True}, {"to": "nan"}):

@@ -196,7 +196,7 @@ def test_session_page_scans_and_uploads_poll_only_while_working(web_app, browser
     # The page loads each slice's part by itself; its counters and the captures grid
     # wait for the lists to settle.
     page = browser.get(f"/sessions/{session_id}").get_data(as_text=True)
-    for part in ("scans", "uploads", "captures"):
+    for part in ("scans", "uploads", "captures?source=scans", "captures?source=uploads"):
         assert f'hx-get="/sessions/{session_id}/{part}" hx-trigger="load"' in page
     assert (f'hx-get="/sessions/{session_id}/counters" hx-trigger="scan-changed from:body, '
             'uploads-changed from:body"') in page

@@ -126,7 +126,7 @@ def picker_context(purpose: str, query: str = "", session_id: int | None = None,
     `session_id`) or "upload" (every session; `session_id`, if there is one, listed first
     and chosen)."""
     if purpose not in PICKERS:
-        raise BadRequest("Ask for the sessions of a picker: for=current, merge or upload.")
+        raise BadRequest("Ask for the sessions of a picker: purpose=current, merge or upload.")
     field, active_only = PICKERS[purpose]
     current_id = current.id if current is not None else None
     exclude = {"current": [current_id], "merge": [session_id]}.get(purpose, [])

@@ -1,13 +1,14 @@
 """Refined poses with pycolmap (optional: it has no 64-bit Arm wheel today, so it is imported
 only here and only when asked; without it the pipeline builds the hull from known poses).
 
-SIFT features are extracted inside each frame's mask (COLMAP reads `<image name>.png` from
-the mask folder), matched only between frames that are neighbours along the scan's path
-(the next two frames of a ring, and the nearest frames of the rings above and below), and
-triangulated from the known poses. The bundle adjustment is the turntable's own (rig_fit):
-one correction per ring and one focal-length scale, not free poses, because a small object
-fixes a single frame's pose poorly. Triangulation and adjustment alternate: loose first, then
-at COLMAP's own thresholds, then a last triangulation of the final poses for the model.
+SIFT features are extracted inside each frame's mask, from the frame cropped to the box
+around its object (one box size for all frames; the keypoints are moved back to the whole
+frame's pixels in COLMAP's database), matched only between frames that are neighbours along
+the scan's path (the next two frames of a ring, and the nearest frames of the rings above and
+below), and triangulated from the known poses. The bundle adjustment is the turntable's own
+(rig_fit): one correction per ring and one focal-length scale, not free poses, because a small
+object fixes a single frame's pose poorly. Triangulation and adjustment alternate: loose first,
+then at COLMAP's own thresholds, then a last triangulation of the final poses for the model.
 """
 
 from __future__ import annotations

@@ -55,8 +55,10 @@
                                                 headers: {"Accept": "application/json"}})
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (body) {
-        meta = body && body.live ? body.meta : null;
-        caption.textContent = describe(meta);
+        var live = body && body.live ? body.meta : null;
+        caption.textContent = describe(live);
+        // Between two preview jobs (after a control) the overlay stays where it was.
+        if (live) meta = live;
         draw();
       })
       .catch(function () { /* the stream itself shows whether the station answers */ });

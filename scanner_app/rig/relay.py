@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from functools import cache
@@ -33,6 +34,12 @@ RESEND_SECONDS = 1.0  # the same frame again: keeps the stream alive and notices
 CHECK_SECONDS = 1.0  # how often the stream looks at the scan and the preview job
 SNAPSHOT_WAIT_SECONDS = 10.0
 MAX_STREAM_SECONDS = 3600.0  # a forgotten tab does not hold a request thread for ever
+# Each open stream holds one of the web server's request threads (8): a few tabs must not
+# starve the rest of the station (its pages, the API, /healthz).
+MAX_STREAMS = 3
+TOO_MANY = (f"{MAX_STREAMS} previews are open already, so this one was not started. Close "
+            "the Rig page in another tab or on another device, then reload this one.")
+_streams = threading.BoundedSemaphore(MAX_STREAMS)
 
 
 @cache
@@ -70,7 +77,17 @@ def part(jpeg: bytes) -> bytes:
 
 
 def frames(max_seconds: float = MAX_STREAM_SECONDS) -> Iterator[bytes]:
-    """Multipart parts for as long as the client reads (or max_seconds)."""
+    """Multipart parts for as long as the client reads (or max_seconds); Conflict when
+    MAX_STREAMS are open already (raised at the first part, before any is sent)."""
+    if not _streams.acquire(blocking=False):
+        raise Conflict(TOO_MANY, code="too_many_previews")
+    try:
+        yield from _frames(max_seconds)
+    finally:
+        _streams.release()
+
+
+def _frames(max_seconds: float) -> Iterator[bytes]:
     redis = service.watch_preview()
     started = time.monotonic()
     last_seq, last_sent, last_check, scan_frame = -1, 0.0, 0.0, None

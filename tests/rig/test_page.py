@@ -76,3 +76,20 @@ def test_without_a_worker_the_preview_says_so_at_once(make_station) -> None:
     assert answer.get_json()["error"]["message"].startswith(
         "No worker drives the rig, so there is no preview.")
     assert station.redis.llen("rq:queue:hardware") == 0  # no job left for nobody
+
+
+def test_at_most_three_streams_hold_request_threads(make_station) -> None:
+    from scanner_app.rig.relay import MAX_STREAMS
+
+    station = make_station()
+    browser = sign_in(station.app)
+    streams = [browser.get("/station/preview.mjpg", buffered=False) for _ in range(MAX_STREAMS)]
+    assert [s.status_code for s in streams] == [200] * MAX_STREAMS
+    answer = browser.get("/station/preview.mjpg", headers={"Accept": "application/json"})
+    assert answer.status_code == 409
+    assert answer.get_json()["error"]["message"].startswith("3 previews are open already")
+    streams.pop().close()  # a tab closed: its place is free again
+    again = browser.get("/station/preview.mjpg", buffered=False)
+    assert again.status_code == 200
+    for stream in reversed((*streams, again)):  # one thread here: last opened, first closed
+        stream.close()

@@ -173,3 +173,22 @@ def test_snapshot_jpeg_snapshot_into_the_session_and_the_virtual_button(make_sta
 
     pressed = wait_until(button_scan, 15, "the button's scan")
     assert pressed["session_id"] == scan["session_id"]  # the current session, resolved once
+
+
+def test_a_stopping_worker_ends_the_preview_at_once(make_station) -> None:
+    """Ctrl-C of `scanner run` (SIGTERM to the worker): a watched preview does not keep the
+    worker waiting; it ends within a frame and the rig is closed (light off)."""
+    station = make_station()
+    worker = station.start_worker()
+    response = station.client.get("/station/preview.mjpg", buffered=False)
+    _read_live(iter(response.response), 1, timeout=30)
+    job = Job.fetch(station.preview_job(), connection=station.redis)
+    worker.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    worker.wait(15)
+    assert time.monotonic() - stopped < 8, station.log("worker")
+    assert job.get_status(refresh=True) == "finished"
+    assert job.return_value() == "the worker is stopping"
+    assert channel.last_state(station.redis)["light_on"] is False
+    assert not station.motor_energised()
+    response.close()

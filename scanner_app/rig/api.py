@@ -38,6 +38,8 @@ document_schemas(bp, {
         "preview_live": {"type": "boolean"},
         "preview_light": {"type": "boolean"},
         "mock_hardware": {"type": "boolean"},
+        "tilt_axis": nullable(obj({"min_elevation_deg": _NUMBER, "max_elevation_deg": _NUMBER},
+                                  description="The configured tilt axis; null: none.")),
     }),
     "RigAnswer": obj({"rig": ref("Rig")}),
     "ButtonPress": obj({"pressed": {"type": "boolean"}}),

@@ -78,8 +78,11 @@ def rig_status() -> dict[str, Any]:
         light = channel.light_wanted(redis)
     except queues.QUEUE_ERRORS as exc:
         log.warning("Cannot read the rig's state from Redis: %s", exc)
+    tilt = settings.hal.tilt
+    axis = ({"min_elevation_deg": tilt.min_elevation_deg,
+             "max_elevation_deg": tilt.max_elevation_deg} if tilt.is_motorised else None)
     return {"state": state, "busy": busy, "preview_live": live, "preview_light": light,
-            "mock_hardware": rig_is_mock(settings.hal)}
+            "mock_hardware": rig_is_mock(settings.hal), "tilt_axis": axis}
 
 
 # --- the preview job ---------------------------------------------------------------------

@@ -93,3 +93,21 @@ def test_at_most_three_streams_hold_request_threads(make_station) -> None:
     assert again.status_code == 200
     for stream in reversed((*streams, again)):  # one thread here: last opened, first closed
         stream.close()
+
+
+def test_tilt_from_the_page_where_the_rig_has_a_tilt_axis(make_station) -> None:
+    from hal.tilt_mock import MockArm
+
+    station = make_station(SCANNER_TILT="step_dir")
+    browser = sign_in(station.app)
+    html = browser.get("/rig").get_data(as_text=True)
+    assert 'hx-post="/rig/tilt"' in html and 'min="0.0" max="60.0"' in html
+    station.start_worker()
+    answer = browser.post("/rig/tilt", data={"to": "40"}, headers=HX)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert "The camera is tilted to 40°." in answer.get_data(as_text=True)
+    arm = MockArm(station.hal.arm_file, station.hal.tilt.rest_elevation_deg)
+    assert abs(arm.true_elevation() - 40) < 0.05
+    # Without a tilt axis the page has no tilt form.
+    assert 'hx-post="/rig/tilt"' not in sign_in(make_station().app).get("/rig").get_data(
+        as_text=True)

@@ -1,21 +1,38 @@
-"""Reconstruction on the mock rig's ground truth (issue 13's numbers), each beside its target:
+"""Reconstruction on the mock rig's ground truth (issue 13's numbers), each beside a baseline
+measured in the same run and its target; the load average is printed with every timing (the
+machine may be shared):
 
 - 3 rings x 24 frames at 1280x960: the model is ready within 90 s of the scan's completion
   (the frames and masks on disk, as the scan job leaves them; timed: the whole pipeline,
-  reading them, refinement with pycolmap when installed, hull, colours, files);
+  reading them, refinement with pycolmap when installed, hull, colours, files). Baseline:
+  the hull-only part of the same run (what a Pi without pycolmap does).
 - mean symmetric surface distance of model.glb to the true mesh <= 1 % of its bounding-box
-  diagonal (and the maximum, reported);
+  diagonal (and the maximum, reported). Baseline: the voxel size, as a share of the diagonal.
 - refined poses within 0.2 degrees and 1 mm of the true ones when the calibration the known
   poses come from is perturbed by 2 degrees and 5 mm (one camera error shared by all frames).
+  Baseline: the perturbed poses. Photos of the object cannot show three freedoms of the
+  object frame (the turn about the turntable axis, the height along it, the scale): the
+  refinement keeps the calibration's, so the target is checked after those three are taken
+  from the truth; the raw error (which still holds the perturbation's share along them) is
+  printed too.
+- a scan run while a reconstruction runs (in a process at the processing worker's nice
+  level) takes <= 1.02 times the same scan alone (medians of --repeat; the real scan job,
+  as bench.capture_pipeline runs it).
 
     python -m bench reconstruction [--rings 3] [--per-ring 24] [--size 1280x960]
+        [--no-refine] [--no-scan] [--repeat 2] [--scan-frames 24]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import platform
+import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,12 +46,15 @@ from hal.mock.scene import MockScene, object_mesh
 from scanner_app.reconstruction import sfm
 from scanner_app.reconstruction.frames import FrameInput
 from scanner_app.reconstruction.pipeline import reconstruct
+from scanner_app.reconstruction.rig_fit import align_gauge
 from scanner_app.reconstruction.surface import as_mesh, surface_distance
 
 ELEVATIONS = (10.0, 30.0, 50.0, 20.0, 40.0)
 TARGET_SECONDS = 90.0
 TARGET_MEAN_PCT = 1.0
 TARGET_DEG, TARGET_MM = 0.2, 1.0
+TARGET_SCAN_RATIO = 1.02
+PROCESSING_NICE = 10  # what `scanner run` gives the processing worker
 
 
 def machine() -> str:
@@ -82,9 +102,20 @@ def perturbed(frames: list[FrameInput], seed: int = 13) -> list[FrameInput]:
                        f.image_path, f.mask_path, f.ring, f.angle_deg) for f in frames]
 
 
-def line(what: str, value: str, target: str, ok: bool | None) -> str:
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def line(what: str, value: str, baseline: str, ratio: float | None, target: str,
+         ok: bool | None) -> str:
     mark = "" if ok is None else ("  ok" if ok else "  MISSED")
-    return f"  {what:<44} {value:>18}   target {target}{mark}"
+    ratio_text = "" if ratio is None else f" (ratio {ratio:.3f})"
+    return f"  {what:<40} {value:>12}  baseline {baseline}{ratio_text}  target {target}{mark}"
 
 
 def main(argv: list[str]) -> int:
@@ -93,69 +124,188 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--per-ring", type=int, default=24)
     parser.add_argument("--size", default="1280x960")
     parser.add_argument("--no-refine", action="store_true", help="hull from known poses only")
+    parser.add_argument("--no-scan", action="store_true",
+                        help="skip the scan-during-reconstruction measurement")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--scan-frames", type=int, default=24)
+    parser.add_argument("--background", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.background:
+        return background(Path(args.background))
     size = tuple(int(x) for x in args.size.split("x"))
-    print(f"machine: {machine()}; pycolmap: {'yes' if sfm.available() else 'no'}")
+    print(f"machine: {machine()}; pycolmap: {'yes' if sfm.available() else 'no'}; {load()}")
     missed = 0
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         frames, render_s = write_scan(root / "scan", args.rings, args.per_ring, size)
         print(f"  rendered {len(frames)} frames at {size[0]}x{size[1]} in {render_s:.1f} s "
               "(the mock scan; not counted)")
-        out = root / "out"
-        out.mkdir()
-        started = time.perf_counter()
-        metrics = reconstruct(frames, out, root / "work",
-                              use_colmap=False if args.no_refine else None)
-        seconds = time.perf_counter() - started
-        distance = surface_distance(as_mesh(trimesh.load(out / "model.glb")),
-                                    as_mesh(object_mesh()))
-        print(line("model ready after scan completion", f"{seconds:.1f} s",
-                   f"<= {TARGET_SECONDS:.0f} s", seconds <= TARGET_SECONDS))
-        print("    stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in
-                                         metrics["seconds"].items()))
-        print(line("mean symmetric surface distance", f"{distance.mean_pct:.3f} %",
-                   f"<= {TARGET_MEAN_PCT} % of diagonal", distance.mean_pct <= TARGET_MEAN_PCT))
-        print(line("max surface distance (reported)", f"{distance.max_pct:.2f} %", "-", None))
-        print(f"    diagonal {1000 * distance.diagonal_m:.1f} mm, mean "
-              f"{1000 * distance.mean_m:.2f} mm, max {1000 * distance.max_m:.2f} mm, voxel "
-              f"{metrics['voxel_mm']} mm")
-        missed += (seconds > TARGET_SECONDS) + (distance.mean_pct > TARGET_MEAN_PCT)
-        if "registered_frames" in metrics:
-            print(f"    registered {metrics['registered_frames']} / {len(frames)}, "
-                  f"reprojection {metrics['reprojection_error_px']} px, refined poses used: "
-                  f"{metrics['refined_poses_used']}")
-        if sfm.available() and not args.no_refine:
-            missed += refinement(frames, root)
+        refine = sfm.available() and not args.no_refine
+        # The pipeline as the job runs it, on the scan as a calibrated rig takes it.
+        missed += model_figures(frames, root / "calibrated", refine, checked=True)
+        if refine:
+            # Again on a miscalibrated scan: its refined poses build the model.
+            noisy = perturbed(frames)
+            missed += model_figures(noisy, root / "miscalibrated", refine=True, checked=False)
+            missed += refined_pose_figures(frames, noisy, root / "miscalibrated" / "out")
+        if not args.no_scan:
+            missed += scan_figures(frames, root, args.repeat, args.scan_frames)
     return 1 if missed else 0
 
 
-def refinement(frames: list[FrameInput], root: Path) -> int:
+def model_figures(frames: list[FrameInput], root: Path, refine: bool, checked: bool) -> int:
+    """Time and surface distance of one pipeline run; `checked`: against the targets (the
+    calibrated scan), else reported (a miscalibrated scan's model keeps the calibration's
+    turn, height and scale, which no refinement can see)."""
+    out = root / "out"
+    out.mkdir(parents=True)
+    before, cpu = time.perf_counter(), cpu_seconds()
+    metrics = reconstruct(frames, out, root / "work", use_colmap=refine)
+    seconds, cpu = time.perf_counter() - before, cpu_seconds() - cpu
+    stages = metrics["seconds"]
+    hull_only = sum(stages.get(k, 0.0) for k in ("visual hull", "colour", "writing"))
+    distance = surface_distance(as_mesh(trimesh.load(out / "model.glb")),
+                                as_mesh(object_mesh()))
+    what = (("model ready, refined" if refine else "model ready, hull from known poses")
+            + ("" if checked else " (miscalibrated)"))
+    mark = (lambda ok: ok) if checked else (lambda ok: None)  # noqa: E731
+    print(line(what, f"{seconds:.1f} s", f"hull-only part {hull_only:.1f} s",
+               seconds / hull_only if hull_only else None, f"<= {TARGET_SECONDS:.0f} s",
+               mark(seconds <= TARGET_SECONDS))
+          + f"  [{load()}, {cpu:.0f} s CPU in this process]")
+    print("    stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
+    voxel_pct = 100 * metrics["voxel_mm"] / 1000 / distance.diagonal_m
+    print(line("mean symmetric surface distance", f"{distance.mean_pct:.3f} %",
+               f"voxel {voxel_pct:.3f} %", distance.mean_pct / voxel_pct,
+               f"<= {TARGET_MEAN_PCT} % of diagonal", mark(distance.mean_pct <= TARGET_MEAN_PCT)))
+    print(line("max surface distance (reported)", f"{distance.max_pct:.2f} %",
+               f"voxel {voxel_pct:.3f} %", distance.max_pct / voxel_pct, "-", None))
+    print(f"    diagonal {1000 * distance.diagonal_m:.1f} mm, mean "
+          f"{1000 * distance.mean_m:.2f} mm, max {1000 * distance.max_m:.2f} mm, voxel "
+          f"{metrics['voxel_mm']} mm")
+    if "registered_frames" in metrics:
+        print(f"    registered {metrics['registered_frames']} / {len(frames)}, "
+              f"reprojection {metrics['reprojection_error_px']} px, refined poses used: "
+              f"{metrics['refined_poses_used']}, focal {metrics['focal_px']}")
+    if not checked:
+        return 0
+    return int(seconds > TARGET_SECONDS) + int(distance.mean_pct > TARGET_MEAN_PCT)
+
+
+def refined_poses(model_dir: Path) -> dict:
+    """The poses of the refined COLMAP model the pipeline wrote (outputs colmap/)."""
+    import pycolmap
+
+    from hal.geometry import Pose
+
+    model = pycolmap.Reconstruction(str(model_dir))
+    poses = {}
+    for image in model.images.values():
+        matrix = image.cam_from_world().matrix()
+        poses[image.name] = Pose(np.asarray(matrix[:, :3]), np.asarray(matrix[:, 3]))
+    return poses
+
+
+def worst(poses: dict, truth: dict) -> tuple[float, float]:
+    errors = [sfm.pose_difference(p, truth[n]) for n, p in poses.items()]
+    return max(a for a, _ in errors), 1000 * max(m for _, m in errors)
+
+
+def refined_pose_figures(frames: list[FrameInput], noisy: list[FrameInput], out: Path) -> int:
     truth = {f.name: f.pose for f in frames}
-    noisy = perturbed(frames)
-    before = [sfm.pose_difference(f.pose, truth[f.name]) for f in noisy]
-    started = time.perf_counter()
+    known = {f.name: f.pose for f in noisy}
+    result = refined_poses(out / "colmap")
+    raw_deg, raw_mm = worst(result, truth)
+    deg, mm = worst(align_gauge(result, truth), truth)
+    base_deg, base_mm = worst(align_gauge(known, truth), truth)
+    raw_base_deg, raw_base_mm = worst(known, truth)
+    print(f"  refined poses: {len(result)} of {len(frames)} frames, worst frame; the three "
+          "freedoms photos cannot show taken from the truth")
+    print(line("  rotation error", f"{deg:.3f} deg", f"perturbed {base_deg:.3f} deg",
+               deg / base_deg, f"<= {TARGET_DEG} deg", deg <= TARGET_DEG))
+    print(line("  position error", f"{mm:.2f} mm", f"perturbed {base_mm:.2f} mm",
+               mm / base_mm, f"<= {TARGET_MM} mm", mm <= TARGET_MM))
+    print(f"    raw (the calibration's turn about the axis, height and scale kept): "
+          f"{raw_deg:.3f} deg, {raw_mm:.2f} mm; perturbed raw {raw_base_deg:.3f} deg, "
+          f"{raw_base_mm:.2f} mm")
+    return int(deg > TARGET_DEG) + int(mm > TARGET_MM)
+
+
+def background(frames_file: Path) -> int:
+    """A reconstruction at the processing worker's nice level, again and again until killed
+    (the load a scan meets while the processing worker works)."""
+    os.nice(PROCESSING_NICE)
+    frames = pickle.loads(frames_file.read_bytes())
+    for round_number in range(1000):
+        out = frames_file.parent / f"bg-{round_number}"
+        out.mkdir()
+        reconstruct(frames, out, out / "work")
+    return 0
+
+
+def scan_figures(frames: list[FrameInput], root: Path, repeat: int, count: int) -> int:
+    from flask_migrate import upgrade
+
+    from bench.capture_pipeline import PROFILE
+    from scanner_app import create_app
+    from scanner_app.config import load_settings
+    from scanner_app.runtime.redis_server import PrivateRedis
+
+    frames_file = root / "bg" / "frames.pkl"
+    frames_file.parent.mkdir()
+    frames_file.write_bytes(pickle.dumps(frames))
+    data_dir = root / "station"
+    data_dir.mkdir()
+    redis = PrivateRedis(data_dir).start()
+    saved = dict(os.environ)
     try:
-        result = sfm.refine(noisy, root / "refine")
-    except sfm.RefinementDiverged as exc:
-        print(f"  pose refinement: {exc}  MISSED")
-        return 2
-    seconds = time.perf_counter() - started
-    after = [sfm.pose_difference(p, truth[n]) for n, p in result.poses.items()]
-    worst_deg, worst_mm = max(a for a, _ in after), 1000 * max(m for _, m in after)
-    print(f"  pose refinement ({len(result.poses)} of {len(frames)} registered, "
-          f"{seconds:.1f} s; perturbed: max {max(a for a, _ in before):.2f} deg, "
-          f"{1000 * max(m for _, m in before):.2f} mm)")
-    print(line("  worst rotation error after refinement", f"{worst_deg:.3f} deg",
-               f"<= {TARGET_DEG} deg", worst_deg <= TARGET_DEG))
-    print(line("  worst position error after refinement", f"{worst_mm:.2f} mm",
-               f"<= {TARGET_MM} mm", worst_mm <= TARGET_MM))
-    print(f"    mean after: {np.mean([a for a, _ in after]):.3f} deg, "
-          f"{1000 * np.mean([m for _, m in after]):.2f} mm")
-    return int(worst_deg > TARGET_DEG) + int(worst_mm > TARGET_MM)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCANNER_")}
+        env.update({"SCANNER_DATA_DIR": str(data_dir), "SCANNER_HAL": "mock",
+                    "SCANNER_TIMEZONE": "UTC", "SCANNER_REDIS_URL": redis.url,
+                    "SCANNER_MOCK_CAPTURE_SECONDS":
+                        saved.get("SCANNER_MOCK_CAPTURE_SECONDS", "0.25"),
+                    "SCANNER_MOCK_SECONDS_PER_REV":
+                        saved.get("SCANNER_MOCK_SECONDS_PER_REV", "4")})
+        os.environ.clear()
+        os.environ.update(env)
+        app = create_app(load_settings(env=env))
+        with app.app_context():
+            upgrade()
+        scan(app, 4)  # warm-up: background plates, imports
+        alone, during = [], []
+        for _ in range(max(1, repeat)):
+            alone.append(scan(app, count))
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "bench.reconstruction", "--background",
+                 str(frames_file)], env=saved, cwd=Path(__file__).resolve().parent.parent,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(3.0)  # into its features and hull, not its imports
+                if worker.poll() is not None:
+                    raise RuntimeError("the background reconstruction stopped early")
+                during.append(scan(app, count))
+            finally:
+                worker.kill()
+                worker.wait()
+    finally:
+        redis.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+    alone_s, during_s = statistics.median(alone), statistics.median(during)
+    ratio = during_s / alone_s
+    print(line(f"scan of {count} frames during a reconstruction", f"{during_s:.2f} s",
+               f"alone {alone_s:.2f} s", ratio, f"<= {TARGET_SCAN_RATIO}",
+               ratio <= TARGET_SCAN_RATIO) + f"  [{load()}; profile {PROFILE}; "
+          f"alone {', '.join(f'{s:.2f}' for s in alone)}; during "
+          f"{', '.join(f'{s:.2f}' for s in during)}]")
+    return int(ratio > TARGET_SCAN_RATIO)
+
+
+def scan(app, frames: int) -> float:
+    from bench.capture_pipeline import _scan
+
+    return _scan(app, frames)
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))

@@ -57,6 +57,7 @@
     root.addEventListener("pointerdown", function (event) {
       if (event.button !== 0) return;
       drag = { x: event.clientX, y: event.clientY, row: state.row, frame: state.frame };
+      root.focus({ preventScroll: true });  // the arrow keys then turn it too
       root.setPointerCapture(event.pointerId);
       root.classList.add("is-dragging");
       event.preventDefault();

@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, url_for
 from werkzeug.wrappers import Response
 
-from scanner_app.models import ScanStatus
+from scanner_app.models import ReconstructionStatus, ScanStatus
 from scanner_app.platform.web.forms import form_answer
 from scanner_app.platform.web.render import render
 from scanner_app.reconstruction import service
@@ -36,7 +36,10 @@ def panel(scan_id: int) -> str:
 def spin(scan_id: int) -> str:
     """The drag-to-turn spin of the scan's frames (loaded once by the scan page)."""
     scan = get_scan(scan_id)
-    return render("reconstruction", "spin", partial="spin", scan=scan, rows=spin_rows(scan.id))
+    latest = service.latest_for_scan(scan.id)
+    return render("reconstruction", "spin", partial="spin", scan=scan, rows=spin_rows(scan.id),
+                  has_model=latest is not None
+                  and latest.status is ReconstructionStatus.COMPLETED)
 
 
 @bp.post("")

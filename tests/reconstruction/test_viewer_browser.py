@@ -7,12 +7,19 @@ model-viewer's WebAssembly decoder ('wasm-unsafe-eval', that page only), nothing
 
 from __future__ import annotations
 
+import functools
+import http.server
+import io
 import json
+import threading
 import time
+import urllib.error
 import urllib.request
+import zipfile
 
 import pytest
 import redis
+from PIL import Image
 
 from hal.mock.scene import write_object_glb
 from scanner_app.models import Reconstruction, ReconstructionStatus
@@ -98,12 +105,17 @@ def _log_in(page, station) -> None:
     page.wait_for_url(station.url + "/")
 
 
-def test_the_scan_page_turns_the_spin_and_shows_the_model_under_the_csp(
-        chromium, station) -> None:  # noqa: F811
+@pytest.fixture(scope="module")
+def scan(station) -> dict:
     station.run_cli("user", "create", "admin", "--admin", "--password-stdin",
                     input=PASSWORD + "\n")
-    scan = scanned_with_model(station)
+    return scanned_with_model(station)
+
+
+def test_the_scan_page_turns_the_spin_and_shows_the_model_under_the_csp(
+        chromium, station, scan) -> None:  # noqa: F811
     context, page, requests, failures = open_page(chromium)
+    page.set_default_timeout(90_000)  # chromium compiles model-viewer's WebAssembly on 2 busy cores
     refused: list[str] = []
     page.on("console", lambda m: refused.append(m.text)
             if "Content Security Policy" in m.text else None)
@@ -159,3 +171,98 @@ def test_the_scan_page_turns_the_spin_and_shows_the_model_under_the_csp(
     assert all(url.startswith(station.url) for url in requests), requests
     assert any(url.endswith("/vendor/model-viewer/model-viewer.min.js") for url in requests)
     assert any(url.endswith("/static/spin.js") for url in requests)
+    assert page_link_seen(station, scan)
+
+
+def page_link_seen(station, scan: dict) -> bool:
+    """The spin panel links the web embed."""
+    request = urllib.request.Request(f"{station.url}/scans/{scan['id']}/model/spin",
+                                     headers={"X-Api-Key": scan["api_key"], "HX-Request": "true"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        html = answer.read().decode()
+    return f"/api/v1/scans/{scan['id']}/web-embed.zip" in html and "Web embed (ZIP)" in html
+
+
+def _drag(page, locator, dx: float, dy: float = 0) -> None:
+    box = locator.bounding_box()
+    x, y = box["x"] + box["width"] * 0.8, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx / 2, y + dy / 2, steps=4)
+    page.mouse.move(x + dx, y + dy, steps=4)
+    page.mouse.up()
+
+
+def test_the_web_embed_zip_turns_and_shows_the_model_from_a_plain_static_server(
+        chromium, station, scan, tmp_path) -> None:  # noqa: F811
+    key = scan["api_key"]
+    made = _api(station, key, "POST", f"/api/v1/scans/{scan['id']}/web-embed", {})["web_embed"]
+    assert made["frames"] == 12 and made["rows"] == 2 and made["model"] is True, made
+    kept = (station.data_dir / "sessions" / str(scan["session_id"]) / "exports"
+            / f"scan-{scan['id']}-model" / "web-embed.zip")
+    assert kept.is_file() and kept.stat().st_size == made["bytes"]
+
+    request = urllib.request.Request(station.url + made["url"], headers={"X-Api-Key": key})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.headers["Content-Type"] == "application/zip"
+        body = answer.read()
+    folder = tmp_path / "embed"
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        names = set(archive.namelist())
+        archive.extractall(folder)
+    assert {"index.html", "spin.js", "spin.css", "model.glb", "README.txt",
+            "model-viewer/model-viewer.min.js", "model-viewer/LICENSE"} <= names
+    frames = sorted(n for n in names if n.startswith("frames/"))
+    assert len(frames) == 12
+    for name in frames:
+        with Image.open(folder / name) as image:
+            assert max(image.size) <= 1024
+    page_html = (folder / "index.html").read_text()
+    assert "http://" not in page_html and "https://" not in page_html  # no CDN
+    assert "<script>" not in page_html and "style=" not in page_html
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    context, page, requests, failures = open_page(chromium)
+    page.set_default_timeout(90_000)  # chromium compiles model-viewer's WebAssembly on 2 busy cores
+    try:
+        page.goto(base + "/index.html")
+        spin = page.locator("[data-spin]")
+        page.wait_for_selector("[data-spin][data-spin-ready]")
+        assert spin.get_attribute("data-frame") == "0"
+        _drag(page, spin, -spin.bounding_box()["width"] * 0.34)
+        assert spin.get_attribute("data-frame") == "2", spin.get_attribute("data-frame")
+        assert page.locator("img.spin-view").get_attribute("src") == "frames/ring1-003.jpg"
+        page.keyboard.press("ArrowUp")
+        assert spin.get_attribute("data-row") == "1"
+        page.wait_for_function("() => document.querySelector('model-viewer').loaded === true")
+        viewer = page.locator("model-viewer").bounding_box()
+        assert viewer and viewer["width"] > 300 and viewer["height"] > 150, viewer
+    finally:
+        context.close()
+        server.shutdown()
+        server.server_close()
+    assert failures == []
+    assert requests and all(url.startswith(base) for url in requests), requests
+    assert base + "/model.glb" in requests
+
+
+def test_web_embed_of_a_scan_that_is_not_completed_is_refused(station, scan) -> None:
+    key = scan["api_key"]
+    made = _api(station, key, "POST", "/api/v1/sessions", {"name": "Cancelled"})
+    session_id = (made.get("session") or made)["id"]
+    started = _api(station, key, "POST", "/api/v1/scans",
+                   {"session_id": session_id, "profile": "quick", "frames": 40})["scan"]
+    _api(station, key, "POST", f"/api/v1/scans/{started['id']}/cancel", {})
+    for method, path in (("POST", f"/api/v1/scans/{started['id']}/web-embed"),
+                         ("GET", f"/api/v1/scans/{started['id']}/web-embed.zip")):
+        try:
+            _api(station, key, method, path, {} if method == "POST" else None)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 409, (method, exc.code)
+            message = json.loads(exc.read())["error"]["message"]
+            assert "once the scan has completed" in message
+        else:
+            raise AssertionError(f"{method} {path} answered 2xx for a scan not completed")

@@ -20,13 +20,23 @@ from tests.web.conftest import HX, PASSWORD, sign_in
 QUICK = {"frames": 20, "settle_seconds": 0.25, "resolution": [640, 480], "jpeg_quality": 80}
 
 
+REDIS_DB = 1  # a database of the shared test Redis for these tests alone, flushed per test
+
+
 @pytest.fixture
 def station(data_dir, database_url, redis_server) -> Iterator:
-    """A station on SQLite and PostgreSQL with a real Redis, so scans can be started."""
-    app = build_app(data_dir, database_url,
-                    SCANNER_REDIS_URL=redis_server.rsplit("/", 1)[0] + "/6")
+    """A station on SQLite and PostgreSQL with a real Redis, so scans can be queued (no
+    worker takes them)."""
+    import redis
+
+    url = redis_server.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    app = build_app(data_dir, database_url, SCANNER_REDIS_URL=url)
     yield app
     dispose(app)
+    connection.flushdb()
+    connection.close()
 
 
 @pytest.fixture

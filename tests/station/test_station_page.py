@@ -23,10 +23,12 @@ from tests.conftest import build_app
 from tests.support import dispose, free_port
 from tests.web.conftest import PASSWORD, sign_in
 
+REDIS_DB = 2  # a database of the shared test Redis for these tests alone (nothing queued)
+
 
 @pytest.fixture
 def station(data_dir, redis_server) -> Iterator:
-    app = build_app(data_dir, SCANNER_REDIS_URL=redis_server.rsplit("/", 1)[0] + "/7")
+    app = build_app(data_dir, SCANNER_REDIS_URL=redis_server.rsplit("/", 1)[0] + f"/{REDIS_DB}")
     yield app
     dispose(app)
 

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.runtime.procs import http, upgrade_and_key
 from tests.support import (
@@ -49,6 +50,7 @@ class _ImportRecorder:
 if _LOG:
     sys.meta_path.insert(0, _ImportRecorder())
 '''
+REDIS_DB = 3  # a database of the shared test Redis for this station alone, flushed per test
 # Driver modules (and what they pull in) that only the worker and the button daemon may load.
 FORBIDDEN = re.compile(r"^(hal\.pi(\..*)?|picamera2(\..*)?|libcamera(\..*)?|lgpio(\..*)?|"
                        r"gpiozero(\..*)?|RPi(\..*)?|pigpio(\..*)?|spidev|smbus2?)$")
@@ -102,8 +104,9 @@ def test_scanner_web_serves_the_rig_pages_without_importing_a_driver(
     key = upgrade_and_key(data_dir)
     log.unlink(missing_ok=True)  # only the station's imports from here
     port = free_port()
-    station = env(SCANNER_HAL=driver,
-                  SCANNER_REDIS_URL=redis_server.rsplit("/", 1)[0] + "/8")
+    redis_url = redis_server.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    redis.Redis.from_url(redis_url).flushdb()
+    station = env(SCANNER_HAL=driver, SCANNER_REDIS_URL=redis_url)
     # A real worker owns the rig, so controls and the preview are carried out (mock), or
     # fail in the worker (pi, on a machine without the hardware): either way not in the web.
     worker = start_process(cli("worker", "--queues", "hardware"), station, ready="Listening on")

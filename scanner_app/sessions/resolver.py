@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from pathlib import Path
 
-from sqlalchemy import case, func, literal, select, text, update
+from sqlalchemy import case, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from scanner_app.config import current_settings
@@ -37,14 +38,14 @@ log = logging.getLogger("scanner.sessions")
 AUTO_NAME_PREFIX = "Session "
 
 # Directories (with their session.json) this process has seen complete, per station:
-# {(database url, sessions root): {session id, ...}}. Dropped for a session that is deleted
+# {(database url, data dir): {session id, ...}}. Dropped for a session that is deleted
 # here; a session deleted elsewhere is not found by the fast path's SELECT anyway.
-_known_dirs: dict[tuple[str, str], set[int]] = {}
+_known_dirs: dict[tuple[str, Path], set[int]] = {}
 
 
 def _known_dirs_here() -> set[int]:
     settings = current_settings()
-    return _known_dirs.setdefault((settings.database_url, str(settings.sessions_dir)), set())
+    return _known_dirs.setdefault((settings.database_url, settings.data_dir), set())
 
 
 @hooks.before_delete
@@ -141,45 +142,47 @@ def _upsert_auto_session_retrying(day: date, attempts: int = 5) -> tuple[int, bo
     raise AssertionError("unreachable")
 
 
-def _fast_path_statement(session_id: int | None, day: date):
-    """One SELECT: (id, status) of the session new work goes to, or no row. Built per call
-    from cached SQL (the statement's shape never changes; only the bound values do)."""
-    table = ScanSession.__table__
-    if session_id is not None:
-        wanted = literal(int(session_id))
-    else:  # the manual session chosen as current, else today's auto session
-        state = StationState.__table__
-        current = (select(state.c.current_session_id).where(state.c.id == 1)
-                   .scalar_subquery())
-        # Literal predicate, as in the index (models/session.py): SQLite uses the partial
-        # index uq_sessions_auto_day only for a WHERE that implies its own.
-        today = (select(table.c.id).where(text("sessions.kind = 'auto'"), table.c.day == day)
-                 .scalar_subquery())
-        wanted = func.coalesce(current, today)
-    return select(table.c.id, table.c.status).where(table.c.id == wanted)
+# The fast path's one SELECT, as driver SQL: compiled SQLAlchemy statements cost more per call
+# than the query itself (issue 15). {p} is the driver's positional parameter marker.
+_EXPLICIT_SQL = "SELECT id, status FROM sessions WHERE id = {p}"
+# The manual session chosen as current, else today's auto session. The auto predicate is
+# literal, as in the index (models/session.py): SQLite uses the partial index
+# uq_sessions_auto_day only for a WHERE that implies its own.
+_NEW_WORK_SQL = ("SELECT id, status FROM sessions WHERE id = COALESCE("
+                 "(SELECT current_session_id FROM station_state WHERE id = 1), "
+                 "(SELECT id FROM sessions WHERE kind = 'auto' AND day = {p}))")
 
 
 def _fast_path(session_id: int | None, day: date) -> int | None:
-    """The session's id when it is active and its directory is known complete; else None."""
+    """The session's id when it is active and its directory is known complete; else None.
+    Reads on the caller's connection; for SQLite no transaction is begun by a SELECT, and
+    on PostgreSQL it is READ COMMITTED like every other statement of the request."""
     known = _known_dirs_here()
     if not known:
         return None
-    row = db.session.execute(_fast_path_statement(session_id, day)).first()
-    if row is None or row.id not in known or row.status != SessionStatus.ACTIVE:
+    conn = db.session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    marker = "?" if sqlite else "%s"
+    if session_id is not None:
+        sql, params = _EXPLICIT_SQL.format(p=marker), (int(session_id),)
+    else:
+        sql, params = _NEW_WORK_SQL.format(p=marker), (day.isoformat() if sqlite else day,)
+    row = conn.exec_driver_sql(sql, params).first()
+    if row is None or row[0] not in known or row[1] != SessionStatus.ACTIVE:
         return None
-    return row.id
+    return row[0]
 
 
 def resolve_session(session_id: int | None = None, *, now: datetime | None = None) -> int:
-    """Return the id of the session new work goes to, committing whatever that took.
+    """Return the id of the session new work goes to, committing whatever that took (the
+    fast path takes one read and commits nothing).
 
     Raises NotFound for an unknown explicit id (also one deleted or merged away meanwhile).
     The directory of an existing session is made (idempotently) while this transaction holds
     the row's lock; a new session's after the database has committed the row."""
     day = station_today(now)
     fast = _fast_path(session_id, day)
-    if fast is not None:
-        db.session.commit()  # ends the read (and commits what the caller had pending)
+    if fast is not None:  # wrote nothing, so commits nothing: the caller commits its work
         log.debug("Session resolver: reused session %s", fast)
         return fast
     for _attempt in range(3):

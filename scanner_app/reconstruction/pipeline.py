@@ -32,9 +32,10 @@ from scanner_app.reconstruction.frames import FrameInput
 from scanner_app.reconstruction.hull import colour_vertices, visual_hull
 from scanner_app.reconstruction.inputs import check_frames
 
-# Share of the whole run each stage takes (measured on the mock's 72 frames at 1280×960).
-WEIGHTS = {"features": 30, "matching": 12, "triangulation": 3, "bundle adjustment": 5,
-           "visual hull": 35, "colour": 5, "writing": 10}
+# Share of the whole run each stage takes (measured on the mock's 72 frames at 1280×960,
+# frames cropped to the object for SIFT).
+WEIGHTS = {"features": 35, "matching": 4, "triangulation": 3, "bundle adjustment": 25,
+           "visual hull": 25, "colour": 5, "writing": 3}
 NO_COLMAP_NOTE = ("pycolmap is not installed here (it has no wheel for 64-bit Arm), so the "
                   "model was built from the known poses without refining them; refined poses "
                   "need a processing worker on a PC (pip install 'scanner-station[recon]').")
@@ -197,7 +198,7 @@ def _refinement_metrics(refinement: sfm.Refinement, frames: list[FrameInput]) ->
     millimetres = [c["translation_mm"] for c in corrections.values()]
     return {
         "registered_frames": refinement.registered,
-        "unregistered": sorted(f.name for f in frames if f.name not in refinement.poses),
+        "unregistered": refinement.unregistered,
         "reprojection_error_px": round(refinement.reprojection_px, 4),
         "sparse_points": int(len(refinement.points)),
         "focal_px": {"known": [frames[0].intrinsics.fx, frames[0].intrinsics.fy],

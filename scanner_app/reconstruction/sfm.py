@@ -65,6 +65,9 @@ class Refinement:
     reprojection_px: float
     corrections: dict[str, dict[str, float]] = field(default_factory=dict)
     model_dir: Path | None = None
+    # Frames with too few triangulated points; the turntable model still corrects their
+    # poses with their ring's correction.
+    unregistered: list[str] = field(default_factory=list)
 
 
 def path_pairs(frames: list[FrameInput]) -> list[tuple[str, str]]:
@@ -323,8 +326,9 @@ def _known_model(database: Path, frames: list[FrameInput], folder: Path) -> Any:
 
 def _result(reconstruction: Any, frames: list[FrameInput], fitted_frames: list[FrameInput],
             fitted: rig_fit.RigFit | None, work: Path) -> Refinement:
-    registered = sum(1 for image in reconstruction.images.values()
-                     if image.has_pose and image.num_points3D >= MIN_IMAGE_POINTS)
+    seen = {image.name for image in reconstruction.images.values()
+            if image.has_pose and image.num_points3D >= MIN_IMAGE_POINTS}
+    registered = len(seen)
     if fitted is None or registered < max(3, MIN_REGISTERED_SHARE * len(frames)):
         raise RegistrationError(_too_few(registered, len(frames)))
     known = {f.name: f.pose for f in frames}
@@ -350,4 +354,5 @@ def _result(reconstruction: Any, frames: list[FrameInput], fitted_frames: list[F
         points=np.array(points).reshape(-1, 3), colours=np.array(colours).reshape(-1, 3),
         registered=registered,
         reprojection_px=float(reconstruction.compute_mean_reprojection_error()),
-        corrections=corrections, model_dir=model_dir)
+        corrections=corrections, model_dir=model_dir,
+        unregistered=sorted(f.name for f in frames if f.name not in seen))

@@ -109,7 +109,7 @@ def test_the_refined_run_writes_every_output_and_a_report(refined_run) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report == json.loads(json.dumps(metrics))
     assert report["refined"] is True and report["refined_poses_used"] is True
-    assert report["registered_frames"] == len(noisy)
+    assert report["registered_frames"] == len(noisy) and report["unregistered"] == []
     assert 0 < report["reprojection_error_px"] < 1.5
     corrections = report["pose_corrections"]
     assert set(corrections["per_frame"]) == {f.name for f in noisy}

@@ -137,38 +137,53 @@ def _wait_processed(port: int, key: str, session_id: int, count: int,
     raise RuntimeError(f"session {session_id}: {count} uploads not processed in {timeout} s")
 
 
-def _big(port: int, key: str, path: Path, sha256: str, data_dir: Path) -> dict[str, float]:
+def _put(conn, key: str, path: Path, session_id: int) -> tuple[int, dict]:
+    return _request(conn, "PUT", f"/api/v1/uploads?filename=big.bin&session_id={session_id}",
+                    key, _FileBody(path),
+                    {"Content-Length": str(path.stat().st_size),
+                     "Content-Type": "application/octet-stream"})
+
+
+def _post_big(conn, key: str, path: Path, session_id: int) -> tuple[int, dict]:
+    head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"session_id\"\r\n\r\n"
+            f"{session_id}\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; "
+            f"filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+    body = _FileBody(path, head, f"\r\n--{BOUNDARY}--\r\n".encode())
+    return _request(conn, "POST", "/api/v1/uploads", key, body,
+                    {"Content-Length": str(body.length),
+                     "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+
+
+def _big(port: int, key: str, path: Path, sha256: str, data_dir: Path
+         ) -> dict[str, tuple[float, float]]:
+    """{how: (upload seconds, cp + fsync seconds)}: each upload between two copies, the
+    baseline their mean (the machine's load drifts; a baseline next to it is fairer)."""
     size = path.stat().st_size
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-    conn.blocksize = 4 * MB
-    seconds: dict[str, float] = {}
-    try:
-        started = time.perf_counter()
-        status, answer = _request(conn, "PUT", "/api/v1/uploads?filename=big.bin", key,
-                                  _FileBody(path), {"Content-Length": str(size),
-                                                    "Content-Type": "application/octet-stream"})
-        seconds["PUT"] = time.perf_counter() - started
-        _check_big(status, answer, size, sha256, data_dir, "big.bin")
-        head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; "
-                f"filename=\"big2.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                ).encode()
-        body = _FileBody(path, head, f"\r\n--{BOUNDARY}--\r\n".encode())
-        started = time.perf_counter()
-        status, answer = _request(
-            conn, "POST", "/api/v1/uploads", key, body,
-            {"Content-Length": str(body.length),
-             "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-        seconds["POST multipart"] = time.perf_counter() - started
-        # The same bytes again in the same session: recorded as a duplicate, not stored.
-        if status != 201 or answer["uploads"][0]["sha256"] != sha256:
-            raise RuntimeError(f"multipart upload answered {status}: {answer}")
-    finally:
-        conn.close()
-    return seconds
+    results: dict[str, tuple[float, float]] = {}
+    copy_before = _cp_fsync(path, data_dir / "copy.bin")
+    for how, send in (("PUT", _put), ("POST multipart", _post_big)):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        conn.blocksize = 4 * MB
+        try:
+            session_id = _new_session(conn, key, f"bench {how}")
+            os.sync()
+            started = time.perf_counter()
+            status, answer = send(conn, key, path, session_id)
+            seconds = time.perf_counter() - started
+        finally:
+            conn.close()
+        stored = _check_big(status, answer, size, sha256, data_dir, "big.bin")
+        stored.unlink()  # the next one is stored again, not a duplicate of it
+        os.sync()
+        copy_after = _cp_fsync(path, data_dir / "copy.bin")
+        results[how] = (seconds, (copy_before + copy_after) / 2)
+        copy_before = copy_after
+    return results
 
 
 def _check_big(status: int, answer: dict, size: int, sha256: str, data_dir: Path,
-               name: str) -> None:
+               name: str) -> Path:
     if status != 201:
         raise RuntimeError(f"the upload answered {status}: {answer}")
     upload = answer["uploads"][0]
@@ -176,39 +191,40 @@ def _check_big(status: int, answer: dict, size: int, sha256: str, data_dir: Path
               / str(upload["id"]) / name)
     if upload["size"] != size or upload["sha256"] != sha256 or stored.stat().st_size != size:
         raise RuntimeError(f"the stored file is wrong: {upload}")
+    return stored
 
 
-def _small(port: int, key: str, count: int, first_seed: int = 1) -> tuple[float, float]:
+def _small_round(port: int, key: str, count: int, first_seed: int, one_each: bool) -> float:
+    """Seconds from the first byte sent until `count` new images are processed, sent one
+    per request (sequentially, on one kept-alive connection) or all in one request."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    how = "one per request" if one_each else "one request"
     try:
-        batch_session = _new_session(conn, key, f"bench one request {count}")
-        single_session = _new_session(conn, key, f"bench one per request {count}")
-        seeds = range(first_seed, first_seed + count)
-        batch = [(f"b{i:04d}.jpg", _small_jpeg(i)) for i in seeds]
-        singles = [(f"s{i:04d}.jpg", _small_jpeg(count + i)) for i in seeds]
-        body = _multipart(batch, batch_session)
+        session_id = _new_session(conn, key, f"bench {how} {first_seed}")
+        files = [(f"i{seed:05d}.jpg", _small_jpeg(seed))
+                 for seed in range(first_seed, first_seed + count)]
+        bodies = ([_multipart([item], session_id) for item in files] if one_each
+                  else [_multipart(files, session_id)])
         started = time.perf_counter()
-        status, answer = _request(
-            conn, "POST", "/api/v1/uploads", key, body,
-            {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-        if status != 201:
-            raise RuntimeError(f"the batch upload answered {status}: {answer}")
-        _wait_processed(port, key, batch_session, count)
-        in_one = time.perf_counter() - started
-
-        conn.close()  # idle past the server's keep-alive while the batch was processed
-        started = time.perf_counter()
-        for name, data in singles:
+        for body in bodies:
             status, answer = _request(
-                conn, "POST", "/api/v1/uploads", key, _multipart([(name, data)], single_session),
+                conn, "POST", "/api/v1/uploads", key, body,
                 {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
             if status != 201:
-                raise RuntimeError(f"a single upload answered {status}: {answer}")
-        _wait_processed(port, key, single_session, count)
-        one_each = time.perf_counter() - started
+                raise RuntimeError(f"an upload ({how}) answered {status}: {answer}")
+        _wait_processed(port, key, session_id, count)
+        return time.perf_counter() - started
     finally:
         conn.close()
-    return in_one, one_each
+
+
+def _small(port: int, key: str, count: int) -> tuple[float, float]:
+    """(seconds all in one request, seconds one per request): the singles between two batch
+    runs, the baseline their mean."""
+    before = _small_round(port, key, count, 1, one_each=False)
+    one_each = _small_round(port, key, count, count + 1, one_each=True)
+    after = _small_round(port, key, count, 2 * count + 1, one_each=False)
+    return (before + after) / 2, one_each
 
 
 def _setup(data_dir: Path, env: dict[str, str]) -> str:
@@ -248,12 +264,12 @@ def main(argv: list[str] | None = None) -> int:
                                               stderr=subprocess.DEVNULL))
             _wait_until_serving(port, processes[0])
             # Warm up both processes: imports, connections, Pillow, the first thumbnail.
-            _small(port, key, 5, first_seed=10_000)
+            _small_round(port, key, 3, 60_000, one_each=True)
 
             in_one, one_each = _small(port, key, count)
             sha256 = _make_big_file(big, size_mb * MB)
-            copy_seconds = _cp_fsync(big, data_dir / "copy.bin")
-            upload_seconds = _big(port, key, big, sha256, data_dir)
+            os.sync()  # each figure starts with nothing left to write back
+            big_results = _big(port, key, big, sha256, data_dir)
         finally:
             for process in processes:
                 process.terminate()
@@ -267,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
 
     ok = True
-    for how, seconds in upload_seconds.items():
+    for how, (seconds, copy_seconds) in big_results.items():
         ratio = copy_seconds / seconds
         ok &= ratio >= BIG_TARGET
         print(f"upload_speed: {size_mb} MiB {how}: {seconds:.2f} s "

@@ -1,5 +1,8 @@
 """The station's RQ worker: RQ's forking Worker, plus what scans need.
 
+- A worker on the uploads queue alone forks no work-horse: it runs upload jobs in its own
+  process, several in one run with session.json written once (runtime/in_process.py).
+
 - Every job runs in the work-horse inside a fresh app context, after the horse has dropped
   the database connections it inherited from the worker (sharing a connection across fork()
   corrupts it, PostgreSQL's in particular).
@@ -37,15 +40,17 @@ from pathlib import Path
 
 from flask import Flask
 from redis import Redis
-from rq import Worker
+from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
+from rq.worker import WorkerStatus
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner_app.config import settings_of
 from scanner_app.platform.extensions import db
 from scanner_app.platform.log_context import LOG_FORMAT, bind_log_ids, install_log_context
 from scanner_app.platform.queues import HARDWARE_QUEUE, SCAN_JOB, horse_killed_handlers
+from scanner_app.runtime.in_process import InProcessRuns, runs_in_process
 from scanner_app.runtime.parent_death import die_with_parent
 from scanner_app.scans import job as scan_job  # loaded before any fork: the horse sets up at once
 from scanner_app.uploads import job as _upload_job  # noqa: F401 - registers its killed handler
@@ -126,6 +131,8 @@ class StationWorker(Worker):
         # Only a worker on the hardware queue ever drives (or switches off) the rig.
         self.drives_rig = HARDWARE_QUEUE in self.queue_names()
         self.rig_off = not self.drives_rig
+        # The uploads worker runs its jobs itself, in runs (runtime/in_process.py).
+        self.runs = InProcessRuns(app) if runs_in_process(self.queue_names()) else None
 
     def clear_stop_flag(self) -> None:
         with contextlib.suppress(OSError):
@@ -143,9 +150,17 @@ class StationWorker(Worker):
     def execute_job(self, job: Job, queue: Queue):
         self.rig_off = not self.drives_rig
         try:
+            if self.runs is not None:
+                self.runs.execute(self, job, queue)
+                return self.set_state(WorkerStatus.IDLE)
             return super().execute_job(job, queue)
         finally:
             self.last_job_ended = time.monotonic()
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        if self.runs is not None:  # no heartbeat while a job runs here: as SimpleWorker
+            return SimpleWorker.get_heartbeat_ttl(self, job, working_time)
+        return super().get_heartbeat_ttl(job, working_time)
 
     # --- in the work-horse (after fork) ------------------------------------------------
     def main_work_horse(self, job: Job, queue: Queue):
@@ -302,4 +317,6 @@ def run_worker(
     try:
         worker.work(burst=burst, logging_level="INFO")
     finally:
+        if worker.runs is not None:
+            worker.runs.close()
         worker.clear_stop_flag()

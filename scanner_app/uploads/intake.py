@@ -9,9 +9,7 @@ goes wrong (too large, cut off, malformed) removes the staging folder: no half f
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -26,6 +24,7 @@ from werkzeug.wsgi import get_input_stream
 
 from scanner_app.platform.disk import DiskSpaceError, free_bytes
 from scanner_app.platform.errors import BadRequest, StationError
+from scanner_app.uploads.file_sink import FileSink
 from scanner_app.uploads.files.names import clean_component
 
 log = logging.getLogger("scanner.uploads")
@@ -67,34 +66,6 @@ class StagedRequest:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-class _FileSink:
-    """One staged file written as it arrives: each chunk is hashed and handed to os.write in
-    the same pass (no buffered copy), and fsync'd at the end."""
-
-    def __init__(self, staged: StagedFile):
-        self.staged = staged
-        self.fd: int | None = os.open(staged.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        self.hasher = hashlib.sha256()
-
-    def write(self, data: bytes) -> None:
-        self.hasher.update(data)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
-        self.staged.size += len(data)
-
-    def finish(self) -> None:
-        os.fsync(self.fd)  # the bytes are on disk before any row names them
-        os.close(self.fd)
-        self.fd = None
-        self.staged.sha256 = self.hasher.hexdigest()
-
-    def abandon(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
 class _PartWriter:
     """Where the data of the current multipart part goes: a staged file, a small in-memory
     field, or nowhere (file parts under another field name are read past and dropped)."""
@@ -102,7 +73,7 @@ class _PartWriter:
     def __init__(self, kind: str, staged: StagedFile | None = None):
         self.kind = kind
         self.staged = staged
-        self.sink = _FileSink(staged) if kind == "file" else None
+        self.sink = FileSink(staged) if kind == "file" else None
         self.field_bytes = bytearray()
 
     def write(self, data: bytes) -> None:
@@ -223,7 +194,24 @@ def _staged(req: Request, staging_root: Path, max_bytes: int, reserve_bytes: int
     return staged
 
 
+class _ServerBody:
+    """The server's own body stream, read directly: a server that promises the stream ends
+    where the body does (gunicorn, `wsgi.input_terminated`) needs no limiting wrapper, whose
+    copies cost more than the disk on a Pi. The caller counts bytes against the limit."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def read(self, size: int) -> bytes:
+        try:
+            return self.stream.read(size)
+        except (OSError, ValueError):  # the client went away mid-body
+            raise ClientDisconnected() from None
+
+
 def _body_stream(req: Request, max_bytes: int):
+    if req.environ.get("wsgi.input_terminated"):
+        return _ServerBody(req.environ["wsgi.input"])
     # Werkzeug's own limited stream refuses any read once the limit is reached, even when the
     # body ends exactly there; the contract refuses only larger bodies. So the stream may go
     # one byte past the limit and the caller's count decides.
@@ -234,7 +222,7 @@ def _copy_body(req: Request, filename: str, staged: StagedRequest, max_bytes: in
     stream = _body_stream(req, max_bytes)
     expected = req.content_length
     item = StagedFile(filename=filename, path=staged.directory / "00000")
-    sink = _FileSink(item)
+    sink = FileSink(item)
     try:
         while True:
             chunk = stream.read(CHUNK_BYTES)
@@ -243,9 +231,9 @@ def _copy_body(req: Request, filename: str, staged: StagedRequest, max_bytes: in
             if item.size + len(chunk) > max_bytes:
                 raise RequestEntityTooLarge()
             sink.write(chunk)
+        sink.finish()
         if expected is not None and item.size < expected:
             raise ClientDisconnected()
-        sink.finish()
     finally:
         sink.abandon()
     staged.files.append(item)

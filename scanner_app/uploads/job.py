@@ -4,7 +4,9 @@ processing crash is marked 'failed' (its file kept) and the others still get don
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from scanner_app.models.statuses import UploadStatus
@@ -22,6 +24,58 @@ TIMEOUT_SENTENCE = ("Processing took longer than the station allows and was stop
                     "file is kept in the session folder; send fewer or smaller files at once.")
 KILLED_SENTENCE = ("The worker processing this upload stopped unexpectedly (for example, out "
                    "of memory). The file is kept in the session folder; try a smaller file.")
+
+
+CRASH_KEY = "scanner:{}:uploads:starts:{}"  # station (data dir), upload id
+MAX_STARTS = 2  # a file whose processing killed the process twice is failed, not retried
+
+
+class CrashGuard:
+    """For a worker that runs upload jobs in its own process (runtime/in_process.py): counts,
+    in Redis, how often processing of each file started without ending. Its process dying
+    (killed, out of memory) leaves the count up; the file is retried once, then failed with
+    KILLED_SENTENCE, so one bad file cannot bring the worker down again and again."""
+
+    def __init__(self, connection: Any, station: str):
+        self.connection = connection
+        self.station = station  # stations may share one Redis; upload ids repeat
+
+    def _key(self, upload_id: int) -> str:
+        return CRASH_KEY.format(self.station, upload_id)
+
+    def start(self, upload_id: int) -> bool:
+        """False when this file's processing already started MAX_STARTS times unfinished."""
+        key = self._key(upload_id)
+        try:
+            pipe = self.connection.pipeline()
+            pipe.incr(key)
+            pipe.expire(key, 7 * 24 * 3600)
+            starts = pipe.execute()[0]
+        except Exception:  # noqa: BLE001 - no count without Redis: process it
+            log.warning("Could not count the processing starts of upload %s", upload_id)
+            return True
+        return int(starts) <= MAX_STARTS
+
+    def ended(self, upload_id: int) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.delete(self._key(upload_id))
+
+
+_crash_guard: CrashGuard | None = None
+
+
+@contextlib.contextmanager
+def use_crash_guard(connection: Any, data_dir: Any) -> Iterator[None]:
+    """Count processing starts (CrashGuard) for the jobs run inside this block."""
+    import hashlib
+
+    global _crash_guard
+    station = hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+    previous, _crash_guard = _crash_guard, CrashGuard(connection, station)
+    try:
+        yield
+    finally:
+        _crash_guard = previous
 
 
 def mark_failed(upload_ids: list[int], sentence: str, token: str | None = None,
@@ -124,6 +178,17 @@ def process_uploads(upload_ids: list[int]) -> dict[str, int]:
             # On every line about this file, and on none after it: in a web request (the
             # queue down) a bound id would otherwise stay on the thread's later lines.
             with log_ids(upload=upload_id):
+                guard = _crash_guard
+                if guard is not None and not guard.start(upload_id):
+                    # Claimed first: a file another live run holds is left to that run.
+                    failed = claim.acquire(upload_id)
+                    if failed:
+                        log.error("Processing upload %s stopped the worker's process %d "
+                                  "times; marked failed", upload_id, MAX_STARTS)
+                        mark_failed([upload_id], KILLED_SENTENCE, claim.token)
+                    guard.ended(upload_id)
+                    summary[UploadStatus.FAILED.value if failed else "skipped"] += 1
+                    continue
                 try:
                     summary[process_upload(upload_id, settings, claim)] += 1
                 except JobTimeoutException:
@@ -137,6 +202,8 @@ def process_uploads(upload_ids: list[int]) -> dict[str, int]:
                     summary[UploadStatus.FAILED] += 1
                 finally:
                     forget_upload_objects()  # nothing is kept between uploads
+                    if guard is not None:
+                        guard.ended(upload_id)
     if summary["skipped"]:
         log.info("Uploads: %d skipped (finished, gone, or processed by another run)",
                  summary["skipped"])

@@ -49,11 +49,14 @@ def queued_client(queued_app):
     return api_client(queued_app, "queue-tests")
 
 
-def worker_command(app, data_dir: Path, redis_url: str) -> tuple[list[str], dict[str, str]]:
-    """`scanner worker --queues uploads --burst` (works the queue empty, then exits)."""
+def worker_command(app, data_dir: Path, redis_url: str, queues: str = "uploads"
+                   ) -> tuple[list[str], dict[str, str]]:
+    """`scanner worker --queues uploads --burst` (works the queue empty, then exits). The
+    uploads worker runs jobs in its own process; with another queue too ("uploads,hardware")
+    it forks a work-horse per job."""
     env = process_env(data_dir, SCANNER_DATABASE_URL=app.config["TEST_DATABASE_URL"],
                       SCANNER_REDIS_URL=redis_url)
-    return cli("worker", "--queues", "uploads", "--burst"), env
+    return cli("worker", "--queues", queues, "--burst"), env
 
 
 def run_worker(app, data_dir: Path, redis_url: str) -> str:

@@ -1,6 +1,7 @@
-"""Issue 10, finding 6: uploads stuck in 'processing'. Real `scanner worker` processes and a
-real Redis; a file of the batch is a named pipe, so the work-horse blocks on it (in flight)
-until it is killed: no sleeps, no guessing where the horse is."""
+"""Issue 10, finding 6: uploads stuck in 'processing'. Real `scanner worker` processes (here a
+worker that forks a work-horse per job) and a real Redis; a file of the batch is a named pipe,
+so the work-horse blocks on it (in flight) until it is killed: no sleeps, no guessing where
+the horse is."""
 
 from __future__ import annotations
 
@@ -62,7 +63,9 @@ def _horse_of(worker: subprocess.Popen) -> int:
 
 def _start_worker_until_in_flight(app, data_dir, redis_server, in_flight: int
                                   ) -> tuple[subprocess.Popen, int]:
-    command, env = worker_command(app, data_dir, redis_server)
+    # A worker with the hardware queue too forks a work-horse per job (the uploads worker
+    # alone runs them itself: test_in_process_worker.py).
+    command, env = worker_command(app, data_dir, redis_server, "uploads,hardware")
     worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     wait_until(lambda: (_claim_of(app, in_flight) or "").startswith("job:"), 60,

@@ -1,0 +1,94 @@
+"""Writing one staged upload file as its bytes arrive (uploads/intake.py), hashing it in the
+same pass."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from scanner_app.uploads.intake import StagedFile
+
+QUEUED_CHUNKS = 4  # chunks read but not yet written, per file (memory bound: 4 x 1 MiB)
+SMALL_CHUNK = 64 * 1024  # a file's chunks below this are written in the request thread
+
+
+class FileSink:
+    """One staged file written as it arrives. Small files are hashed and written in the
+    request thread. From the first large chunk on, the request thread only reads the body:
+    one helper thread hashes, another hands the chunks to os.write (hashlib and os.write
+    release the GIL, so reading, hashing and writing run on different cores), with no copy
+    of the data in between. At most QUEUED_CHUNKS chunks wait per helper, so memory stays
+    bounded whatever the file's size. `finish` waits for the helpers, fsyncs and closes; a
+    helper's error (a full disk) is raised in the request thread."""
+
+    def __init__(self, staged: StagedFile):
+        self.staged = staged
+        self.fd: int | None = os.open(staged.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.hasher = hashlib.sha256()
+        self.error: BaseException | None = None
+        self._helpers: list[tuple[queue.Queue[bytes | None], threading.Thread]] = []
+
+    def write(self, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        if not self._helpers:
+            if len(data) < SMALL_CHUNK:  # small files and parts: not worth a thread
+                self._hash(data)
+                self._write(data)
+                self.staged.size += len(data)
+                return
+            self._helpers = [self._start(self._hash, "upload-hash"),
+                             self._start(self._write, "upload-write")]
+        data = bytes(data)  # no copy for bytes; immutable while the helpers use it
+        for chunks, _ in self._helpers:
+            chunks.put(data)
+        self.staged.size += len(data)
+
+    def _hash(self, data: bytes) -> None:
+        self.hasher.update(data)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def _start(self, consume, name: str) -> tuple[queue.Queue[bytes | None], threading.Thread]:
+        chunks: queue.Queue[bytes | None] = queue.Queue(QUEUED_CHUNKS)
+
+        def run() -> None:
+            while (data := chunks.get()) is not None:
+                if self.error is None:
+                    try:
+                        consume(data)
+                    except BaseException as exc:  # noqa: BLE001 - raised in the request thread
+                        self.error = exc
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        return chunks, thread
+
+    def _stop(self) -> None:
+        for chunks, _ in self._helpers:
+            chunks.put(None)
+        for _, thread in self._helpers:
+            thread.join()
+        self._helpers = []
+
+    def finish(self) -> None:
+        self._stop()
+        if self.error is not None:
+            raise self.error
+        os.fsync(self.fd)  # the bytes are on disk before any row names them
+        os.close(self.fd)
+        self.fd = None
+        self.staged.sha256 = self.hasher.hexdigest()
+
+    def abandon(self) -> None:
+        self._stop()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

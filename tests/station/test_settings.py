@@ -172,7 +172,7 @@ def test_the_settings_page_edits_a_profile_through_htmx(station):
     page = browser.get("/settings")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert 'data-profile="photogrammetry"' in html and "10.0 36" in html
+    assert 'data-profile="photogrammetry"' in html and "10 36\n30 24\n50 12" in html
 
     form = {"frames": "24", "settle_seconds": "0.4", "width": "1280", "height": "960",
             "jpeg_quality": "88", "rings": "15 12\n45, 8\n", "auto_reconstruct": "1"}

@@ -86,7 +86,7 @@ def test_settings_round_trip_in_a_browser(chromium, station, admin) -> None:  # 
         # After a reload the form shows what was stored.
         page.reload()
         quick = page.locator('[data-profile="quick"]')
-        assert quick.locator("textarea[name=rings]").input_value() == "20.0 6\n40.0 4\n"
+        assert quick.locator("textarea[name=rings]").input_value() == "20 6\n40 4\n"
         assert quick.locator("input[name=auto_reconstruct]").is_checked()
 
         # The next scan of that profile takes the stored rings.

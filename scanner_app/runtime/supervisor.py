@@ -37,6 +37,7 @@ from scanner_app.runtime.output import LineSink
 from scanner_app.runtime.parent_death import wrapped
 from scanner_app.runtime.parts import RESTART_LIMIT, RESTART_WINDOW, Part, child_command
 from scanner_app.runtime.redis_server import PrivateRedis, PrivateRedisError
+from scanner_app.runtime.schema_state import is_up_to_date
 
 # Stopping order: nothing new comes in, then the workers finish or are stopped.
 STOP_ORDER = ("web", "button", "worker", "uploads", "processing")
@@ -139,7 +140,11 @@ class Supervisor:
         return env
 
     def migrate_database(self) -> bool:
-        """`scanner db upgrade` before anything starts: a fresh data dir just works."""
+        """`scanner db upgrade` before anything starts: a fresh data dir just works. A SQLite
+        database already at the newest migration is seen as such without it (schema_state)."""
+        if is_up_to_date(self.settings.database_url):
+            self.say("database is up to date")
+            return True
         done = subprocess.run(child_command("db", "upgrade"), env=self._env(),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               errors="replace")

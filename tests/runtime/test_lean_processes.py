@@ -119,3 +119,48 @@ def test_the_gunicorn_master_of_scanner_web_imports_no_flask(data_dir):
     result = imported_in_subprocess(code, data_dir)
     assert result["threads"] == 3
     assert result["heavy"] == [], f"the gunicorn master imported {result['heavy']}"
+
+
+def test_an_up_to_date_sqlite_database_is_seen_without_migrating(data_dir, monkeypatch):
+    """`scanner run` skips the `scanner db upgrade` process (app + alembic) when the SQLite
+    file is at the one head already; any doubt, and it migrates as before."""
+    import sqlite3
+
+    from alembic.script import ScriptDirectory
+
+    from scanner_app.config import load_settings
+    from scanner_app.runtime import schema_state, supervisor
+    from tests.support import station_env
+
+    script = ScriptDirectory(str(schema_state.VERSIONS_DIR.parent))
+    assert schema_state.head_revisions() == set(script.get_heads())
+
+    settings = load_settings(env=station_env(data_dir))
+    assert schema_state.is_up_to_date(settings.database_url) is False  # no file yet
+    assert schema_state.is_up_to_date("postgresql+psycopg://u@127.0.0.1/x") is False
+
+    done = subprocess.run([sys.executable, "-m", "scanner_app.cli", "db", "upgrade"],
+                          env=process_env(data_dir), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert schema_state.is_up_to_date(settings.database_url) is True
+
+    ran: list[list[str]] = []
+    real_run = subprocess.run
+    monkeypatch.setattr(supervisor.subprocess, "run",
+                        lambda args, **kw: ran.append(args) or real_run(args, **kw))
+    station = supervisor.Supervisor(settings, parts=[], subreaper=False)
+    assert station.migrate_database() is True
+    assert ran == []
+
+    with sqlite3.connect(data_dir / "scanner.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0001'")
+    assert schema_state.is_up_to_date(settings.database_url) is False  # behind: migrate
+
+    fresh = data_dir / "fresh"
+    fresh.mkdir()
+    fresh_station = supervisor.Supervisor(load_settings(env=station_env(fresh)), parts=[],
+                                          subreaper=False)
+    assert fresh_station.migrate_database() is True  # a new station: migrated as before
+    assert len(ran) == 1
+    assert schema_state.is_up_to_date(fresh_station.settings.database_url) is True

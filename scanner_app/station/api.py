@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify
 
 from scanner_app.config import current_settings
 from scanner_app.platform.web.openapi import document_schemas, obj
+from scanner_app.scans import service as scans
 
 bp = Blueprint("api_station", __name__, url_prefix="/api/v1/station")
 
@@ -31,9 +32,10 @@ def station_info() -> Response:
         401: {$ref: "#/components/responses/Unauthorized"}
     """
     settings = current_settings()
+    profiles = scans.effective_profiles(settings)  # the settings page's, over the files'
     return jsonify({
         "hal": settings.hal.driver,
         "mock_hardware": settings.hal.driver == "mock",
-        "profiles": sorted(settings.profiles),
-        "default_profile": settings.default_profile,
+        "profiles": sorted(profiles),
+        "default_profile": scans.default_profile_name(settings, profiles),
     })

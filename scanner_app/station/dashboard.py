@@ -6,11 +6,11 @@ from __future__ import annotations
 from flask import Blueprint, redirect, url_for
 from werkzeug.wrappers import Response
 
-from scanner_app.config import current_settings
 from scanner_app.platform.web.forms import form_answer, optional_int
 from scanner_app.platform.web.htmx import is_htmx
 from scanner_app.platform.web.layout import init_layout
 from scanner_app.platform.web.render import render
+from scanner_app.scans import service as scans
 from scanner_app.sessions import service as sessions
 
 bp = Blueprint("dashboard", __name__)
@@ -26,9 +26,11 @@ def current_context() -> dict:
 
 
 def scan_form_context() -> dict:
-    settings = current_settings()
-    profiles = sorted(settings.profiles.values(), key=lambda p: (p.frames, p.name))
-    return {"profiles": profiles, "default_profile": settings.default_profile}
+    # The settings page's profiles (database over config/scanner.toml) and default.
+    effective = scans.effective_profiles()
+    profiles = sorted(effective.values(), key=lambda p: (p.frames, p.name))
+    return {"profiles": profiles,
+            "default_profile": scans.default_profile_name(profiles=effective)}
 
 
 @bp.get("/")

@@ -5,6 +5,7 @@ copied into each scan so editing a profile never changes a scan already started.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -233,3 +234,12 @@ def test_only_admins_change_profiles(station):
     assert viewer.get("/api/v1/profiles").status_code == 200  # reading is for everyone
     with station.app_context():
         assert db.session.get(ProfileRow, "quick") is None
+
+
+def test_the_dashboard_and_station_api_offer_the_settings_pages_profiles(station, api):
+    api.put("/api/v1/profiles/small-things", json=QUICK)
+    api.put("/api/v1/profiles/default", json={"name": "small-things"})
+    info = api.get("/api/v1/station").get_json()
+    assert "small-things" in info["profiles"] and info["default_profile"] == "small-things"
+    form = sign_in(station).get("/").get_data(as_text=True)
+    assert re.search(r'<option value="small-things"\s+selected', form), form[:2000]

@@ -1,6 +1,8 @@
 """The frames of a scan: driving the rig from frame to frame, obeying pause and cancel in
-between, and recording each frame taken (file, Capture row, session counters, progress and
-metadata) in one commit. ScanRun (scans/run.py) runs these steps inside its lifecycle."""
+between, and recording each frame taken (mask, metadata line, Capture row, session counters,
+progress in one commit, thumbnail) in the recorder thread of the capture pipeline
+(scans/pipeline.py) while the rig moves on. ScanRun (scans/run.py) runs these steps inside its
+lifecycle."""
 
 from __future__ import annotations
 

@@ -5,14 +5,18 @@ takes the hardware lock, opens the rig and the camera, homes (without a home swi
 0° the rig's saved position knows), then holds the motor from the first move to the last
 frame: light on, exposure and white balance locked at the first frame (or, on resume, the
 ones the scan saved re-applied), then for every frame not yet recorded: obeys pause/cancel,
-moves, settles, captures, and records the frame (Capture row, session counters, progress,
-metadata/scans/<id>.json) at the angle the turntable stepped to, in one commit. The light
-goes off and the rig is closed whatever happens. Resuming runs the same job again: recorded
-frames are skipped, so each frame is recorded exactly once, at its true angle.
+moves, settles and captures at the angle the turntable stepped to, and hands the frame to
+the capture pipeline (scans/pipeline.py), whose thread records it (Capture row, session
+counters, progress in one commit; a line of metadata/scans/<id>.frames.jsonl) while the rig
+moves on; a frame counts only once recorded, and pause, cancel, stop and failures wait for
+the frames taken. The light goes off and the rig is closed whatever happens. Resuming runs
+the same job again: recorded frames are skipped, so each frame is recorded exactly once, at
+its true angle.
 
-The end: the final metadata, the session record and (for a completed scan) the export ZIP
-are written while the scan still reads 'running', so deleting or merging its session is
-refused until they are on disk; only then does the scan take its final status.
+The end: the final metadata (metadata/scans/<id>.json, the frames log folded in), the
+session record and (for a completed scan) the export ZIP are written while the scan still
+reads 'running', so deleting or merging its session is refused until they are on disk; only
+then does the scan take its final status.
 
 This module is the entry point (what RQ calls, and the stop request the worker sets); the
 run itself is scans/run.py (ScanRun) and its frame steps scans/frames.py.

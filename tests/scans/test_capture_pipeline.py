@@ -16,6 +16,7 @@ from pathlib import Path
 
 from scanner_app.scans import frames as scan_frames
 from scanner_app.scans import job as scan_job
+from scanner_app.scans.metadata import append_line, consolidate, read_frames_log, read_metadata
 from scanner_app.scans.recovery import mark_interrupted
 from tests.scans.conftest import Station
 from tests.scans.test_scan_worker import assert_frames_consistent, assert_rig_released
@@ -228,3 +229,28 @@ def test_a_frame_the_recorder_cannot_record_interrupts_the_scan_and_is_taken_aga
     done = station.wait_for_status(scan["id"], "completed", timeout=60)
     assert_frames_consistent(station, done, frames)
     assert_true_angles_once(station, done, frames)
+
+
+def test_frames_log_readers_skip_a_torn_line_and_consolidation_keeps_recorded_frames(
+        tmp_path):
+    json_path, log_path = tmp_path / "7.json", tmp_path / "7.frames.jsonl"
+    json_path.write_text(json.dumps({"scan": {"id": 7}, "profile": {}, "rig": {},
+                                     "frames": [{"index": 0, "angle": 0.0}]}))
+    append_line(log_path, {"index": 1, "angle": 30.0})
+    inode = log_path.stat().st_ino
+    append_line(log_path, {"index": 2, "angle": 60.0})
+    append_line(log_path, {"index": 1, "angle": 30.5})  # frame 2 taken again after a crash
+    assert log_path.stat().st_ino == inode
+    with open(log_path, "ab") as handle:
+        handle.write(b'{"index": 3, "ang')  # a crash in the middle of an append
+    assert [e["index"] for e in read_frames_log(log_path)] == [1, 2, 1]
+    merged = read_metadata(json_path, log_path)
+    assert [(f["index"], f["angle"]) for f in merged["frames"]] == [
+        (0, 0.0), (1, 30.5), (2, 60.0)]
+
+    assert consolidate(json_path, log_path, {"id": 7, "status": "interrupted"}, {0, 1})
+    data = json.loads(json_path.read_text())
+    assert [(f["index"], f["angle"]) for f in data["frames"]] == [(0, 0.0), (1, 30.5)]
+    assert data["scan"]["status"] == "interrupted" and CONTRACT_KEYS <= set(data)
+    assert not log_path.exists()
+    assert not consolidate(tmp_path / "8.json", tmp_path / "8.frames.jsonl", {}, set())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -42,11 +43,19 @@ TOO_MANY = (f"{MAX_STREAMS} previews are open already, so this one was not start
 _streams = threading.BoundedSemaphore(MAX_STREAMS)
 
 
+STARTING = "Starting the camera preview…"
+NO_PREVIEW = ("No worker drives the rig, so there is no preview: start the station with "
+              "'scanner run'.")
+
+
 @cache
-def placeholder(text: str = "Starting the camera preview…") -> bytes:
-    """A plain JPEG shown until the first frame arrives."""
+def placeholder(text: str = STARTING) -> bytes:
+    """A plain JPEG (smaller than a real frame) saying why no live frame shows yet."""
     image = Image.new("RGB", (320, 240), (38, 42, 46))
-    ImageDraw.Draw(image).text((12, 112), text, fill=(220, 224, 228))
+    lines = textwrap.wrap(text, 46)
+    top = 120 - 7 * len(lines)
+    for number, line in enumerate(lines):
+        ImageDraw.Draw(image).text((12, top + 14 * number), line, fill=(220, 224, 228))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=80)
     return out.getvalue()
@@ -91,16 +100,18 @@ def _frames(max_seconds: float) -> Iterator[bytes]:
     redis = service.watch_preview()
     started = time.monotonic()
     last_seq, last_sent, last_check, scan_frame = -1, 0.0, 0.0, None
+    waiting: bytes | None = None
     current = placeholder()
     while time.monotonic() - started < max_seconds:
         now = time.monotonic()
         try:
             if now - last_check >= CHECK_SECONDS:
                 last_check = now
-                scan_frame = scan_last_frame()
+                scan_frame, waiting = scan_last_frame(), None
                 channel.watch(redis)
-                if scan_frame is None:
-                    service.ensure_preview(redis, current_settings())
+                if scan_frame is None and service.ensure_preview(
+                        redis, current_settings()) is None:
+                    waiting = placeholder(service.busy_reason() or NO_PREVIEW)
             seq, frame = channel.latest_frame(redis)
         except queues.QUEUE_ERRORS as exc:
             log.warning("The preview stream lost Redis: %s", exc)
@@ -110,6 +121,8 @@ def _frames(max_seconds: float) -> Iterator[bytes]:
             fresh, current, last_seq = scan_frame != current, scan_frame, -1
         elif frame is not None and seq != last_seq:
             fresh, current, last_seq = True, frame, seq
+        elif frame is None and waiting is not None:  # nothing will send a frame: say why
+            fresh, current = waiting != current, waiting
         if fresh or now - last_sent >= RESEND_SECONDS:
             last_sent = now
             yield part(current)

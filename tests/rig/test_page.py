@@ -111,3 +111,16 @@ def test_tilt_from_the_page_where_the_rig_has_a_tilt_axis(make_station) -> None:
     # Without a tilt axis the page has no tilt form.
     assert 'hx-post="/rig/tilt"' not in sign_in(make_station().app).get("/rig").get_data(
         as_text=True)
+
+
+def test_without_a_worker_the_stream_says_why_in_its_frame(make_station) -> None:
+    from scanner_app.rig.relay import NO_PREVIEW, STARTING, placeholder
+    from tests.rig.test_preview import _jpeg_of
+
+    station = make_station()
+    browser = sign_in(station.app)
+    stream = browser.get("/station/preview.mjpg", buffered=False)
+    parts = iter(stream.response)
+    shown = [_jpeg_of(next(parts)) for _ in range(2)]
+    stream.close()
+    assert shown[-1] == placeholder(NO_PREVIEW) != placeholder(STARTING)

@@ -142,3 +142,24 @@ def test_keys_page_in_a_browser(chromium, station, admin) -> None:  # noqa: F811
     finally:
         context.close()
     assert refused == [] and failures == []
+
+
+@pytest.mark.parametrize("path", ["/settings", "/station"])
+def test_settings_and_station_fit_a_phone(chromium, station, admin, path) -> None:  # noqa: F811
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                   has_touch=True, device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    failures: list[str] = []
+    page.on("pageerror", lambda error: failures.append(str(error)))
+    try:
+        _sign_in(page, station)
+        page.goto(station.url + path)
+        # Nothing wider than the screen: no sideways scrolling on a phone.
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow} px wider than a phone's screen"
+        page.screenshot(path=str(station.data_dir.parent / f"phone{path.replace('/', '-')}.png"),
+                        full_page=True)
+    finally:
+        context.close()
+    assert failures == []

@@ -19,9 +19,14 @@ from scanner_app.platform.queues import ALL_QUEUES, KNOWN_QUEUES
 @click.option("--wait-for-redis", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to wait at start for Redis to answer (scanner run: while it "
                    "restarts Redis) before giving up.")
+@click.option("--station", envvar="SCANNER_STATION_URL", default=None, metavar="URL",
+              help="A processing worker on another computer: the station's address (e.g. "
+                   "http://scanner.local:5000). Inputs and results go over its HTTP API.")
+@click.option("--api-key", envvar="SCANNER_STATION_API_KEY", default=None,
+              help="With --station: an API key of the station ('scanner apikey create').")
 @with_appcontext
 def worker(queues: str, burst: bool, name: str | None, niceness: int,
-           wait_for_redis: float) -> None:
+           wait_for_redis: float, station: str | None, api_key: str | None) -> None:
     import os
 
     from scanner_app.runtime.worker import WorkerCannotStart, run_worker
@@ -36,8 +41,45 @@ def worker(queues: str, burst: bool, name: str | None, niceness: int,
             f"use one or more of {', '.join(KNOWN_QUEUES)}, separated by commas",
             param_hint="--queues",
         )
+    if station:
+        _join_station(station, api_key, names)
     try:
         run_worker(current_app._get_current_object(), names, burst=burst, name=name,
                    wait_for_redis=wait_for_redis)
     except WorkerCannotStart as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _join_station(station: str, api_key: str | None, names: list[str]) -> None:
+    """A remote processing worker: only the processing queue, a key that the station takes,
+    and the link in the environment its job processes inherit."""
+    import os
+
+    from flask_migrate import upgrade
+
+    from scanner_app.platform.queues import PROCESSING_QUEUE
+    from scanner_app.reconstruction.station_link import (
+        KEY_ENV,
+        URL_ENV,
+        StationLink,
+        StationUnreachable,
+    )
+
+    if names != [PROCESSING_QUEUE]:
+        raise click.BadParameter(f"a worker with --station serves only the {PROCESSING_QUEUE} "
+                                 f"queue: use --queues {PROCESSING_QUEUE}",
+                                 param_hint="--queues")
+    if not api_key:
+        raise click.BadParameter("give the station's API key with --api-key (or "
+                                 "SCANNER_STATION_API_KEY); make one on the station with "
+                                 "'scanner apikey create NAME'", param_hint="--api-key")
+    if not station.startswith(("http://", "https://")):
+        raise click.BadParameter("give the station's address as http://HOST:PORT",
+                                 param_hint="--station")
+    try:
+        StationLink(station, api_key, timeout=10).check()
+    except StationUnreachable as exc:
+        raise click.ClickException(str(exc)) from None
+    os.environ[URL_ENV], os.environ[KEY_ENV] = station, api_key
+    upgrade()  # this worker's own small database (its bookkeeping), in its own data dir
+    click.echo(f"Processing for the station at {station}", err=True)

@@ -11,9 +11,11 @@ from scanner_app.platform.web.json_body import json_object
 from scanner_app.platform.web.openapi import DATE_TIME, document_schemas, nullable, obj, ref
 from scanner_app.reconstruction import service
 from scanner_app.reconstruction.embed_api import bp as embed_bp
+from scanner_app.reconstruction.remote_api import bp as remote_bp
 
 bp = Blueprint("api_reconstruction", __name__, url_prefix="/api/v1")
 bp.register_blueprint(embed_bp)  # /api/v1/scans/<id>/web-embed(.zip)
+bp.register_blueprint(remote_bp)  # what a processing worker on another computer calls
 
 MIMETYPES = {".glb": "model/gltf-binary", ".ply": "application/octet-stream",
              ".json": "application/json", ".txt": "text/plain"}

@@ -24,10 +24,12 @@ from scanner_app.platform.clock import utcnow
 from scanner_app.platform.extensions import db
 from scanner_app.platform.queues import job_app_context
 from scanner_app.platform.storage import StorageManager, current_storage
+from scanner_app.reconstruction import station_link
 from scanner_app.reconstruction.hull import HullError
 from scanner_app.reconstruction.inputs import InputError, scan_frames
 from scanner_app.reconstruction.pipeline import Cancelled, reconstruct
 from scanner_app.reconstruction.recovery import Heartbeat
+from scanner_app.reconstruction.remote_worker import run_remote
 from scanner_app.reconstruction.sfm import RegistrationError
 
 log = logging.getLogger("scanner.reconstruction")
@@ -49,8 +51,14 @@ def lower_priority() -> None:
 
 
 def run_reconstruction(reconstruction_id: int) -> str:
-    """Build reconstruction `reconstruction_id`; returns its final status."""
+    """Build reconstruction `reconstruction_id`; returns its final status. On a processing
+    worker started with --station (another computer), over the station's HTTP API."""
     lower_priority()
+    link = station_link.from_environment()
+    if link is not None:
+        with job_app_context():
+            return run_remote(reconstruction_id, link, current_settings().data_dir,
+                              _refine_wanted())
     with job_app_context() as app:
         try:
             return _Run(app, reconstruction_id).run()

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from scanner_app.config import ScanProfile, Settings, current_settings
 from scanner_app.models import ProfileRow, Scan, StationSetting
@@ -215,17 +216,32 @@ def validate_profile(name: Any, body: Any, settings: Settings | None = None) -> 
 
 # --- writing ---------------------------------------------------------------------------
 
+def _upsert(model: type, key: str, **values: Any) -> None:
+    """Insert or update one row by primary key and commit. Two requests creating the same
+    row at once: the loser's insert fails on the key, and it updates the winner's row instead
+    (the later write wins, as with any PUT)."""
+    for attempt in (1, 2):
+        row = db.session.get(model, key) or model(**{model.__mapper__.primary_key[0].key: key})
+        for field, value in values.items():
+            setattr(row, field, value)
+        db.session.add(row)
+        try:
+            db.session.commit()
+            return
+        except IntegrityError:
+            db.session.rollback()
+            if attempt == 2:
+                raise
+
+
 def save_profile(name: Any, body: Any) -> ScanProfile:
     """Create or replace the database's profile `name` (overriding the file's)."""
     profile = validate_profile(name, body)
-    row = db.session.get(ProfileRow, profile.name) or ProfileRow(name=profile.name)
-    row.frames, row.settle_seconds = profile.frames, profile.settle_seconds
-    row.width, row.height = profile.resolution
-    row.jpeg_quality = profile.jpeg_quality
-    row.rings = json.dumps([{"elevation_deg": e, "frames": n} for e, n in profile.rings])
-    row.turn_over, row.auto_reconstruct = profile.turn_over, profile.auto_reconstruct
-    db.session.add(row)
-    db.session.commit()
+    _upsert(ProfileRow, profile.name, frames=profile.frames,
+            settle_seconds=profile.settle_seconds, width=profile.resolution[0],
+            height=profile.resolution[1], jpeg_quality=profile.jpeg_quality,
+            rings=json.dumps([{"elevation_deg": e, "frames": n} for e, n in profile.rings]),
+            turn_over=profile.turn_over, auto_reconstruct=profile.auto_reconstruct)
     return profile
 
 
@@ -250,10 +266,5 @@ def set_default_profile(name: Any) -> str:
     if not isinstance(name, str) or name not in profiles:
         raise _bad(f"There is no scan profile {name!r} to make the default. Choose one of: "
                    + ", ".join(sorted(profiles)) + ".")
-    row = db.session.get(StationSetting, DEFAULT_PROFILE_KEY)
-    if row is None:
-        row = StationSetting(key=DEFAULT_PROFILE_KEY, value=name)
-    row.value = name
-    db.session.add(row)
-    db.session.commit()
+    _upsert(StationSetting, DEFAULT_PROFILE_KEY, value=name)
     return name

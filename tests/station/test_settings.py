@@ -243,3 +243,31 @@ def test_the_dashboard_and_station_api_offer_the_settings_pages_profiles(station
     assert "small-things" in info["profiles"] and info["default_profile"] == "small-things"
     form = sign_in(station).get("/").get_data(as_text=True)
     assert re.search(r'<option value="small-things"\s+selected', form), form[:2000]
+
+
+def test_two_requests_creating_one_profile_at_once_both_succeed(station, monkeypatch):
+    """The row another request inserts between this one's look-up and its commit: this
+    one's insert fails on the key and it updates that row instead (the later write wins)."""
+    import sqlalchemy as sa
+
+    real_get = db.session.get
+    raced: list[str] = []
+
+    def get_after_a_rival_inserted(model, key, *args, **kwargs):
+        if model is ProfileRow and not raced:
+            raced.append(key)
+            with db.engine.begin() as rival:  # another connection: another request
+                rival.execute(sa.insert(ProfileRow).values(
+                    name=key, frames=99, settle_seconds=1.0, width=64, height=48,
+                    jpeg_quality=50, rings="[]", turn_over=False, auto_reconstruct=False,
+                    updated_at=sa.func.current_timestamp()))
+            return None
+        return real_get(model, key, *args, **kwargs)
+
+    with station.app_context():
+        monkeypatch.setattr(db.session, "get", get_after_a_rival_inserted)
+        saved = scans.save_profile("racy", QUICK)
+        monkeypatch.undo()
+        assert raced == ["racy"] and saved.frames == 20
+        db.session.expire_all()
+        assert db.session.get(ProfileRow, "racy").frames == 20

@@ -31,7 +31,10 @@ def check_free_space(report: _Report, settings: Settings) -> None:
                               "refused. Delete old sessions or exports, or use a bigger card or "
                               "disk.")
         return
-    profile = settings.profiles.get(settings.default_profile)
+    from scanner_app.scans import service as scans
+
+    profiles = scans.effective_profiles(settings)  # the settings page's, over the files'
+    profile = profiles.get(scans.default_profile_name(settings, profiles))
     if profile is not None:
         one_scan = estimate_scan_bytes(profile, profile.frames)
         if free - one_scan < reserve:

@@ -271,3 +271,23 @@ def test_two_requests_creating_one_profile_at_once_both_succeed(station, monkeyp
         assert raced == ["racy"] and saved.frames == 20
         db.session.expire_all()
         assert db.session.get(ProfileRow, "racy").frames == 20
+
+
+def test_the_doctor_sizes_a_scan_of_the_chosen_default_profile(station, api, monkeypatch):
+    from scanner_app.platform import disk
+    from scanner_app.station import doctor as doctor_service
+
+    monkeypatch.setattr(disk, "free_bytes", lambda _path: 2000 * 1024 * 1024)
+
+    def space_finding() -> tuple[str, str]:
+        with station.app_context():
+            report = doctor_service.run_doctor()
+        [finding] = [f for f in report.findings if "free in" in f.message]
+        return finding.severity, finding.message
+
+    assert space_finding()[0] == "ok"  # a 'standard' scan fits
+    api.put("/api/v1/profiles/huge", json={**QUICK, "frames": 720,
+                                            "resolution": [8000, 6000], "jpeg_quality": 100})
+    api.put("/api/v1/profiles/default", json={"name": "huge"})
+    severity, message = space_finding()
+    assert severity == "warning" and "not enough for another 'huge' scan" in message

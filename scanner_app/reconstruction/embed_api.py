@@ -31,9 +31,10 @@ def make(scan_id: int) -> tuple[Response, int]:
     post:
       tags: [reconstructions]
       summary: Write the scan's web-embed.zip (spin of resized frames, and the model once built)
-      description: A self-contained index.html (no CDN) with the frames as a drag-to-turn
-        spin (one row per ring) and, when a reconstruction of the scan has completed, the
-        model in model-viewer; kept in the scan's folder under the session's exports/.
+      description: A self-contained index.html that loads nothing from other sites, with
+        the frames as a drag-to-turn spin (one row per ring) and, when a reconstruction of
+        the scan has completed, the model in model-viewer; kept in the scan's folder under
+        the session's exports/.
       requestBody:
         required: false
         content:

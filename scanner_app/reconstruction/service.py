@@ -194,7 +194,8 @@ def start_if_profile_asks(scan_id: int) -> None:
     scan = db.session.get(Scan, scan_id)
     if scan is None:
         return
-    profile = job_profile(scan.profile, current_settings())
+    # The profile the scan started with (its copy), not one edited since.
+    profile = job_profile(scan, current_settings())
     if profile.name != scan.profile or not profile.auto_reconstruct:
         return  # a profile that left the config since asks for nothing
     try:

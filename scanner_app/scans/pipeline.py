@@ -58,6 +58,7 @@ _STOP = object()
 # The recorder's niceness: the thread driving the rig keeps the CPU when both want it (on a
 # Pi Zero a mask costs more than a frame's move), so frame timing stays the rig's.
 RECORDER_NICE = 10
+SWITCH_INTERVAL = 0.001  # seconds; see CapturePipeline.submit
 
 
 def _lower_priority() -> None:
@@ -84,6 +85,7 @@ class CapturePipeline:
         self._lock = threading.Lock()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._switch_interval = sys.getswitchinterval()
         self.pending: dict[int, Path] = {}  # submitted, not recorded: index -> file
         self.failed_at: int | None = None  # the frame the recorder failed to record
         self.submitted = 0
@@ -95,6 +97,11 @@ class CapturePipeline:
         the recorder's error instead, if it failed."""
         self.check()
         if self._thread is None:
+            # The rig's thread wakes from a sleep several times per frame (move slices,
+            # settle, exposure); each wake-up waits for the GIL while the recorder runs
+            # Python, by default up to 5 ms. Shorter turns while the recorder lives.
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL))
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
         with self._lock:
@@ -122,6 +129,7 @@ class CapturePipeline:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+            sys.setswitchinterval(self._switch_interval)
         return self._error
 
     @property

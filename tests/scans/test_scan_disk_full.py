@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from scanner_app.scans import frames as scan_frames
 from scanner_app.scans.disk_full import DISK_FULL, disk_full
+from scanner_app.scans.pipeline import CapturePipeline
 from tests.scans.conftest import Station
 from tests.scans.test_scan_job_failures import run_job
 from tests.scans.test_scan_worker import assert_frames_consistent, assert_rig_released
@@ -66,16 +67,17 @@ def test_database_full_mid_scan_is_interrupted_with_the_disk_full_sentence(make_
 def test_frame_write_on_a_full_disk_is_interrupted_not_failed(make_station, monkeypatch):
     """The mock camera's fault file says the card is full from the third frame on."""
     station = make_station()
-    real_bump = scan_frames.bump_session_counters
+    real_submit = CapturePipeline.submit
     calls: list[int] = []
 
-    def bump_then_fill_the_disk(session_id: int, **deltas: int) -> None:
-        real_bump(session_id, **deltas)
-        calls.append(session_id)
+    def submit_then_fill_the_disk(pipeline: CapturePipeline, frame) -> None:
+        # Once the second frame is taken (it is recorded while the platter moves on).
+        real_submit(pipeline, frame)
+        calls.append(frame.index)
         if len(calls) == 2:
             station.fault("disk-full")
 
-    monkeypatch.setattr(scan_frames, "bump_session_counters", bump_then_fill_the_disk)
+    monkeypatch.setattr(CapturePipeline, "submit", submit_then_fill_the_disk)
     scan = station.start_scan(profile="quick", frames=5)
     assert run_job(station, scan["id"]) == "interrupted"
     _assert_interrupted_for_disk(station, scan["id"], taken=2, planned=5)

@@ -128,6 +128,15 @@ def main(argv: list[str] | None = None) -> int:
             for n, name in enumerate(names):
                 results.append(_line(name, measured[2 * n], measured[2 * n + 1], PAGE_TARGET))
 
+            # Not a target: the same page size as the baseline's whole list, which leaves only
+            # what history itself costs (the totals SUM over every session).
+            same = _measure([(big, "/api/v1/sessions?per_page=10", None),
+                             (base, "/api/v1/sessions?per_page=10", None)])
+            line, _ok = _line("GET /api/v1/sessions?per_page=10", same[0], same[1],
+                              PAGE_TARGET)
+            results.append((line.replace("OK", "(no target)").replace("MISSED",
+                                                                      "(no target)"), True))
+
             session_id = big_history.big_session_id
             url = f"/api/v1/sessions/{session_id}/captures"
             per_page = 100

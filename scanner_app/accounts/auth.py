@@ -21,7 +21,7 @@ from flask import Flask, g, redirect, request, session, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from scanner_app.models import ApiKey, User
 from scanner_app.platform.clock import utcnow
@@ -39,6 +39,14 @@ PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static", "health.healthz"}
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address, storage_uri="memory://",
                   headers_enabled=True, default_limits=[])
+# The only endpoints with limits (accounts/views.py). Every other request is filtered out
+# before the limiter's per-request bookkeeping, which cost more than an API answer (issue 15).
+THROTTLED_ENDPOINTS = frozenset({"auth.login"})
+
+
+@limiter.request_filter
+def _not_throttled() -> bool:
+    return request.endpoint not in THROTTLED_ENDPOINTS
 
 
 class Forbidden(StationError):
@@ -84,14 +92,30 @@ def new_api_key() -> str:
 
 def user_for_api_key(key: str) -> ApiKey | None:
     api_key = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
-    now = utcnow()
-    if api_key is not None and (
-        api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION
-    ):
-        db.session.execute(update(ApiKey).where(ApiKey.id == api_key.id)
-                           .values(last_used_at=now))
-        db.session.commit()
+    if api_key is not None:
+        _note_use(api_key.id, api_key.last_used_at)
     return api_key
+
+
+def _note_use(key_id: int, last_used_at) -> None:
+    now = utcnow()
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
+        db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+        db.session.commit()
+
+
+# id and last use of a key by its hash: a plain row, not an ORM object, on every API request.
+_KEY_BY_HASH = select(ApiKey.id, ApiKey.last_used_at).where(
+    ApiKey.key_hash == bindparam("key_hash"))
+
+
+def api_key_id(key: str) -> int | None:
+    """The id of the API key `key`, or None; notes its use (at most every few minutes)."""
+    row = db.session.connection().execute(_KEY_BY_HASH, {"key_hash": hash_key(key)}).first()
+    if row is None:
+        return None
+    _note_use(row.id, row.last_used_at)
+    return row.id
 
 
 def signed_in_user() -> SignedIn | None:
@@ -111,7 +135,7 @@ def require_admin() -> SignedIn:
 def _authenticate() -> bool:
     key = request.headers.get("X-Api-Key")
     if key:
-        g.api_key = user_for_api_key(key)
+        g.api_key = api_key_id(key)  # the key's id; None for an unknown key
         return g.api_key is not None
     g.user = signed_in_user()
     return g.user is not None

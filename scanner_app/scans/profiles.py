@@ -181,6 +181,9 @@ def validate_profile(name: Any, body: Any, settings: Settings | None = None) -> 
     name = check_profile_name(name)
     if not isinstance(body, dict):
         raise _bad("Send the profile as a JSON object with " + ", ".join(FIELDS) + ".")
+    if "name" in body and body["name"] != name:
+        raise _bad(f"The body names the profile {body['name']!r} but the address names "
+                   f"{name!r}; leave 'name' out, or make them the same.")
     unknown = sorted(set(body) - set(FIELDS) - {"name"})
     if unknown:
         raise _bad(f"A profile has no field {', '.join(map(repr, unknown))}; its fields are "

@@ -116,6 +116,7 @@ def test_a_new_profile_is_added_chosen_as_default_and_deleted(station, api):
     ({**QUICK, "auto_reconstruct": "yes"}, "Auto-reconstruct must be true or false"),
     ({**QUICK, "colour": "red"}, "A profile has no field 'colour'"),
     ({**QUICK, "rings": [{"elevation_deg": 10}]}, "each ring takes exactly"),
+    ({**QUICK, "name": "slow"}, "The body names the profile 'slow' but the address names"),
 ])
 def test_invalid_profiles_are_refused_with_a_sentence(station, api, body, says):
     answer = api.put("/api/v1/profiles/quick", json=body)

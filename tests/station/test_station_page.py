@@ -23,12 +23,24 @@ from tests.conftest import build_app
 from tests.support import dispose, free_port
 from tests.web.conftest import PASSWORD, sign_in
 
-REDIS_DB = 2  # a database of the shared test Redis for these tests alone (nothing queued)
+REDIS_DB = 2  # a database of the shared test Redis for these tests alone, flushed per test
 
 
 @pytest.fixture
-def station(data_dir, redis_server) -> Iterator:
-    app = build_app(data_dir, SCANNER_REDIS_URL=redis_server.rsplit("/", 1)[0] + f"/{REDIS_DB}")
+def redis_url(redis_server) -> Iterator[str]:
+    import redis
+
+    url = redis_server.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    yield url
+    connection.flushdb()
+    connection.close()
+
+
+@pytest.fixture
+def station(data_dir, redis_url) -> Iterator:
+    app = build_app(data_dir, SCANNER_REDIS_URL=redis_url)
     yield app
     dispose(app)
 
@@ -141,3 +153,19 @@ def test_the_page_answers_with_redis_down(data_dir, off_pi):
         assert "The job queue (Redis) does not answer" in page
     finally:
         dispose(app)
+
+
+def test_the_rig_as_the_last_job_left_it(station, redis_url, off_pi):
+    import redis
+
+    from scanner_app.rig import channel
+
+    channel.publish_state(redis.Redis.from_url(redis_url), {
+        "driver": "mock", "angle_deg": 90.0, "position_known": False,
+        "position_note": "The position is assumed: there is no home switch.",
+        "light_on": True, "motor_enabled": False,
+        "tilt": {"elevation_deg": 30.0, "min_elevation_deg": 0.0, "max_elevation_deg": 60.0},
+        "updated_at": "2026-11-30T20:00:00Z"})
+    state = _field(_text(sign_in(station).get("/station")), "data-rig-state")
+    assert state.startswith("90.0° (position not certain: The position is assumed")
+    assert "light on, camera at 30.0°" in state and "(as of 2026-11-30T20:00:00Z)" in state

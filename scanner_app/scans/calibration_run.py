@@ -221,6 +221,17 @@ def calibration_run(settings: Settings | None = None) -> CalibrationRun | None:
     return run
 
 
+CALIBRATION_HAS_RIG = "A calibration is running; start the scan when it has finished."
+
+
+def refuse_while_calibrating(settings: Settings | None = None) -> None:
+    """Conflict (409) while a calibration from the page is queued or running: a scan queued
+    behind it would run with the ChArUco board still on the platter."""
+    run = calibration_run(settings)
+    if run is not None and run.status.is_active:
+        raise Conflict(CALIBRATION_HAS_RIG, code="calibration_active")
+
+
 def start_calibration(views: int = DEFAULT_VIEWS) -> CalibrationRun:
     """Queue a calibration of the rig. Conflict (409) while a scan or another calibration
     holds the rig; ServiceUnavailable (503) when Redis is down."""

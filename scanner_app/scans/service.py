@@ -38,6 +38,7 @@ from scanner_app.scans.calibration_run import (  # the station's calibration pag
     CalibrationRunStatus,
     calibration_run,
     current_rig_calibration,
+    refuse_while_calibrating,
     start_calibration,
 )
 from scanner_app.scans.kept_frames import next_frame
@@ -190,6 +191,7 @@ def start_scan(
     planned = path.total_frames
     if (current := active_scan()) is not None:
         raise _active_conflict(current)
+    refuse_while_calibrating(settings)
     check_scan_space(settings, chosen, planned)
     connection = redis_connection(settings)
     # Before the resolver: a refusal leaves nothing behind.
@@ -295,6 +297,7 @@ def _requeue(scan: Scan) -> Scan:
     settings = current_settings()
     if (current := active_scan()) is not None:
         raise _active_conflict(current)
+    refuse_while_calibrating(settings)
     remaining = max(0, scan.frames_planned - scan.frames_captured)
     check_scan_space(settings, job_profile(scan, settings), remaining)
     connection = redis_connection(settings)

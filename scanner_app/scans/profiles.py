@@ -116,6 +116,15 @@ def job_profile(scan_or_name: Scan | str, settings: Settings) -> ScanProfile:
     return ScanProfile(name, 36, 0.3, (2028, 1520), 92)
 
 
+def _frames_per_scan(profile: ScanProfile, settings: Settings) -> int | None:
+    """All rings, both passes; None when this rig cannot take the profile as it stands (a
+    file's ring beyond the tilt's limits: a scan of it is refused with the reason)."""
+    try:
+        return plan_path(settings, profile).total_frames
+    except BadRequest:
+        return None
+
+
 def profile_json(profile: ScanProfile, settings: Settings | None = None,
                  default: str | None = None, customised: set[str] | None = None) -> dict:
     """The Profile object of the API and the settings page."""
@@ -131,6 +140,7 @@ def profile_json(profile: ScanProfile, settings: Settings | None = None,
         "rings": [{"elevation_deg": e, "frames": n} for e, n in profile.rings],
         "turn_over": profile.turn_over,
         "auto_reconstruct": profile.auto_reconstruct,
+        "frames_per_scan": _frames_per_scan(profile, settings),
         "is_default": profile.name == default,
         "in_config": profile.name in settings.profiles,
         "customised": profile.name in customised,

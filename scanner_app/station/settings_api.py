@@ -36,6 +36,9 @@ document_schemas(bp, {
     "Profile": obj({
         "name": {"type": "string"},
         **_FIELDS,
+        "frames_per_scan": {"type": ["integer", "null"],
+                            "description": "Every ring of both passes; null when this rig "
+                                           "cannot take the profile (a scan says why)."},
         "is_default": {"type": "boolean"},
         "in_config": {"type": "boolean",
                       "description": "config/scanner.toml defines a profile of this name."},

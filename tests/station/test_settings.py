@@ -90,6 +90,9 @@ def test_a_new_profile_is_added_chosen_as_default_and_deleted(station, api):
     assert answer.get_json()["profile"]["rings"] == [
         {"elevation_deg": 10.0, "frames": 8}, {"elevation_deg": 40.0, "frames": 6}]
     assert not answer.get_json()["profile"]["in_config"]
+    assert answer.get_json()["profile"]["frames_per_scan"] == 14
+    photogrammetry = api.get("/api/v1/profiles/photogrammetry").get_json()["profile"]
+    assert photogrammetry["frames_per_scan"] == 72  # 36 + 24 + 12, not its `frames`
 
     chosen = api.put("/api/v1/profiles/default", json={"name": "small-things"})
     assert chosen.status_code == 200 and chosen.get_json()["default_profile"] == "small-things"

@@ -9,10 +9,11 @@ import click
 from flask.cli import with_appcontext
 
 from hal import HardwareError, safe_off
-from hal.check import run_hal_check
 from scanner_app.config import current_settings
 from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
-from scanner_app.scans.calibration_run import calibrate_rig
+
+# hal.check (Pillow) and the calibration (OpenCV, numpy) load when their command runs, not in
+# every process that builds the `scanner` command group.
 
 hal_cli = click.Group("hal", help="Check the camera, turntable, light and button.")
 
@@ -28,6 +29,8 @@ def check(set_zero: bool) -> None:
     try:
         # One owner per device: never drive the rig while a scan's worker holds it.
         with hardware_lock(settings.data_dir, 0):
+            from hal.check import run_hal_check
+
             ok = run_hal_check(settings.hal, out=click.echo, set_zero=set_zero)
     except HardwareBusy as exc:
         raise click.ClickException(str(exc)) from None
@@ -51,6 +54,8 @@ def calibrate(views: int) -> None:
     """Photograph the ChArUco board lying on the platter at several angles and solve the
     camera's lens and its pose to the turntable axis; new scans use the result."""
     try:
+        from scanner_app.scans.calibration_run import calibrate_rig
+
         cal, path = calibrate_rig(current_settings(), views, on_progress=lambda i, n:
                                   click.echo(f"Photo {i} of {n}"))
     except (HardwareBusy, HardwareError) as exc:  # CalibrationError says what to do

@@ -9,6 +9,7 @@ and alembic only when one of them runs.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -98,9 +99,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _load_dotenv() -> None:
+    """What FlaskGroup does before any command: .env, then .flaskenv (found from the current
+    directory up), never overriding a variable already set; FLASK_SKIP_DOTENV=1 skips it."""
+    if os.environ.get("FLASK_SKIP_DOTENV", "").lower() in ("1", "true", "yes"):
+        return
+    try:
+        import dotenv
+    except ImportError:
+        return
+    for name in (".env", ".flaskenv"):
+        path = dotenv.find_dotenv(name, usecwd=True)
+        if path:
+            dotenv.load_dotenv(path, encoding="utf-8")
+
+
 def main() -> None:
     args = sys.argv[1:]
     if args and args[0] in LEAN_COMMANDS:
+        _load_dotenv()  # as the Flask group would have, so every part sees the same settings
         _load(LEAN_COMMANDS[args[0]]).main(args=args[1:], prog_name=f"scanner {args[0]}")
         return
     __getattr__("cli")(prog_name="scanner")

@@ -155,6 +155,16 @@ def _stage_files(frames: list[FrameInput], work: Path
     return images, masks, offsets
 
 
+def _whole_frames(frames: list[FrameInput], folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    for f in frames:
+        if f.image_path is not None and f.image_path.is_file():
+            os.symlink(f.image_path.resolve(), folder / f.name)
+        else:
+            cv2.imwrite(str(folder / f.name), cv2.cvtColor(f.rgb(), cv2.COLOR_RGB2BGR))
+    return folder
+
+
 def _shift_keypoints(database: Path, offsets: dict[str, tuple[int, int]],
                      size: tuple[int, int]) -> None:
     """Keypoints found in a crop, moved to the whole frame's pixel coordinates (and the
@@ -214,6 +224,8 @@ def refine(frames: list[FrameInput], work: Path, *, token: Any = None,
                               cancellation_token=token)
     _raise_if_cancelled(token)
     _shift_keypoints(database, offsets, (intr.width, intr.height))
+    if any(offsets.values()):  # the points' colours come from the whole frames
+        images = _whole_frames(frames, work / "frames")
     progress("matching", 0.0)
     pairs_file = work / "pairs.txt"
     pairs_file.write_text("".join(f"{a} {b}\n" for a, b in path_pairs(frames)))

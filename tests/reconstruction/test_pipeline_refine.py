@@ -119,6 +119,10 @@ def test_the_refined_run_writes_every_output_and_a_report(refined_run) -> None:
                                       "bundle adjustment", "visual hull", "colour", "total"}
     sparse = trimesh.load(out / "sparse.ply")
     assert len(sparse.vertices) == report["sparse_points"] > 100
+    # The points are coloured from the whole photos (SIFT saw crops): like the object.
+    object_pixels = np.concatenate([f.rgb_array[f.mask_array] for f in noisy])
+    point_colours = np.asarray(sparse.colors)[:, :3].astype(float)
+    assert np.abs(point_colours.mean(axis=0) - object_pixels.mean(axis=0)).max() < 25
 
 
 @needs_colmap

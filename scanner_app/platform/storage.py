@@ -105,6 +105,11 @@ class StorageManager:
     def thumbnail_path(self, session_id: int, capture_id: int) -> Path:
         return self.session_dir(session_id) / "metadata" / "thumbnails" / f"{int(capture_id)}.jpg"
 
+    def sessions_changed_path(self) -> Path:
+        """A stamp overwritten after every commit that changed sessions, so each process can
+        keep the totals over all sessions until it changes (sessions/totals.py)."""
+        return self.data_dir / ".sessions-changed"
+
     def incoming_dir(self) -> Path:
         """Where upload bodies stream in before they move into a session (same filesystem,
         so the move is an atomic rename)."""

@@ -1,19 +1,21 @@
 """Sessions a few at a time, however many years a station has piled up: a page of the list,
 the most recent ones, and a name search for the pickers. Nothing here loads every session;
-totals over all sessions are one SUM over the counters. Re-exported by sessions/service.py."""
+totals over all sessions are summed again only when a session changed (sessions/totals.py).
+Re-exported by sessions/service.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from scanner_app.models import ScanSession
-from scanner_app.models.session import COUNTERS, SESSION_IS_ACTIVE
+from scanner_app.models.session import SESSION_IS_ACTIVE
 from scanner_app.platform.errors import BadRequest
 from scanner_app.platform.extensions import db
 from scanner_app.platform.web.paging import Page, page_of, page_rows
+from scanner_app.sessions.totals import count_and_totals
 
 NEWEST_FIRST = (ScanSession.created_at.desc(), ScanSession.id.desc())
 OLDEST_FIRST = (ScanSession.created_at, ScanSession.id)
@@ -34,19 +36,9 @@ def name_key(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-# Built once (building it is most of its cost); summed from the index ix_sessions_counters.
-_COUNT_AND_TOTALS = select(
-    func.count(), *[func.coalesce(func.sum(getattr(ScanSession, c)), 0) for c in COUNTERS])
-
-
-def _count_and_totals() -> tuple[int, dict[str, int]]:
-    row = db.session.execute(_COUNT_AND_TOTALS).one()
-    return int(row[0]), {name: int(value) for name, value in zip(COUNTERS, row[1:], strict=True)}
-
-
 def session_totals() -> dict[str, int]:
     """Counters summed over all sessions ("All sessions")."""
-    return _count_and_totals()[1]
+    return count_and_totals()[1]
 
 
 def _filters(active_only: bool, exclude: Iterable[int]) -> list:
@@ -103,7 +95,7 @@ def page_sessions(page: int = 1, per_page: int = 50, query: str = "") -> Session
     """One page of sessions, newest first (only those whose name holds `query`, if given),
     with totals over all sessions. A page past the last one shows the last one."""
     query = name_key(query)
-    count, totals = _count_and_totals()
+    count, totals = count_and_totals()
     if not query:
         shown = page_of(count, page, per_page)
         rows = page_rows(ScanSession, [], NEWEST_FIRST, OLDEST_FIRST, shown)

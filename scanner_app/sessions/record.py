@@ -26,6 +26,10 @@ from scanner_app.models import ScanSession
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager, atomic_write_json
 
+# Every process that changes a session imports this module: the import registers what bumps
+# the "sessions changed" stamp after such a commit (the totals cache, sessions/totals.py).
+from scanner_app.sessions import totals as _totals  # noqa: F401
+
 log = logging.getLogger("scanner.sessions")
 
 _PENDING = "scanner.session_records.pending"  # in Session.info: {session id: create?}

@@ -17,7 +17,8 @@ value the file never holds again: that costs one extra sum, never a stale one.
 Nothing is fsynced: the stamp only matters among processes running now (after a crash every
 process starts with no sum). Overwriting in place needs no new disk block, so a full disk
 does not stop it. Writes that bypass the ORM Session (someone's sqlite3 shell) are caught by
-MAX_AGE_SECONDS; with no stamp file at all nothing is cached.
+MAX_AGE_SECONDS. A missing stamp file is made before the sum; where it cannot be made,
+nothing is cached.
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def count_and_totals() -> tuple[int, dict[str, int]]:
     path = _stamp_path()
     key = (str(path), db.engine)
     stamp = read_stamp(path)
+    if stamp is None:  # a station no session has changed on yet (or its stamp was removed)
+        bump_stamp(path)  # before the sum below, so that sum is keyed to what it saw
+        stamp = read_stamp(path)
     cached = _CACHE.get(key)
     now = time.monotonic()
     if (stamp is not None and cached is not None and cached[0] == stamp

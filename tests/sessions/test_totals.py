@@ -48,7 +48,7 @@ def create(client, name: str) -> int:
     return body.get("session", body)["id"]
 
 
-def test_totals_are_summed_once_and_kept_until_a_session_changes(app, client):
+def test_totals_are_summed_once_and_kept_until_a_session_changes(app, client, data_dir):
     first = create(client, "Trial one")
     sums = SumCounter(app)
     try:
@@ -68,6 +68,12 @@ def test_totals_are_summed_once_and_kept_until_a_session_changes(app, client):
             db.session.rollback()
         assert listed(client) == (1, {**ZERO, "captures_count": 1, "valid_count": 1})
         assert sums.sums == 2
+        # A station whose stamp is missing (none made yet, or removed) makes one and keeps
+        # the sum from then on.
+        (data_dir / ".sessions-changed").unlink()
+        assert listed(client) == (1, {**ZERO, "captures_count": 1, "valid_count": 1})
+        assert listed(client) == (1, {**ZERO, "captures_count": 1, "valid_count": 1})
+        assert sums.sums == 3
     finally:
         sums.close()
 

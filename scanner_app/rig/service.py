@@ -235,10 +235,11 @@ def set_light(on: bool) -> dict[str, Any]:
 
 def snapshot_into_session(source: str = "web", browser: bool = False) -> Any:
     """One frame into the session new work goes to (resolved once, by the scans service): a
-    one-frame scan, so it lands in images/scans/<id>/ with its metadata like any frame."""
+    one-frame scan, so it lands in images/scans/<id>/ with its metadata like any frame, and
+    is shown as a snapshot (its profile is "snapshot")."""
     if (why := busy_reason()) is not None:
         raise Conflict(why, code="rig_busy")
-    return scans.start_scan(None, frames=1, source=source, browser=browser)
+    return scans.start_scan(None, snapshot=True, source=source, browser=browser)
 
 
 def press_button() -> None:

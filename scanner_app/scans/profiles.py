@@ -26,6 +26,9 @@ from scanner_app.scans.path import plan_path
 
 DEFAULT_PROFILE_KEY = "default_profile"
 RESERVED_NAME = "default"  # PUT /api/v1/profiles/default chooses the default profile
+# A one-frame snapshot from the rig page is a scan of this profile: the default profile's
+# camera settings, one frame. It is never offered, and no profile may take its name.
+SNAPSHOT_PROFILE = "snapshot"
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,59}$")
 FIELDS = ("frames", "settle_seconds", "resolution", "jpeg_quality", "rings", "turn_over",
           "auto_reconstruct")
@@ -77,6 +80,12 @@ def profile_for(name: str | None, settings: Settings | None = None) -> ScanProfi
             code="invalid_profile",
         )
     return profiles[name]
+
+
+def snapshot_profile(settings: Settings | None = None) -> ScanProfile:
+    """What a snapshot is taken with: the default profile's camera, one frame, nothing after."""
+    return dataclasses.replace(profile_for(None, settings), name=SNAPSHOT_PROFILE, frames=1,
+                               rings=(), turn_over=False, auto_reconstruct=False)
 
 
 def profile_snapshot(profile: ScanProfile) -> str:
@@ -177,10 +186,10 @@ def _flag(body: dict, key: str, label: str) -> bool:
 
 def check_profile_name(name: Any) -> str:
     if (not isinstance(name, str) or not NAME_RULE.match(name) or name != name.strip()
-            or name.lower() == RESERVED_NAME):
+            or name.lower() in (RESERVED_NAME, SNAPSHOT_PROFILE)):
         raise _bad("A profile name is 1 to 60 letters, digits, spaces, '-' or '_', starting "
-                   "with a letter or digit, other than 'default' (e.g. 'small-objects'), "
-                   f"not {name!r}.")
+                   "with a letter or digit, other than 'default' or 'snapshot' (e.g. "
+                   f"'small-objects'), not {name!r}.")
     return name
 
 

@@ -87,7 +87,7 @@ class ScanRun(FrameSteps):
         self.session_id = scan.session_id
         bind_log_ids(session=self.session_id, scan=self.scan_id)  # on every line from here
         self.planned = scan.frames_planned
-        self.profile = job_profile(scan.profile, self.settings)
+        self.profile = job_profile(scan, self.settings)  # as it started (its snapshot)
         self.images_dir = self.store.scan_images_dir(self.session_id, scan.id)
         self.meta = ScanMetadata(self.store.scan_metadata_path(self.session_id, scan.id),
                                  self.store.scan_frames_log_path(self.session_id, scan.id),

@@ -54,6 +54,7 @@ from scanner_app.scans.profiles import (  # the settings page and the dashboard 
     reset_profile,
     save_profile,
     set_default_profile,
+    snapshot_profile,
 )
 from scanner_app.scans.reading import active_scan, get_scan, list_scans
 from scanner_app.scans.recovery import (
@@ -177,15 +178,17 @@ def start_scan(
     rings: object = None,
     turn_over: object = None,
     browser: bool = False,
+    snapshot: bool = False,
 ) -> Scan:
     """Validate, refuse while another scan is active or the disk is too full, resolve the
     session (once), insert the scan and enqueue its job. The web, the API and the button
     all start scans here. `rings` (a list of {elevation_deg, frames}) replaces `frames`;
-    `browser`: the request comes from a signed-in person who can continue a guided scan."""
+    `browser`: the request comes from a signed-in person who can continue a guided scan;
+    `snapshot`: one frame, shown as a snapshot (profiles.SNAPSHOT_PROFILE), not as a scan."""
     settings = current_settings()
     if source not in SOURCES:
         raise BadRequest(f"Unknown scan source {source!r}; use one of {', '.join(SOURCES)}.")
-    chosen = profile_for(profile, settings)
+    chosen = snapshot_profile(settings) if snapshot else profile_for(profile, settings)
     path = plan_path(settings, chosen, frames=frames, rings=rings, turn_over=turn_over)
     require_operator(path, settings, source=source, browser=browser)
     planned = path.total_frames

@@ -44,10 +44,6 @@ def test_a_scan_takes_the_profile_saved_in_the_database(station):
     assert recorded["resolution"] == [320, 240] and recorded["jpeg_quality"] == 70
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "scans/run.py (helper B's) still reads the profile by name when a job starts: "
-    "job_profile(scan.profile, self.settings) must become job_profile(scan, self.settings), "
-    "which reads the copy the scan keeps (Scan.profile_snapshot). Remove this marker then."))
 def test_a_resumed_scan_keeps_the_profile_it_started_with(station):
     small = {"frames": 12, "settle_seconds": 0.0, "resolution": [320, 240], "jpeg_quality": 70}
     assert station.client.put("/api/v1/profiles/quick", json=small).status_code == 200

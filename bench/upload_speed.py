@@ -2,18 +2,19 @@
 
 A real station on a fresh data dir: `scanner web` (gunicorn, as the station runs it), a real
 uploads worker (`scanner worker --queues uploads`) and a private Redis. Two figures, each
-measured against a baseline in the same run:
+measured against a baseline in the same run; each measurement sits between two runs of its
+baseline and is compared with their mean (on a shared machine the load drifts by the second):
 
 1. Big file: a BENCH_SPEED_MB (default 1024) MiB file in /tmp sent as one raw body
-   (`PUT /api/v1/uploads?filename=...`) and as a multipart POST, until the 201; baseline:
-   `cp` of the same file onto the same disk plus an fsync. Ratio = cp time / upload time.
-   Target >= 0.5 for each. The stored file's size and sha256 are checked. The file is
-   deleted afterwards.
-2. Small images: BENCH_SPEED_FILES (default 200) small JPEGs, one per request (sequential,
-   on one kept-alive connection), against the same number of (different) images in one
-   multipart request; each timed from the first byte sent until every upload is processed
+   (`PUT /api/v1/uploads?filename=...`) and as a multipart POST, each timed until the 201;
+   baseline: `cp` of the same file onto the same disk plus an fsync. Ratio = cp time /
+   upload time; target >= 0.5 for each. The stored file's size and sha256 are checked; the
+   file is deleted afterwards. The page cache is flushed (sync) before each.
+2. Small images: BENCH_SPEED_FILES (default 200) small JPEGs sent one per request
+   (sequentially, on one kept-alive connection) against the same number of other images in
+   one multipart request; each timed from the first byte sent until every image is processed
    (the session's captures_count, polled). Ratio = files/s one per request / files/s in one
-   request. Target >= 0.5.
+   request; target >= 0.5.
 
 Run alone: python -m bench upload_speed
 """

@@ -62,16 +62,28 @@ class ScanSession(db.Model):
         return None if value is None else SessionStatus(value)
 
     def to_dict(self) -> dict:
+        # Read from the loaded row (a page of the list turns 50 of these into JSON; attribute
+        # access cost more than the rest, issue 15); an expired row loads as usual.
+        values = self.__dict__
+        if not values.keys() >= _DICT_FIELDS:
+            values = {name: getattr(self, name) for name in _DICT_FIELDS}
+        status = values["status"]
+        if status is not None and not isinstance(status, SessionStatus):
+            status = SessionStatus(status)
         return {
-            "id": self.id,
-            "kind": self.kind,
-            "day": self.day.isoformat(),
-            "name": self.name,
-            "status": None if self.status is None else SessionStatus(self.status).value,
-            **{name: getattr(self, name) for name in COUNTERS},
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
+            "id": values["id"],
+            "kind": values["kind"],
+            "day": values["day"].isoformat(),
+            "name": values["name"],
+            "status": None if status is None else status.value,
+            **{name: values[name] for name in COUNTERS},
+            "created_at": iso(values["created_at"]),
+            "updated_at": iso(values["updated_at"]),
         }
+
+
+_DICT_FIELDS = frozenset(("id", "kind", "day", "name", "status", "created_at", "updated_at",
+                          *COUNTERS))
 
 
 class StationState(db.Model):

@@ -7,4 +7,4 @@ def utcnow() -> datetime:
 
 
 def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.replace(microsecond=0).isoformat() + "Z"
+    return None if value is None else value.isoformat(timespec="seconds") + "Z"

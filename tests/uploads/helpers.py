@@ -11,7 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
-SESSION_EXTRA = {"scanner.db", "scanner.db-wal", "scanner.db-shm", "secret_key"}
+SESSION_EXTRA = {"scanner.db", "scanner.db-wal", "scanner.db-shm", "secret_key",
+                 ".sessions-changed"}  # the stamp of session changes (platform/storage.py)
 
 
 def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (64, 48), color=(40, 120, 110),

@@ -177,3 +177,55 @@ def _key(app) -> str:
 
     with app.app_context():
         return create_api_key("raw-limits-wsgi")
+
+
+def test_live_put_through_gunicorn_keeps_the_connection_usable(data_dir, redis_server,
+                                                               redis_conn, tmp_path):
+    """`scanner web` (gunicorn) and an uploads worker: a PUT body read straight from the
+    server's stream is stored byte for byte, the same kept-alive connection serves the next
+    request, a PUT cut off mid-body keeps nothing, and a body over the limit is 413."""
+    import http.client
+    import json
+    import socket
+
+    from tests.support import wait_until
+    from tests.uploads.test_live_server import start_station, stop_station
+
+    station = start_station(data_dir, None, redis_server, SCANNER_MAX_UPLOAD_MB="8")
+    try:
+        before = snapshot(tmp_path)
+        data = image_bytes("PNG", (64, 48), seed=3) + os.urandom(5 * MB)
+        conn = http.client.HTTPConnection(station.host, station.port, timeout=60)
+        conn.request("PUT", "/api/v1/uploads?filename=big.png", body=data,
+                     headers={"X-Api-Key": station.key,
+                              "Content-Type": "application/octet-stream"})
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 201, body
+        (upload,) = body["uploads"]
+        assert upload["sha256"] == hashlib.sha256(data).hexdigest()
+        assert (stored_path(data_dir, body) / "big.png").read_bytes() == data
+        conn.request("GET", f"/api/v1/uploads/{upload['id']}",
+                     headers={"X-Api-Key": station.key})  # the same connection
+        again = conn.getresponse()
+        assert again.status == 200 and json.loads(again.read())["upload"]["id"] == upload["id"]
+        conn.close()
+
+        with socket.create_connection((station.host, station.port), timeout=10) as sock:
+            sock.sendall(f"PUT /api/v1/uploads?filename=cut.bin HTTP/1.1\r\n"
+                         f"Host: {station.host}\r\nX-Api-Key: {station.key}\r\n"
+                         f"Content-Length: {2 * MB}\r\n\r\n".encode() + b"\x01" * MB)
+        conn = http.client.HTTPConnection(station.host, station.port, timeout=60)
+        conn.putrequest("PUT", "/api/v1/uploads?filename=over.bin")
+        conn.putheader("X-Api-Key", station.key)
+        conn.putheader("Content-Length", str(8 * MB + 1))
+        conn.endheaders()  # refused on the headers alone: no body is sent
+        response = conn.getresponse()
+        assert response.status == 413 and b"too_large" in response.read()
+        conn.close()
+        wait_until(lambda: station.processing() == 0, 30, "the upload to be processed")
+        with station.app.app_context():
+            assert [u.filename for u in db.session.query(Upload)] == ["big.png"]
+        assert_written_only_inside(tmp_path, before, data_dir, body["session_id"])
+    finally:
+        stop_station(station)

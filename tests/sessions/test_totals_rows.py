@@ -35,3 +35,23 @@ def test_to_dict_is_the_same_loaded_expired_or_partly_loaded(app):
         partial.status = SessionStatus.ACTIVE  # a change not yet flushed shows
         assert partial.to_dict()["status"] == "active"
         db.session.rollback()
+
+
+def test_list_rows_link_to_each_session_page(app, client):
+    import re
+
+    from flask import url_for
+
+    ids = []
+    for name in ("Trial one", "Trial two"):
+        response = client.post("/api/v1/sessions", json={"name": name, "make_current": False})
+        assert response.status_code == 201
+        body = response.get_json()
+        ids.append(body.get("session", body)["id"])
+    html = client.get("/sessions", headers={"HX-Request": "true"}).get_data(as_text=True)
+    links = re.findall(r'<th scope="row">\s*<a href="([^"]+)">', html)
+    with app.test_request_context():
+        expected = [url_for("sessions.show", session_id=i) for i in reversed(ids)]
+    assert links == expected
+    for link in links:
+        assert client.get(link).status_code == 200

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(_line(name, measured[2 * n], measured[2 * n + 1], PAGE_TARGET))
 
             # Not a target: the same page size as the baseline's whole list, which leaves only
-            # what history itself costs (the totals SUM over every session).
+            # what history itself costs (the totals are kept between requests, sessions/totals.py).
             same = _measure([(big, "/api/v1/sessions?per_page=10", None),
                              (base, "/api/v1/sessions?per_page=10", None)])
             line, _ok = _line("GET /api/v1/sessions?per_page=10", same[0], same[1],

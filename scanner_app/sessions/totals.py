@@ -71,8 +71,9 @@ def read_stamp(path: Path) -> bytes | None:
 def bump_stamp(path: Path) -> None:
     """Tell every process that sessions changed. Never raises (logs instead): the commit
     is done; a stamp that could not be changed is caught up by MAX_AGE_SECONDS."""
-    for key in [k for k in _CACHE if k[0] == str(path)]:
-        _CACHE.pop(key, None)  # this process at least sums again
+    for key in list(_CACHE):  # a copy: other threads may add keys meanwhile
+        if key[0] == str(path):
+            _CACHE.pop(key, None)  # this process at least sums again
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         try:

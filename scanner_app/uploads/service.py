@@ -1,7 +1,8 @@
 """Uploads: files people send into a session (CONTRACT "POST /api/v1/uploads").
 
-`accept_upload_request` is the one entry for the API and the web form:
-1. stream the multipart body into a staging folder (upload_intake.py);
+`accept_upload_request` is the one entry for the API and the web form (`accept_raw_upload`
+the same for PUT /api/v1/uploads?filename=NAME, whose whole body is one file):
+1. stream the multipart body into a staging folder (uploads/intake.py);
 2. resolve the session once (unknown or deleted id: 404, staged files removed);
 3. record one Upload row per file ("processing"); the same bytes already in the session
    become a duplicate row pointing at the first one and are not stored again. Two requests

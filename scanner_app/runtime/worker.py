@@ -29,11 +29,13 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import re
 import signal
 import socket
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,10 +54,12 @@ from scanner_app.platform.log_context import LOG_FORMAT, bind_log_ids, install_l
 from scanner_app.platform.queues import HARDWARE_QUEUE, SCAN_JOB, horse_killed_handlers
 from scanner_app.runtime.in_process import InProcessRuns, runs_in_process
 from scanner_app.runtime.parent_death import die_with_parent
-from scanner_app.scans import job as scan_job  # loaded before any fork: the horse sets up at once
 from scanner_app.uploads import job as _upload_job  # noqa: F401 - registers its killed handler
 
 log = logging.getLogger("scanner.worker")
+
+# The scan job: imported before any fork by a worker on the hardware queue only (numpy, OpenCV).
+SCAN_JOB_MODULE = "scanner_app.scans.job"
 
 WORKER_TTL_SECONDS = 35  # also bounds how long the idle worker blocks on Redis
 MAINTENANCE_SECONDS = 15
@@ -130,6 +134,10 @@ class StationWorker(Worker):
         self.last_job_ended = time.monotonic()
         # Only a worker on the hardware queue ever drives (or switches off) the rig.
         self.drives_rig = HARDWARE_QUEUE in self.queue_names()
+        if self.drives_rig:
+            # Loaded before any fork, so a scan's work-horse sets up at once; only here: it
+            # brings numpy and OpenCV (about 15 MB) that the other workers do without.
+            importlib.import_module(SCAN_JOB_MODULE)
         self.rig_off = not self.drives_rig
         # The uploads worker runs its jobs itself, in runs (runtime/in_process.py).
         self.runs = InProcessRuns(app) if runs_in_process(self.queue_names()) else None
@@ -180,6 +188,12 @@ class StationWorker(Worker):
 
     def setup_work_horse_signals(self):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        scan_job = sys.modules.get(SCAN_JOB_MODULE)  # loaded before the fork (__init__)
+        if scan_job is None:
+            # Not a scan worker (no hardware queue): noting SIGTERM for between frames, which
+            # is all a scan would do with it, changes nothing for other jobs either.
+            signal.signal(signal.SIGTERM, lambda *_: None)
+            return
         # SIGTERM from the worker's warm shutdown: a scan stops between frames. The flag
         # file catches what a signal sent before this line would have missed.
         signal.signal(signal.SIGTERM, lambda *_: scan_job.STOP_REQUESTED.set())

@@ -164,3 +164,22 @@ def test_an_up_to_date_sqlite_database_is_seen_without_migrating(data_dir, monke
     assert fresh_station.migrate_database() is True  # a new station: migrated as before
     assert len(ran) == 1
     assert schema_state.is_up_to_date(fresh_station.settings.database_url) is True
+
+
+def test_only_the_scan_worker_loads_the_scan_job_and_its_image_libraries(data_dir,
+                                                                          redis_server):
+    code = (
+        "from redis import Redis\n"
+        "from scanner_app import create_app\n"
+        "from scanner_app.runtime.worker import StationWorker\n"
+        "app = create_app(overrides={'SCANNER_RQ_DASHBOARD': False})\n"
+        f"conn = Redis.from_url({redis_server!r})\n"
+        "result = {}\n"
+        "for queues in (['uploads'], ['processing'], ['hardware']):\n"
+        "    StationWorker(queues, connection=conn, app=app, name='lean-' + queues[0])\n"
+        "    result[queues[0]] = sorted(m for m in ('numpy', 'cv2', 'scanner_app.scans.job')\n"
+        "                               if m in sys.modules)\n"
+    )
+    result = imported_in_subprocess(code, data_dir)
+    assert result["uploads"] == [] and result["processing"] == [], result
+    assert result["hardware"] == ["cv2", "numpy", "scanner_app.scans.job"], result

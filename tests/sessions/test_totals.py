@@ -2,7 +2,7 @@
 SQLite and PostgreSQL: a request that follows no change sums nothing; every change (a new
 session, a frame's counters, an upload, a delete, a merge, a doctor recount) shows in the
 very next request, also when another process (a real `scanner worker`, `scanner doctor`)
-made it."""
+made it, or a scan's frames recorded by a worker while the list is polled)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from sqlalchemy import event, update
 from scanner_app.models import ScanSession
 from scanner_app.platform.extensions import db
 from scanner_app.sessions.counters import bump_session_counters
-from tests.support import run_cli
+from tests.scans.conftest import make_station, redis_url  # noqa: F401
+from tests.support import run_cli, wait_until
 from tests.uploads.conftest import queued_app, queued_client, redis_conn, run_worker  # noqa: F401
 from tests.uploads.helpers import image_bytes, post_files
 
@@ -133,3 +134,27 @@ def test_counters_changed_by_a_worker_process_show_at_once(
     run_worker(queued_app, data_dir, redis_server)  # another process records the images
     assert listed(queued_client) == (1, {**ZERO, "files_count": 2, "captures_count": 2,
                                          "valid_count": 2})
+
+
+def test_totals_never_lag_behind_the_frames_a_worker_process_records(
+        make_station, database_url):  # noqa: F811
+    station = make_station(database_url)
+    station.start_worker()
+    frames = 6
+    scan = station.start_scan(profile="quick", frames=frames)
+    seen: list[tuple[int, int]] = []
+
+    def frames_shown_in_totals() -> bool:
+        # A frame's capture row, the scan's progress and the session's counters are one
+        # commit: the totals read after the scan must count at least the frames it shows.
+        captured = station.scan(scan["id"])["frames_captured"]
+        totals = listed(station.client)[1]
+        assert totals["captures_count"] >= captured, (captured, totals)
+        seen.append((captured, totals["captures_count"]))
+        return captured == frames and totals["captures_count"] == frames
+
+    wait_until(frames_shown_in_totals, 60, "every frame counted in the totals")
+    assert any(0 < captured < frames for captured, _ in seen)  # also seen part way
+    station.wait_for_status(scan["id"], "completed")
+    assert listed(station.client) == (1, {**ZERO, "scans_count": 1, "captures_count": frames,
+                                          "valid_count": frames})

@@ -164,3 +164,21 @@ def test_without_pycolmap_the_hull_is_built_from_known_poses_and_the_report_says
     assert "processing worker on a PC" in report["note"]
     assert report["outputs"] == ["model.glb", "report.json"]
     assert (out / "model.glb").is_file() and not (out / "sparse.ply").exists()
+
+
+def test_crop_boxes_hold_every_object_at_one_size_or_are_skipped_without_masks(
+        truth_frames) -> None:
+    boxes = sfm._crop_boxes(truth_frames)
+    assert boxes is not None
+    assert len({(w, h) for _x, _y, w, h in boxes.values()}) == 1  # one camera, one size
+    for f in truth_frames:
+        x, y, w, h = boxes[f.name]
+        height, width = f.mask_array.shape
+        assert 0 <= x and 0 <= y and x + w <= width and y + h <= height
+        inside = np.zeros_like(f.mask_array)
+        inside[y:y + h, x:x + w] = True
+        assert not (f.mask_array & ~inside).any()  # nothing of the object cut off
+        assert w * h < 0.5 * width * height  # and the crop is what saves the time
+    bare = [FrameInput(f.name, f.intrinsics, f.pose, rgb_array=f.rgb_array)
+            for f in truth_frames[:1]] + truth_frames[1:]
+    assert sfm._crop_boxes(bare) is None  # a frame without a mask: whole frames

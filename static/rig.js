@@ -1,5 +1,6 @@
 /* The Rig page: draws the preview's framing overlay (platter centre and rim, as the worker
- * projected them with the calibration or the nominal camera model) on a canvas over the MJPEG
+ * projected them with the calibration or the nominal camera model, and the object mask a
+ * scan would cut out, filled see-through) on a canvas over the MJPEG
  * <img>, and says what the frame was taken with. Plain JS, no build step; no inline code
  * (the page's CSP allows only the station's own files). */
 (function () {
@@ -18,6 +19,19 @@
     ctx.clearRect(0, 0, w, h);
     if (!meta || !meta.overlay || (toggle && !toggle.checked)) return;
     var o = meta.overlay;
+    // The mask a scan would cut out as the object (the worker's hal/masks.py), see-through.
+    if (o.mask && o.mask.outlines && o.mask.outlines.length) {
+      ctx.fillStyle = "rgba(40, 200, 255, 0.35)";
+      ctx.beginPath();
+      o.mask.outlines.forEach(function (poly) {
+        poly.forEach(function (p, i) {
+          if (i === 0) ctx.moveTo(p[0] * w, p[1] * h); else ctx.lineTo(p[0] * w, p[1] * h);
+        });
+        ctx.closePath();
+      });
+      ctx.fill();
+    }
+    if (!o.centre) return;
     ctx.lineWidth = 2;
     ctx.strokeStyle = "rgba(255, 200, 40, 0.9)";
     if (o.rim && o.rim.length) {
@@ -45,7 +59,13 @@
     }
     if (typeof m.angle_deg === "number") parts.push("platter at " + m.angle_deg.toFixed(1) + "°");
     parts.push(m.light_on ? "light on" : "light off");
-    if (m.overlay) parts.push("overlay from the " + m.overlay.source + " camera model");
+    if (m.overlay && m.overlay.source) {
+      parts.push("overlay from the " + m.overlay.source + " camera model");
+    }
+    if (m.overlay && m.overlay.mask) {
+      parts.push(m.overlay.mask.source === "plate" ? "mask against the background plate"
+                 : "mask against the backdrop (no plate yet: a scan takes one)");
+    }
     return "Live: " + parts.join(" · ");
   }
 

@@ -5,7 +5,8 @@ other about the idle rig, through Redis. Nothing here touches hardware.
   preview job ends a few seconds after the last watcher went away.
 - `rig:preview:frame` + `rig:preview:seq` + `rig:preview:meta`: the newest preview frame
   (JPEG), a counter that goes up with every frame, and what the frame was taken with
-  (exposure, angle, the framing overlay). The frame expires on its own when the job stops.
+  (exposure, angle, the framing overlay with the object mask's outlines). The frame expires
+  on its own when the job stops.
 - `rig:preview:job`: the id of the preview job that should be running (at most one).
 - `rig:light`: whether the preview lights the rig ("off" while switched off; the default is
   on, as a scan does).

@@ -33,6 +33,7 @@ from scanner_app.platform.hardware_lock import HardwareBusy, hardware_lock
 from scanner_app.platform.queues import PREVIEW_JOB, job_app_context, on_horse_killed
 from scanner_app.rig import channel
 from scanner_app.rig.job import rig_state
+from scanner_app.rig.mask_preview import MaskPreview
 from scanner_app.rig.overlay import framing_overlay
 
 log = logging.getLogger("scanner.preview")
@@ -76,6 +77,7 @@ class PreviewRun:
         lit = channel.light_wanted(self.connection)
         exposure = self._meter(rig, lit)
         overlay = framing_overlay(rig, PREVIEW_SIZE)
+        masks = MaskPreview(rig, PREVIEW_SIZE)
         path = folder / "preview.jpg"
         while (why := self.should_end()) is None:
             began = time.monotonic()
@@ -86,7 +88,9 @@ class PreviewRun:
             info = rig.camera.capture(path, quality=PREVIEW_QUALITY,
                                       exif={"preview_frame": self.frames + 1})
             state = rig_state(rig)
-            meta: dict[str, Any] = {"exposure": exposure, "overlay": overlay,
+            mask = masks.mask_of(path, state["angle_deg"] or 0.0)
+            framing = overlay if mask is None else {**(overlay or {}), "mask": mask}
+            meta: dict[str, Any] = {"exposure": exposure, "overlay": framing,
                                     "width": info.width, "height": info.height,
                                     "angle_deg": state["angle_deg"], "light_on": lit}
             channel.publish_frame(self.connection, path.read_bytes(), meta)

@@ -43,6 +43,7 @@ from scanner_app.scans.calibration_run import (  # the station's calibration pag
 )
 from scanner_app.scans.kept_frames import next_frame
 from scanner_app.scans.path import plan_path, require_operator, ring_progress
+from scanner_app.scans.preview_plate import BackgroundPlate, background_plate  # rig preview
 from scanner_app.scans.profiles import (  # the settings page and the dashboard use these
     default_profile_name,
     effective_profiles,
@@ -69,8 +70,9 @@ from scanner_app.sessions.counters import bump_session_counters
 from scanner_app.sessions.resolver import resolve_session
 
 __all__ = [
-    "CalibrationRunStatus", "HEARTBEAT_SECONDS", "MAX_FRAMES", "QUEUED_GRACE_SECONDS",
-    "SOURCES", "STALE_SECONDS", "active_scan", "calibration_run", "cancel_scan",
+    "BackgroundPlate", "CalibrationRunStatus", "HEARTBEAT_SECONDS", "MAX_FRAMES",
+    "QUEUED_GRACE_SECONDS", "SOURCES", "STALE_SECONDS", "active_scan", "background_plate",
+    "calibration_run", "cancel_scan",
     "current_rig_calibration", "default_profile_name", "effective_profiles", "get_scan",
     "job_profile", "list_scans", "mark_interrupted", "next_frame", "pause_scan",
     "profile_for", "profile_json", "profiles_json", "reconcile_at_startup",

@@ -13,8 +13,8 @@ from gpiozero.pins.mock import MockFactory
 
 from hal import HalSettings
 from hal.pi.rig import build_rig
-from scanner_app.scans import frames as scan_frames
 from scanner_app.scans import run as scan_run
+from scanner_app.scans.pipeline import CapturePipeline
 from tests.hal.picamera2_standin import Picamera2Factory
 from tests.scans.test_scan_job_failures import run_job
 from tests.scans.test_scan_worker import assert_frames_consistent, assert_rig_released
@@ -58,15 +58,15 @@ def test_a_camera_that_never_answers_interrupts_the_scan_in_time_motor_and_light
     station = pi_station
     camera = station.camera
     seen: list[tuple[bool, float]] = []
-    real = scan_frames.bump_session_counters
+    real = CapturePipeline.submit
 
-    def bump(session_id: int, **deltas: int) -> None:
-        real(session_id, **deltas)
+    def submit(pipeline: CapturePipeline, frame) -> None:  # a frame taken
+        real(pipeline, frame)
         seen.append((pins.pin(ENABLE).state, time.monotonic()))
         if len(seen) == 3:
             camera.hang = True  # the ribbon cable comes loose after the third frame
 
-    monkeypatch.setattr(scan_frames, "bump_session_counters", bump)
+    monkeypatch.setattr(CapturePipeline, "submit", submit)
     scan = station.start_scan(profile="quick", frames=FRAMES)
     assert run_job(station, scan["id"]) == "interrupted"
     ended = time.monotonic()

@@ -14,8 +14,8 @@ import time
 from hal.angles import shortest_delta
 from hal.mock.platter import MockPlatter
 from hal.mock.rig import build_platter
-from scanner_app.scans import frames as scan_frames
 from scanner_app.scans import job as scan_job
+from scanner_app.scans.pipeline import CapturePipeline
 from tests.scans.conftest import Station
 from tests.scans.test_scan_job_failures import run_job
 from tests.scans.test_scan_worker import assert_frames_consistent, assert_rig_released
@@ -93,10 +93,11 @@ def test_a_resume_after_an_interruption_at_any_frame_takes_every_frame_at_its_tr
             break
         scan = station.start_scan(profile="quick", frames=FRAMES)
         for k in wanted:
+            # Frames taken (their files written; each is recorded while the rig moves on).
             now = station.wait_for_scan(
-                scan["id"], lambda s, k=k: s["frames_captured"] >= k or s["status"] not in (
-                    "queued", "running"), f"{k} frames in")
-            if now["status"] != "running" or now["frames_captured"] > k:
+                scan["id"], lambda s, k=k: len(station.frame_files(s)) >= k
+                or s["status"] not in ("queued", "running"), f"{k} frames in")
+            if now["status"] != "running" or len(station.frame_files(scan)) > k:
                 continue
             by_camera = k % 2 == 0
             if by_camera:
@@ -133,12 +134,12 @@ def test_a_stop_mid_move_to_any_frame_resumes_with_every_frame_at_its_true_angle
     turns to the next frame's true angle and goes on."""
     station = make_station()
     platter = platter_of(station)
-    recorded: list[int] = []
-    real = scan_frames.bump_session_counters
+    recorded: list[int] = []  # frames taken (handed to the capture pipeline)
+    real = CapturePipeline.submit
 
-    def bump(session_id: int, **deltas: int) -> None:
-        real(session_id, **deltas)
-        recorded.append(session_id)
+    def submit(pipeline: CapturePipeline, frame) -> None:
+        real(pipeline, frame)
+        recorded.append(frame.index)
 
     step = 360.0 / FRAMES
     target = {"k": 0}
@@ -147,7 +148,7 @@ def test_a_stop_mid_move_to_any_frame_resumes_with_every_frame_at_its_true_angle
         k, rotor = target["k"], platter.state().rotor_deg % 360.0
         return len(recorded) == k and (k - 1) * step < rotor < k * step
 
-    monkeypatch.setattr(scan_frames, "bump_session_counters", bump)
+    monkeypatch.setattr(CapturePipeline, "submit", submit)
     monkeypatch.setattr(scan_job, "stop_requested", stop_mid_move)
     scan = station.start_scan(profile="quick", frames=FRAMES)
     for k in range(1, FRAMES):
@@ -179,13 +180,15 @@ def test_the_motor_is_held_from_the_first_frame_to_the_last(make_station):
     held_samples = 0
     # Sampled while the scan is between its first and last frame: the scan is read before
     # and after the platter, so each sample is known to fall inside that stretch.
+    last = f"frame_{FRAMES - 1:04d}.jpg"  # on disk once the last frame is taken
     while True:
         before = station.scan(scan["id"])
         energised = platter.state().energised
         after = station.scan(scan["id"])
+        last_taken = any(f.name == last for f in station.frame_files(scan))
         if after["status"] not in ("queued", "running"):
             break
-        if before["frames_captured"] >= 1 and after["frames_captured"] < FRAMES:
+        if before["frames_captured"] >= 1 and not last_taken:
             assert energised, f"the motor was released after {before['frames_captured']} frames"
             held_samples += 1
     done = station.wait_for_status(scan["id"], "completed")
@@ -228,14 +231,14 @@ def test_a_camera_that_stops_answering_interrupts_the_scan_with_motor_and_light_
 
 def test_a_damaged_saved_exposure_is_metered_again_on_resume(make_station, monkeypatch):
     station = make_station()
-    recorded: list[int] = []
-    real = scan_frames.bump_session_counters
+    recorded: list[int] = []  # frames taken (handed to the capture pipeline)
+    real = CapturePipeline.submit
 
-    def bump(session_id: int, **deltas: int) -> None:
-        real(session_id, **deltas)
-        recorded.append(session_id)
+    def submit(pipeline: CapturePipeline, frame) -> None:
+        real(pipeline, frame)
+        recorded.append(frame.index)
 
-    monkeypatch.setattr(scan_frames, "bump_session_counters", bump)
+    monkeypatch.setattr(CapturePipeline, "submit", submit)
     monkeypatch.setattr(scan_job, "stop_requested", lambda: len(recorded) == 2)
     scan = station.start_scan(profile="quick", frames=4)
     assert run_job(station, scan["id"]) == "interrupted"

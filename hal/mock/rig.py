@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from hal.interfaces import Rig
 from hal.mock.button import MockButton
-from hal.mock.camera import MockCamera
 from hal.mock.light import MockLight
 from hal.mock.platter import MockPlatter
 from hal.mock.turntable import MockTurntable
@@ -36,6 +35,10 @@ def build_rig(settings: HalSettings) -> Rig:
         store=PositionStore(settings.position_file),
         endstop=settings.turntable.pins.endstop is not None,
     )
+    # The simulated camera renders with numpy and OpenCV: loaded by whoever builds a rig, not
+    # by the button daemon, which only needs the button below.
+    from hal.mock.camera import MockCamera
+
     camera = MockCamera(
         resolution=settings.mock.resolution,
         capture_seconds=settings.mock.capture_seconds,

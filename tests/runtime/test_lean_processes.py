@@ -183,3 +183,31 @@ def test_only_the_scan_worker_loads_the_scan_job_and_its_image_libraries(data_di
     result = imported_in_subprocess(code, data_dir)
     assert result["uploads"] == [] and result["processing"] == [], result
     assert result["hardware"] == ["cv2", "numpy", "scanner_app.scans.job"], result
+
+
+def test_the_button_daemon_loads_no_image_libraries_nor_job_dashboard(data_dir):
+    """`scanner button` on the mock rig up to its loop (one poll of the scan state, then
+    reported instead of looping). It still builds the app (Flask-SQLAlchemy): known."""
+    done = subprocess.run([sys.executable, "-m", "scanner_app.cli", "db", "upgrade"],
+                          env=process_env(data_dir), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    code = (
+        "import sys\n"
+        "from scanner_app.runtime import button_daemon\n"
+        "result = {}\n"
+        "def fake_run(self):\n"
+        "    result['led'] = self.poll_once()\n"
+        "    self.button.close()\n"
+        "button_daemon.ButtonDaemon.run = fake_run\n"
+        "sys.argv = ['scanner', 'button']\n"
+        "from scanner_app.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    result['exit'] = exc.code\n"
+    )
+    result = imported_in_subprocess(code, data_dir)
+    assert result["led"] == "idle"
+    for module in ("numpy", "cv2", "trimesh", "skimage", "pycolmap", "rq_dashboard", "alembic"):
+        assert module not in result["heavy"], f"the button daemon imported {module}"

@@ -55,8 +55,8 @@ def _forget_dir(session_id: int) -> None:
 
 
 def forget_known_dirs() -> None:
-    """Forget every remembered directory (tests that remove folders behind the station's back,
-    and `scanner doctor --repair`, which re-creates them)."""
+    """Forget every remembered directory: the next resolution of each session looks at the
+    disk again (for tests that remove folders behind the station's back)."""
     _known_dirs.clear()
 
 

@@ -85,6 +85,18 @@ def bump_stamp(path: Path) -> None:
                     "up to %d seconds", path, MAX_AGE_SECONDS, exc_info=True)
 
 
+def current_stamp() -> tuple[str, bytes] | None:
+    """(stamp file, its bytes) as of now, made first if missing; None where no stamp can be
+    kept (then nothing built from the sessions table may be cached). Read it BEFORE reading
+    what it guards (see platform/web/response_cache.py)."""
+    path = _stamp_path()
+    stamp = read_stamp(path)
+    if stamp is None:
+        bump_stamp(path)
+        stamp = read_stamp(path)
+    return None if stamp is None else (str(path), stamp)
+
+
 def _sum() -> tuple[int, dict[str, int]]:
     # A connection of its own: a fresh snapshot, taken after the stamp was read.
     with db.engine.connect() as conn:

@@ -22,7 +22,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,6 @@ class TakenFrame:
     info: CaptureInfo
     fields: dict[str, Any]  # ring, scan_pass, elevation_deg, pose
     plate: tuple[Path, float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _STOP = object()

@@ -52,8 +52,16 @@ _COUNT_AND_TOTALS = select(
 _CACHE: dict[tuple[str, object], tuple[bytes, float, int, dict[str, int]]] = {}
 
 
+_STAMP_PATHS: dict[Path, Path] = {}  # data dir -> its stamp file (looked up per request)
+
+
 def _stamp_path() -> Path:
-    return StorageManager(current_settings().data_dir).sessions_changed_path()
+    data_dir = current_settings().data_dir
+    path = _STAMP_PATHS.get(data_dir)
+    if path is None:
+        path = _STAMP_PATHS.setdefault(
+            data_dir, StorageManager(data_dir).sessions_changed_path())
+    return path
 
 
 def read_stamp(path: Path) -> bytes | None:

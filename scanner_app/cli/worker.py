@@ -16,6 +16,9 @@ from scanner_app.platform.queues import ALL_QUEUES, KNOWN_QUEUES
 @click.option("--name", default=None, help="Worker name shown in the RQ dashboard.")
 @click.option("--nice", "niceness", type=click.IntRange(0, 19), default=0,
               help="Lower this worker's CPU priority by N (the processing worker: 10).")
+@click.option("--idle", "idle", is_flag=True,
+              help="Run only on CPU time nobody else wants (Linux SCHED_IDLE): the station's "
+                   "processing worker, so a reconstruction never slows a scan.")
 @click.option("--wait-for-redis", default=0.0, show_default=True, type=click.FloatRange(0),
               help="Seconds to wait at start for Redis to answer (scanner run: while it "
                    "restarts Redis) before giving up.")
@@ -25,7 +28,7 @@ from scanner_app.platform.queues import ALL_QUEUES, KNOWN_QUEUES
 @click.option("--api-key", envvar="SCANNER_STATION_API_KEY", default=None,
               help="With --station: an API key of the station ('scanner apikey create').")
 @with_appcontext
-def worker(queues: str, burst: bool, name: str | None, niceness: int,
+def worker(queues: str, burst: bool, name: str | None, niceness: int, idle: bool,
            wait_for_redis: float, station: str | None, api_key: str | None) -> None:
     import os
 
@@ -33,6 +36,8 @@ def worker(queues: str, burst: bool, name: str | None, niceness: int,
 
     if niceness:
         os.nice(niceness)  # inherited by every job process it forks
+    if idle:
+        run_when_idle()
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = [q for q in names if q not in KNOWN_QUEUES]
@@ -48,6 +53,19 @@ def worker(queues: str, burst: bool, name: str | None, niceness: int,
                    wait_for_redis=wait_for_redis)
     except WorkerCannotStart as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def run_when_idle() -> bool:
+    """SCHED_IDLE for this process, inherited by the job processes it forks and their
+    threads: nice 10 alone let a reconstruction slow a scan by half (bench reconstruction),
+    since the rig's worker sleeps between moves and loses the CPU it wakes up for."""
+    import os
+
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        return False  # not Linux: nice alone
+    return True
 
 
 def _join_station(station: str, api_key: str | None, names: list[str]) -> None:

@@ -57,10 +57,11 @@ def default_parts(host: str, port: int) -> list[Part]:
         Part("uploads", "the uploads worker (scanner worker --queues uploads)",
              child_command("worker", "--queues", "uploads", *WAIT_FOR_REDIS)),
         Part("button", "the start-button daemon (scanner button)", child_command("button")),
-        # Issue 13 (reconstruction engineer): models are built by a worker of their own, at
-        # low CPU priority, so a reconstruction never slows the web server or a scan.
+        # Models are built by a worker of their own that only takes CPU time nobody else
+        # wants (SCHED_IDLE, nice 10 where that is missing): a reconstruction never slows
+        # the web server or a scan.
         Part("processing", "the processing worker (scanner worker --queues processing)",
-             child_command("worker", "--queues", "processing", "--nice", "10",
+             child_command("worker", "--queues", "processing", "--nice", "10", "--idle",
                            *WAIT_FOR_REDIS)),
     ]
 

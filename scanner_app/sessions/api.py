@@ -89,7 +89,8 @@ def list_sessions() -> Response:
 
 # The list's JSON body depends on the sessions table alone (rows and totals), never on who
 # asks: kept per (station, page, per_page, search) under the sessions-changed stamp (issue 15).
-LIST_BODIES: StampedCache[bytes] = StampedCache(size=64, max_age=MAX_AGE_SECONDS)
+# At most 32 bodies (a 200-row page is about 66 KB): about 2 MB at worst per web process.
+LIST_BODIES: StampedCache[bytes] = StampedCache(size=32, max_age=MAX_AGE_SECONDS)
 
 
 def _list_body(page: int, per_page: int, query: str) -> bytes:

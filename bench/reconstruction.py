@@ -9,12 +9,11 @@ machine may be shared):
 - mean symmetric surface distance of model.glb to the true mesh <= 1 % of its bounding-box
   diagonal (and the maximum, reported). Baseline: the voxel size, as a share of the diagonal.
 - refined poses within 0.2 degrees and 1 mm of the true ones when the calibration the known
-  poses come from is perturbed by 2 degrees and 5 mm (one camera error shared by all frames).
-  Baseline: the perturbed poses. Photos of the object cannot show three freedoms of the
-  object frame (the turn about the turntable axis, the height along it, the scale): the
-  refinement keeps the calibration's, so the target is checked after those three are taken
-  from the truth; the raw error (which still holds the perturbation's share along them) is
-  printed too.
+  poses come from is perturbed by 2 degrees and 5 mm (one camera error shared by all frames),
+  checked on the poses as the pipeline wrote them (colmap/). Baseline: the perturbed poses.
+  Photos of the object cannot show the turn about the turntable axis, the height along it
+  and the scale; the platter's rim (platter_gauge) gives the height and scale, the turn stays
+  the calibration's. The error with all three taken from the truth is printed too.
 - a scan run while a reconstruction runs (in a process at the processing worker's nice
   level) takes <= 1.02 times the same scan alone (medians of --repeat; the real scan job,
   as bench.capture_pipeline runs it).
@@ -197,6 +196,8 @@ def model_figures(frames: list[FrameInput], root: Path, refine: bool, checked: b
         print(f"    registered {metrics['registered_frames']} / {len(frames)}, "
               f"reprojection {metrics['reprojection_error_px']} px, refined poses used: "
               f"{metrics['refined_poses_used']}, focal {metrics['focal_px']}")
+        print(f"    platter gauge: {metrics.get('platter_gauge')}"
+              f"{' ' + metrics['platter_note'] if 'platter_note' in metrics else ''}")
     if not checked:
         return 0
     return int(seconds > TARGET_SECONDS) + int(distance.mean_pct > TARGET_MEAN_PCT)
@@ -229,16 +230,15 @@ def refined_pose_figures(frames: list[FrameInput], noisy: list[FrameInput], out:
     deg, mm = worst(align_gauge(result, truth), truth)
     base_deg, base_mm = worst(align_gauge(known, truth), truth)
     raw_base_deg, raw_base_mm = worst(known, truth)
-    print(f"  refined poses: {len(result)} of {len(frames)} frames, worst frame; the three "
-          "freedoms photos cannot show taken from the truth")
-    print(line("  rotation error", f"{deg:.3f} deg", f"perturbed {base_deg:.3f} deg",
-               deg / base_deg, f"<= {TARGET_DEG} deg", deg <= TARGET_DEG))
-    print(line("  position error", f"{mm:.2f} mm", f"perturbed {base_mm:.2f} mm",
-               mm / base_mm, f"<= {TARGET_MM} mm", mm <= TARGET_MM))
-    print(f"    raw (the calibration's turn about the axis, height and scale kept): "
-          f"{raw_deg:.3f} deg, {raw_mm:.2f} mm; perturbed raw {raw_base_deg:.3f} deg, "
-          f"{raw_base_mm:.2f} mm")
-    return int(deg > TARGET_DEG) + int(mm > TARGET_MM)
+    print(f"  refined poses: {len(result)} of {len(frames)} frames, worst frame, as the "
+          "pipeline wrote them (scale and height from the platter's rim)")
+    print(line("  rotation error", f"{raw_deg:.3f} deg", f"perturbed {raw_base_deg:.3f} deg",
+               raw_deg / raw_base_deg, f"<= {TARGET_DEG} deg", raw_deg <= TARGET_DEG))
+    print(line("  position error", f"{raw_mm:.2f} mm", f"perturbed {raw_base_mm:.2f} mm",
+               raw_mm / raw_base_mm, f"<= {TARGET_MM} mm", raw_mm <= TARGET_MM))
+    print(f"    with the turn about the axis, height and scale taken from the truth: "
+          f"{deg:.3f} deg, {mm:.2f} mm; perturbed {base_deg:.3f} deg, {base_mm:.2f} mm")
+    return int(raw_deg > TARGET_DEG) + int(raw_mm > TARGET_MM)
 
 
 def background(frames_file: Path) -> int:

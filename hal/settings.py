@@ -119,6 +119,8 @@ class TurntableSettings:
     reverse: bool = setting(False, _bool)
     # Where the position is kept between jobs and power cuts; "" = <data dir>/rig-position.json.
     state_file: str = setting("", _str)
+    # The platter top's radius: its rim fixes the scale and height of refined poses (0: none).
+    platter_radius_mm: float = setting(120.0, _non_negative)
 
     def __post_init__(self) -> None:
         # The motor's own defaults come as a pair: a steps_per_rev given alone is the

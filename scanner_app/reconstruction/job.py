@@ -104,6 +104,8 @@ class _Run:
             shutil.rmtree(self.work, ignore_errors=True)
             built = self.work / "out"
             built.mkdir(parents=True)
+            # The platter's rim gives the refined poses their scale and height.
+            facts["platter_radius_m"] = current_settings().hal.turntable.platter_radius_mm / 1000
             metrics = reconstruct(frames, built, self.work, report=self._report,
                                   cancel=self._check, facts=facts, use_colmap=_refine_wanted())
             self._check()

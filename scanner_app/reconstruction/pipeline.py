@@ -3,7 +3,8 @@
     frames (photos, masks, known poses)
     → [pycolmap] features in the masks, matched along the path, triangulated from the known
       poses, the turntable's bundle adjustment (a correction per ring, focal length) →
-      sparse.ply, colmap/ (refined model), the pose corrections in the report
+      the scale and height from the platter's rim (platter_gauge; kept from the calibration
+      where no rim shows) → sparse.ply, colmap/ (refined model), the pose corrections
     → visual hull from the masks and the refined poses (the known ones without pycolmap,
       or when the refinement did not converge) → vertex colours from the frame facing each
       vertex best → model.glb
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
+from hal.settings import TurntableSettings
 from scanner_app.reconstruction import sfm
 from scanner_app.reconstruction.frames import FrameInput
 from scanner_app.reconstruction.hull import colour_vertices, visual_hull
@@ -46,6 +48,11 @@ NOT_APPLIED_NOTE = ("Refined poses, the sparse points and the refined COLMAP mod
 REFINE_OFF_NOTE = ("Pose refinement was turned off for this worker "
                    "(SCANNER_RECONSTRUCTION_REFINE=0), so the model was built from the known "
                    "poses.")
+# The platter's radius (hal.turntable.platter_radius_mm) comes in `facts["platter_radius_m"]`
+# (the job passes the station's setting); this default is the setting's.
+DEFAULT_PLATTER_RADIUS_M = TurntableSettings().platter_radius_mm / 1000
+NO_RIM_NOTE = ("The platter's rim was not found in the photos, so the model's scale and "
+               "height are the calibration's.")
 MODEL = "model.glb"
 SPARSE = "sparse.ply"
 REPORT = "report.json"
@@ -127,7 +134,8 @@ def reconstruct(frames: list[FrameInput], out_dir: Path, work_dir: Path, *,
     refinement = None
     if colmap:
         try:
-            refinement = _refine(frames, work_dir, progress, cancel, threads)
+            radius = float((facts or {}).get("platter_radius_m", DEFAULT_PLATTER_RADIUS_M))
+            refinement = _refine(frames, work_dir, progress, cancel, threads, radius)
         except sfm.RefinementDiverged as exc:
             metrics.update(refined=False, note=str(exc))
     else:
@@ -173,7 +181,7 @@ def reconstruct(frames: list[FrameInput], out_dir: Path, work_dir: Path, *,
 
 
 def _refine(frames: list[FrameInput], work_dir: Path, progress: Progress,
-            cancel: Callable[[], None], threads: int) -> sfm.Refinement:
+            cancel: Callable[[], None], threads: int, radius_m: float) -> sfm.Refinement:
     import pycolmap
 
     token = pycolmap.CancellationToken()
@@ -181,7 +189,7 @@ def _refine(frames: list[FrameInput], work_dir: Path, progress: Progress,
     watch.start()
     try:
         refinement = sfm.refine(frames, work_dir / "colmap", token=token, progress=progress,
-                                threads=threads)
+                                threads=threads, platter_radius_m=radius_m)
     except InterruptedError:
         raise Cancelled from None
     finally:
@@ -196,7 +204,12 @@ def _refinement_metrics(refinement: sfm.Refinement, frames: list[FrameInput]) ->
     corrections = refinement.corrections
     degrees = [c["rotation_deg"] for c in corrections.values()]
     millimetres = [c["translation_mm"] for c in corrections.values()]
+    platter = refinement.platter
     return {
+        "platter_gauge": None if platter is None else {
+            "scale": round(platter.scale, 6), "lift_mm": round(1000 * platter.lift_m, 3),
+            "frames": platter.frames_used, "rim_points": platter.rim_points},
+        **({"platter_note": NO_RIM_NOTE} if platter is None else {}),
         "registered_frames": refinement.registered,
         "unregistered": refinement.unregistered,
         "reprojection_error_px": round(refinement.reprojection_px, 4),

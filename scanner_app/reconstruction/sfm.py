@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from hal.geometry import Pose, colmap_cameras_line, colmap_images_lines
-from scanner_app.reconstruction import rig_fit
+from scanner_app.reconstruction import platter_gauge, rig_fit
 from scanner_app.reconstruction.frames import FrameInput
 
 MIN_REGISTERED_SHARE = 0.5
@@ -68,6 +68,9 @@ class Refinement:
     # Frames with too few triangulated points; the turntable model still corrects their
     # poses with their ring's correction.
     unregistered: list[str] = field(default_factory=list)
+    # The scale and lift the platter's rim gave the poses; None: no rim seen (or no radius
+    # given), so the calibration's scale and height were kept.
+    platter: platter_gauge.PlatterGauge | None = None
 
 
 def path_pairs(frames: list[FrameInput]) -> list[tuple[str, str]]:
@@ -198,8 +201,11 @@ def pose_difference(a: Pose, b: Pose) -> tuple[float, float]:
 
 def refine(frames: list[FrameInput], work: Path, *, token: Any = None,
            progress: Callable[[str, float], None] = lambda _s, _f: None,
-           threads: int = 2, refine_intrinsics: bool = True) -> Refinement:
-    """Features → matches → triangulation from known poses → bundle adjustment."""
+           threads: int = 2, refine_intrinsics: bool = True,
+           platter_radius_m: float = 0.0) -> Refinement:
+    """Features → matches → triangulation from known poses → bundle adjustment → the scale
+    and height from the platter's rim (radius `platter_radius_m`; 0: kept from the
+    calibration)."""
     import pycolmap
 
     pycolmap.logging.minloglevel = max(int(pycolmap.logging.minloglevel), 1)  # no INFO
@@ -243,7 +249,12 @@ def refine(frames: list[FrameInput], work: Path, *, token: Any = None,
     # only triangulates the final poses for the model written out.
     current = list(frames)
     fitted: rig_fit.RigFit | None = None
+    platter = None
     for round_number, loose in enumerate((True, False, False), start=1):
+        if round_number == 3 and platter_radius_m > 0:
+            # What the photos of the object cannot show, the platter's rim can.
+            platter = platter_gauge.fit(current, platter_radius_m)
+            current = platter_gauge.apply(current, platter)
         progress("triangulation", 0.0)
         reconstruction = _known_model(database, current, work / f"known-{round_number}")
         out = work / f"triangulated-{round_number}"
@@ -264,7 +275,9 @@ def refine(frames: list[FrameInput], work: Path, *, token: Any = None,
                            intrinsics=replace(f.intrinsics, fx=f.intrinsics.fx * scale,
                                               fy=f.intrinsics.fy * scale))
                    for f in current]
-    return _result(reconstruction, frames, current, fitted, work)
+    result = _result(reconstruction, frames, current, fitted, work)
+    result.platter = platter
+    return result
 
 
 def _too_few(registered: int, total: int) -> str:

@@ -5,7 +5,9 @@ changed" stamp that every process shares.
 The stamp is 16 random bytes in a file of the data dir (platform/storage.py names it),
 overwritten in place after every commit that wrote the sessions table through an ORM Session
 (counters, a new session, a delete, a merge, a doctor recount: any INSERT, UPDATE or DELETE
-of `sessions`, and any ScanSession added, changed or deleted in a flush). A request reads
+of `sessions`, and any ScanSession added, changed or deleted in a flush), and after every
+commit that chose the current session (`station_state`), so that what is kept under it may
+show the current session too (the dashboard's current-session card). A request reads
 the stamp (one small file read) and sums again only when it changed since the last sum.
 
 Why this is exact: a writer changes the stamp only after its commit, and a reader reads the
@@ -32,7 +34,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from scanner_app.config import current_settings
-from scanner_app.models import ScanSession
+from scanner_app.models import ScanSession, StationState
 from scanner_app.models.session import COUNTERS
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager
@@ -42,7 +44,9 @@ log = logging.getLogger("scanner.sessions")
 MAX_AGE_SECONDS = 60.0  # a sum is redone at least this often, whatever the stamp says
 STAMP_BYTES = 16
 _CHANGED = "scanner.sessions_totals.changed"  # in Session.info: the transaction wrote sessions
-_TABLE = ScanSession.__tablename__
+# Tables whose writes change the stamp: sessions, and station_state (which manual session is
+# current), which the dashboard's current-session card keeps under the same stamp.
+_TABLES = frozenset((ScanSession.__tablename__, StationState.__tablename__))
 
 # Built once (building it is most of its cost); summed from the index ix_sessions_counters.
 _COUNT_AND_TOTALS = select(
@@ -145,13 +149,13 @@ def _on_execute(state: ORMExecuteState) -> None:
     if not (state.is_insert or state.is_update or state.is_delete):
         return
     table = getattr(state.statement, "table", None)
-    if getattr(table, "name", None) == _TABLE:
+    if getattr(table, "name", None) in _TABLES:
         state.session.info[_CHANGED] = True
 
 
 @event.listens_for(Session, "after_flush")
 def _on_flush(session: Session, _context: object) -> None:
-    if any(isinstance(obj, ScanSession)
+    if any(isinstance(obj, (ScanSession, StationState))
            for group in (session.new, session.dirty, session.deleted) for obj in group):
         session.info[_CHANGED] = True
 

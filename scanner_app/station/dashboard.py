@@ -3,13 +3,19 @@ of whatever scan is active, however it was started; scanner_app/scans/views.py).
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, url_for
+import secrets
+
+from flask import Blueprint, redirect, render_template, url_for
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from scanner_app.platform.extensions import db
 from scanner_app.platform.web.forms import form_answer, optional_int
 from scanner_app.platform.web.htmx import is_htmx
 from scanner_app.platform.web.layout import init_layout
 from scanner_app.platform.web.render import render
+from scanner_app.platform.web.response_cache import StampedCache
 from scanner_app.scans import service as scans
 from scanner_app.sessions import service as sessions
 
@@ -25,6 +31,35 @@ def current_context() -> dict:
             "picker": sessions.picker_context("current", current=current)}
 
 
+# The current-session card shows the sessions table and which session is current
+# (station_state), both under the sessions-changed stamp, and today's date (which auto session
+# is today's): kept per (station, day) under that stamp (issue 15). It holds no one's data but
+# its forms' CSRF token, rendered as MARK and replaced per request with the asker's own.
+CURRENT_CARDS: StampedCache[str] = StampedCache(size=8)
+_CSRF_MARK = "csrf" + secrets.token_hex(16)
+
+
+def _render_current_card() -> str:
+    return render_template("station/partials/_current.html", csrf_token=lambda: _CSRF_MARK,
+                           **current_context())
+
+
+def current_card_html() -> Markup:
+    """The current-session card of the dashboard, with the asker's CSRF token."""
+    stamp = sessions.current_stamp()
+    day = sessions.station_today()
+    key = (stamp[0] if stamp else None, db.engine, day)
+    html = CURRENT_CARDS.get(key, stamp) if stamp else None
+    if html is None:
+        if db.session().in_transaction():
+            # A snapshot older than the stamp could miss a change the stamp already tells
+            # of: read the card from a fresh one, after the stamp.
+            db.session.rollback()
+            stamp = sessions.current_stamp()
+        html = CURRENT_CARDS.get_or_build(key, stamp, _render_current_card)
+    return Markup(html.replace(_CSRF_MARK, generate_csrf()))  # noqa: S704 - our own render
+
+
 def scan_form_context() -> dict:
     # The settings page's profiles (database over config/scanner.toml) and default.
     effective = scans.effective_profiles()
@@ -37,7 +72,8 @@ def scan_form_context() -> dict:
 def index() -> str:
     # The scan card is the scans slice's: its template global `scan_panel()` gives the
     # card's context (templates/station/index.html), so this page imports none of its views.
-    return render("station", "index", **current_context(), **scan_form_context())
+    card = current_card_html()  # first: it may start a fresh snapshot (see there)
+    return render("station", "index", current_card=card, **scan_form_context())
 
 
 @bp.get("/current")

@@ -6,8 +6,9 @@ The stamp is 16 random bytes in a file of the data dir (platform/storage.py name
 overwritten in place after every commit that wrote the sessions table through an ORM Session
 (counters, a new session, a delete, a merge, a doctor recount: any INSERT, UPDATE or DELETE
 of `sessions`, and any ScanSession added, changed or deleted in a flush), and after every
-commit that chose the current session (`station_state`), so that what is kept under it may
-show the current session too (the dashboard's current-session card). A request reads
+commit that chose the current session (`station_state`) or changed the scan profiles or
+station settings, so that what is kept under it may show those too (the dashboard's
+current-session card and scan form). A request reads
 the stamp (one small file read) and sums again only when it changed since the last sum.
 
 Why this is exact: a writer changes the stamp only after its commit, and a reader reads the
@@ -34,7 +35,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from scanner_app.config import current_settings
-from scanner_app.models import ScanSession, StationState
+from scanner_app.models import ProfileRow, ScanSession, StationSetting, StationState
 from scanner_app.models.session import COUNTERS
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager
@@ -44,9 +45,11 @@ log = logging.getLogger("scanner.sessions")
 MAX_AGE_SECONDS = 60.0  # a sum is redone at least this often, whatever the stamp says
 STAMP_BYTES = 16
 _CHANGED = "scanner.sessions_totals.changed"  # in Session.info: the transaction wrote sessions
-# Tables whose writes change the stamp: sessions, and station_state (which manual session is
-# current), which the dashboard's current-session card keeps under the same stamp.
-_TABLES = frozenset((ScanSession.__tablename__, StationState.__tablename__))
+# Tables whose writes change the stamp: sessions; station_state (which manual session is
+# current) for the dashboard's current-session card; scan_profiles and station_settings (the
+# profiles and the default one) for its scan form, both kept under the same stamp.
+_STAMPED = (ScanSession, StationState, ProfileRow, StationSetting)
+_TABLES = frozenset(model.__tablename__ for model in _STAMPED)
 
 # Built once (building it is most of its cost); summed from the index ix_sessions_counters.
 _COUNT_AND_TOTALS = select(
@@ -155,7 +158,7 @@ def _on_execute(state: ORMExecuteState) -> None:
 
 @event.listens_for(Session, "after_flush")
 def _on_flush(session: Session, _context: object) -> None:
-    if any(isinstance(obj, (ScanSession, StationState))
+    if any(isinstance(obj, _STAMPED)
            for group in (session.new, session.dirty, session.deleted) for obj in group):
         session.info[_CHANGED] = True
 

@@ -4,6 +4,7 @@ of whatever scan is active, however it was started; scanner_app/scans/views.py).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from flask import Blueprint, redirect, render_template, url_for
 from flask_wtf.csrf import generate_csrf
@@ -44,20 +45,39 @@ def _render_current_card() -> str:
                            **current_context())
 
 
-def current_card_html() -> Markup:
-    """The current-session card of the dashboard, with the asker's CSRF token."""
-    stamp = sessions.current_stamp()
-    day = sessions.station_today()
-    key = (stamp[0] if stamp else None, db.engine, day)
-    html = CURRENT_CARDS.get(key, stamp) if stamp else None
+def _kept(cache: StampedCache[str], key: tuple, build: Callable[[], str]) -> Markup:
+    """`build()`'s HTML kept in `cache` under the stamp, with the asker's CSRF token."""
+    stamp = sessions.current_stamp()  # read before the rows it guards
+    key = (stamp[0] if stamp else None, db.engine, *key)
+    html = cache.get(key, stamp) if stamp else None
     if html is None:
         if db.session().in_transaction():
             # A snapshot older than the stamp could miss a change the stamp already tells
-            # of: read the card from a fresh one, after the stamp.
+            # of: build from a fresh one, taken after the stamp.
             db.session.rollback()
             stamp = sessions.current_stamp()
-        html = CURRENT_CARDS.get_or_build(key, stamp, _render_current_card)
+        html = cache.get_or_build(key, stamp, build)
     return Markup(html.replace(_CSRF_MARK, generate_csrf()))  # noqa: S704 - our own render
+
+
+def current_card_html() -> Markup:
+    """The current-session card of the dashboard, with the asker's CSRF token."""
+    return _kept(CURRENT_CARDS, (sessions.station_today(),), _render_current_card)
+
+
+# The scan form shows the profiles (config files, scan_profiles) and the default one
+# (station_settings), both under the same stamp: kept per station likewise.
+START_FORMS: StampedCache[str] = StampedCache(size=8)
+
+
+def _render_start_form() -> str:
+    return render_template("scans/partials/_start_form.html", csrf_token=lambda: _CSRF_MARK,
+                           **scan_form_context())
+
+
+def start_form_html() -> Markup:
+    """The dashboard's scan form, with the asker's CSRF token."""
+    return _kept(START_FORMS, (), _render_start_form)
 
 
 def scan_form_context() -> dict:
@@ -73,7 +93,7 @@ def index() -> str:
     # The scan card is the scans slice's: its template global `scan_panel()` gives the
     # card's context (templates/station/index.html), so this page imports none of its views.
     card = current_card_html()  # first: it may start a fresh snapshot (see there)
-    return render("station", "index", current_card=card, **scan_form_context())
+    return render("station", "index", current_card=card, start_form=start_form_html())
 
 
 @bp.get("/current")

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 
-from scanner_app.station.dashboard import _CSRF_MARK, CURRENT_CARDS
+from scanner_app.station.dashboard import _CSRF_MARK, CURRENT_CARDS, START_FORMS
 from tests.support import process_env
 from tests.web.conftest import sign_in
 
@@ -115,3 +115,58 @@ def test_each_person_gets_their_own_csrf_token_in_the_kept_card(app, client):
         assert browser.post("/current", data={"session_id": "", "csrf_token": tokens[-1]},
                             headers={"Accept": "text/html"}).status_code in (200, 302, 303)
     assert tokens[0] != tokens[1]
+
+
+FORM = re.compile(r'<form class="start-scan".*?</form>', re.S)
+PROFILE = {"frames": 7, "settle_seconds": 0, "resolution": [640, 480], "jpeg_quality": 80}
+
+
+def _form(client) -> str:
+    page = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert _CSRF_MARK not in page
+    found = FORM.search(page)
+    assert found, page
+    assert set(TOKENS.findall(found.group(0))) == set(TOKENS.findall(page))  # asker's token
+    return found.group(0)
+
+
+def _selected(form: str) -> str:
+    found = re.search(r'<option value="([^"]+)" selected', form)
+    assert found, form
+    return found.group(1)
+
+
+def test_the_scan_form_is_kept_until_a_profile_or_the_default_changes(client, data_dir,
+                                                                      database_url):
+    first = _form(client)
+    builds = START_FORMS.builds
+    assert _form(client) == first
+    assert START_FORMS.builds == builds
+    answer = client.put("/api/v1/profiles/benchy", json=PROFILE)
+    assert answer.status_code in (200, 201), answer.get_data(as_text=True)
+    assert "Benchy · 7 frames" in _form(client)
+    assert client.put("/api/v1/profiles/default", json={"name": "benchy"}).status_code == 200
+    assert _selected(_form(client)) == "benchy"
+    assert client.put("/api/v1/profiles/benchy",
+                      json={**PROFILE, "frames": 9}).status_code in (200, 201)
+    assert "Benchy · 9 frames" in _form(client)
+    builds = START_FORMS.builds
+    _form(client)
+    assert START_FORMS.builds == builds
+    other = _selected(first) if _selected(first) != "benchy" else None
+    assert other
+    script = textwrap.dedent(f"""
+        from scanner_app import create_app
+        from scanner_app.config import load_settings
+        from scanner_app.scans.profiles import set_default_profile
+        app = create_app(load_settings())
+        with app.app_context():
+            set_default_profile({other!r})
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120,
+                          env=process_env(data_dir, SCANNER_DATABASE_URL=database_url))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _selected(_form(client)) == other
+    assert client.delete("/api/v1/profiles/benchy").status_code in (200, 204)
+    assert "Benchy" not in _form(client)

@@ -21,6 +21,7 @@ from scanner_app.scans import service as scans
 from scanner_app.sessions import service as sessions
 
 bp = Blueprint("dashboard", __name__)
+RECENT_SESSIONS = 5
 init_layout(bp)
 
 
@@ -29,7 +30,9 @@ def current_context() -> dict:
     the newest few, and a search box for the others (not every session as an <option>)."""
     mode, current = sessions.current_session()
     return {"mode": mode, "current": current,
-            "picker": sessions.picker_context("current", current=current)}
+            "picker": sessions.picker_context("current", current=current),
+            # A station runs for years: the newest few, and a search for the rest (issue 15).
+            "recent": sessions.page_sessions(1, RECENT_SESSIONS).sessions}
 
 
 # The current-session card shows the sessions table and which session is current

@@ -28,7 +28,7 @@ from scanner_app.platform.storage import StorageManager
 from tests.conftest import build_app
 from tests.support import dispose
 from tests.web.conftest import chromium  # noqa: F401 - the module-scoped browser fixture
-from tests.web.live_station import LiveStation, open_page
+from tests.web.live_station import SCREENS, LiveStation, open_page
 
 REDIS_DB = 11  # this station's jobs are for this station's worker alone
 PASSWORD = "correct horse battery"
@@ -163,7 +163,8 @@ def test_the_scan_page_turns_the_spin_and_shows_the_model_under_the_csp(
         assert page.locator("a[download]", has_text="model.glb").count() == 1
         viewer = page.locator("model-viewer").bounding_box()
         assert viewer and viewer["width"] > 300 and viewer["height"] > 150, viewer
-        page.screenshot(path=str(station.data_dir.parent / "viewer.png"))
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / "model-desktop.png"))
     finally:
         context.close()
     assert refused == []

@@ -89,7 +89,7 @@ def test_preview_and_controls_in_a_browser(chromium, station) -> None:  # noqa: 
             "document.getElementById('rig-caption').textContent.startsWith('Live:')")
         assert "exposure" in page.inner_text("#rig-caption")
         SCREENS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENS / "rig.png"), full_page=True)
+        page.screenshot(path=str(SCREENS / "rig-desktop.png"), full_page=True)
 
         # A control through htmx: the true platter turns, the state panel says so, and the
         # stream shows the turned platter (different pixels).

@@ -3,23 +3,22 @@ Playwright) against a live station with a simulated tilt axis: a two-ring scan t
 the API is reviewed by ring, its lightbox follows ←/→ and closes with Esc (focus back on the
 thumbnail), the mask overlay toggles; the job queues page leads back to the station; after
 Start and Pause keyboard focus stays on the scan controls. Screenshots of the main screens
-(desktop and phone) go to docs/screenshots/."""
+(desktop and phone) go to SCANNER_SCREENSHOTS (default /tmp/screens; the README's are made with
+SCANNER_SCREENSHOTS=docs/screenshots)."""
 
 from __future__ import annotations
 
 import json
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.web.live_station import LiveStation
+from tests.web.live_station import SCREENS, LiveStation
 
 pytestmark = pytest.mark.browser
 
 REDIS_DB = 12  # a database of the test Redis for this module's station alone
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 RINGS = [{"elevation_deg": 20, "frames": 3}, {"elevation_deg": 40, "frames": 3}]
 
@@ -189,5 +188,5 @@ def test_review_lightbox_and_focus_in_a_real_browser(chromium, station):
 
 
 def _shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=False)

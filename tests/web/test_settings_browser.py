@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from tests.web.conftest import chromium  # noqa: F401 - the module-scoped browser fixture
-from tests.web.live_station import live_station, open_page
+from tests.web.live_station import SCREENS, live_station, open_page
 
 pytestmark = pytest.mark.browser
 
@@ -109,7 +109,8 @@ def test_settings_round_trip_in_a_browser(chromium, station, admin) -> None:  # 
         page.wait_for_selector('[data-profile="quick"] [data-from-config]')
         assert asked == ["Reset quick to the settings in config/scanner.toml?"]
         assert _api(station, "/api/v1/profiles/quick", key)[1]["profile"]["frames"] == 12
-        page.screenshot(path=str(station.data_dir.parent / "settings.png"), full_page=True)
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / "settings-desktop.png"), full_page=True)
     finally:
         context.close()
     assert refused == [] and failures == []
@@ -158,8 +159,8 @@ def test_settings_and_station_fit_a_phone(chromium, station, admin, path) -> Non
         # Nothing wider than the screen: no sideways scrolling on a phone.
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow} px wider than a phone's screen"
-        page.screenshot(path=str(station.data_dir.parent / f"phone{path.replace('/', '-')}.png"),
-                        full_page=True)
+        SCREENS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENS / f"{path.strip('/')}-phone.png"), full_page=True)
     finally:
         context.close()
     assert failures == []

@@ -14,16 +14,17 @@ machine may be shared):
   Photos of the object cannot show the turn about the turntable axis, the height along it
   and the scale; the platter's rim (platter_gauge) gives the height and scale, the turn stays
   the calibration's. The error with all three taken from the truth is printed too.
-- a scan run while a reconstruction runs (in a process at the processing worker's nice
-  level) takes <= 1.02 times the same scan alone (medians of --repeat; the real scan job,
-  as bench.capture_pipeline runs it).
+- a scan run while a reconstruction runs (in a process at the processing worker's priority:
+  SCHED_IDLE and the idle I/O class, as `scanner run` and scanner-processing.service start
+  it) takes <= 1.02 times the same scan alone (medians of --repeat; the real scan job, as
+  bench.capture_pipeline runs it).
 
     python -m bench reconstruction [--rings 3] [--per-ring 24] [--size 1280x960]
         [--no-refine] [--no-scan] [--only-scan] [--repeat 2] [--scan-frames 24]
         [--background-policy nice|idle]
 
---background-policy idle runs the background reconstruction as SCHED_IDLE with the idle I/O
-class (chrt --idle, ionice -c 3) instead of nice 10, to compare.
+--background-policy nice runs the background reconstruction at nice 10 alone (the processing
+worker's priority before it moved to SCHED_IDLE), to compare.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--scan-frames", type=int, default=24)
     parser.add_argument("--only-scan", action="store_true",
                         help="only the scan-during-reconstruction measurement")
-    parser.add_argument("--background-policy", choices=("nice", "idle"), default="nice")
+    parser.add_argument("--background-policy", choices=("nice", "idle"), default="idle")
     parser.add_argument("--background", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.background:

@@ -20,7 +20,7 @@ def service(unit: Path) -> configparser.ConfigParser:
 
 
 def test_units_name_no_user_or_home_and_wait_for_the_network():
-    assert len(UNITS) == 4  # web, scan worker, uploads worker, button
+    assert len(UNITS) == 5  # web, scan worker, uploads worker, processing worker, button
     for unit in UNITS:
         text = unit.read_text()
         assert "/home/pi" not in text and "User=pi" not in text, unit.name

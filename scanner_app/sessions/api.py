@@ -7,14 +7,13 @@ from flask import Blueprint, Response, jsonify, request
 
 from scanner_app.models import ScanSession, SessionStatus
 from scanner_app.platform.errors import BadRequest
-from scanner_app.platform.extensions import db
 from scanner_app.platform.web.json_body import json_object, optional_id
 from scanner_app.platform.web.openapi import DATE_TIME, document_schemas, nullable, obj, ref
 from scanner_app.platform.web.paging import requested_page
 from scanner_app.platform.web.response_cache import StampedCache
 from scanner_app.sessions import service as service
 from scanner_app.sessions.listing import name_key
-from scanner_app.sessions.totals import MAX_AGE_SECONDS, current_stamp
+from scanner_app.sessions.totals import MAX_AGE_SECONDS, kept_under_stamp
 
 bp = Blueprint("api_sessions", __name__, url_prefix="/api/v1/sessions")
 
@@ -94,23 +93,12 @@ LIST_BODIES: StampedCache[bytes] = StampedCache(size=32, max_age=MAX_AGE_SECONDS
 
 
 def _list_body(page: int, per_page: int, query: str) -> bytes:
-    stamp = current_stamp()
-    key = (stamp[0] if stamp else None, db.engine, page, per_page, name_key(query))
-    kept = LIST_BODIES.get(key, stamp) if stamp else None
-    if kept is not None:
-        return kept
-    if db.session().in_transaction():
-        # A snapshot older than the stamp (e.g. the API key's lookup) could miss a change
-        # the stamp already tells of: read the list from a fresh one, after the stamp.
-        db.session.rollback()
-        stamp = current_stamp()
-
     def build() -> bytes:
         found = service.page_sessions(page, per_page, query)
         return jsonify({"sessions": [s.to_dict() for s in found.sessions],
                         "totals": found.totals, **found.shown.fields()}).get_data()
 
-    return LIST_BODIES.get_or_build(key, stamp, build)
+    return kept_under_stamp(LIST_BODIES, (page, per_page, name_key(query)), build)
 
 
 @bp.post("")

@@ -36,6 +36,7 @@ from scanner_app.sessions.listing import session_totals as session_totals
 from scanner_app.sessions.record import mark_dirty
 from scanner_app.sessions.resolver import current_manual_session_id, station_today
 from scanner_app.sessions.totals import current_stamp as current_stamp
+from scanner_app.sessions.totals import kept_under_stamp as kept_under_stamp
 
 log = logging.getLogger("scanner.sessions")
 

@@ -29,7 +29,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session
@@ -39,6 +41,9 @@ from scanner_app.models import ProfileRow, ScanSession, StationSetting, StationS
 from scanner_app.models.session import COUNTERS
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager
+from scanner_app.platform.web.response_cache import StampedCache
+
+T = TypeVar("T")
 
 log = logging.getLogger("scanner.sessions")
 
@@ -110,6 +115,22 @@ def current_stamp() -> tuple[str, bytes] | None:
         bump_stamp(path)
         stamp = read_stamp(path)
     return None if stamp is None else (str(path), stamp)
+
+
+def kept_under_stamp(cache: StampedCache[T], key: tuple, build: Callable[[], T]) -> T:
+    """`build()`'s value, kept in `cache` per (station, *key) under the sessions-changed
+    stamp: for what depends on the stamped tables alone, never on who asks."""
+    stamp = current_stamp()  # read before the rows it guards
+    full_key = (stamp[0] if stamp else None, db.engine, *key)
+    kept = cache.get(full_key, stamp) if stamp else None
+    if kept is not None:
+        return kept
+    if db.session().in_transaction():
+        # A snapshot older than the stamp (an API key's lookup, say) could miss a change the
+        # stamp already tells of: build from a fresh one, taken after the stamp.
+        db.session.rollback()
+        stamp = current_stamp()
+    return cache.get_or_build(full_key, stamp, build)
 
 
 def _sum() -> tuple[int, dict[str, int]]:

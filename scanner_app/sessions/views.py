@@ -10,7 +10,10 @@ from scanner_app.platform.errors import BadRequest
 from scanner_app.platform.web.forms import form_answer, hx_redirect, optional_int
 from scanner_app.platform.web.htmx import is_htmx
 from scanner_app.platform.web.render import render
+from scanner_app.platform.web.response_cache import StampedCache
 from scanner_app.sessions import service as sessions
+from scanner_app.sessions.listing import name_key
+from scanner_app.sessions.totals import MAX_AGE_SECONDS
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
 
@@ -26,12 +29,22 @@ def _list_context(page: int = 1, query: str = "") -> dict:
             "current_id": current.id if current and mode == "manual" else None}
 
 
+# The list partial (htmx: paging, searching) shows the sessions table and which session is
+# current, both under the sessions-changed stamp, and nothing of who asks: kept per (station,
+# page, search) like the API's list (issue 15). At most 32 pages of about 35 KB.
+LIST_PARTIALS: StampedCache[str] = StampedCache(size=32, max_age=MAX_AGE_SECONDS)
+
+
 @bp.get("")
 def index() -> str:
     """The sessions, newest first, a page at a time; `q` keeps those whose name holds it."""
     page = optional_int("page", "The page") or 1
-    return render("sessions", "index", partial="list",
-                  **_list_context(page, request.args.get("q", "")))
+    query = request.args.get("q", "")
+    if is_htmx():
+        return sessions.kept_under_stamp(
+            LIST_PARTIALS, (page, name_key(query)),
+            lambda: render("sessions", "index", partial="list", **_list_context(page, query)))
+    return render("sessions", "index", partial="list", **_list_context(page, query))
 
 
 @bp.get("/picker")

@@ -11,7 +11,6 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
-from scanner_app.platform.extensions import db
 from scanner_app.platform.web.forms import form_answer, optional_int
 from scanner_app.platform.web.htmx import is_htmx
 from scanner_app.platform.web.layout import init_layout
@@ -50,16 +49,7 @@ def _render_current_card() -> str:
 
 def _kept(cache: StampedCache[str], key: tuple, build: Callable[[], str]) -> Markup:
     """`build()`'s HTML kept in `cache` under the stamp, with the asker's CSRF token."""
-    stamp = sessions.current_stamp()  # read before the rows it guards
-    key = (stamp[0] if stamp else None, db.engine, *key)
-    html = cache.get(key, stamp) if stamp else None
-    if html is None:
-        if db.session().in_transaction():
-            # A snapshot older than the stamp could miss a change the stamp already tells
-            # of: build from a fresh one, taken after the stamp.
-            db.session.rollback()
-            stamp = sessions.current_stamp()
-        html = cache.get_or_build(key, stamp, build)
+    html = sessions.kept_under_stamp(cache, key, build)
     return Markup(html.replace(_CSRF_MARK, generate_csrf()))  # noqa: S704 - our own render
 
 

@@ -248,9 +248,9 @@ def background(frames_file: Path) -> int:
     if os.sched_getscheduler(0) != getattr(os, "SCHED_IDLE", -1):
         os.nice(PROCESSING_NICE)
     frames = pickle.loads(frames_file.read_bytes())
-    for round_number in range(1000):
-        out = frames_file.parent / f"bg-{round_number}"
-        out.mkdir()
+    for _round in range(1000):
+        # A folder of its own: the background of an earlier --repeat left bg-* behind.
+        out = Path(tempfile.mkdtemp(prefix="bg-", dir=frames_file.parent))
         reconstruct(frames, out, out / "work")
     return 0
 
@@ -290,14 +290,17 @@ def scan_figures(frames: list[FrameInput], root: Path, repeat: int, count: int,
             alone.append(scan(app, count))
             command = [sys.executable, "-m", "bench.reconstruction", "--background",
                        str(frames_file)]
-            worker = subprocess.Popen(
-                [*IDLE_PREFIX, *command] if policy == "idle" else command, env=saved,
-                cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
+            errors = frames_file.parent / "background.log"
+            with errors.open("wb") as log:
+                worker = subprocess.Popen(
+                    [*IDLE_PREFIX, *command] if policy == "idle" else command, env=saved,
+                    cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
+                    stderr=log)
             try:
                 time.sleep(3.0)  # into its features and hull, not its imports
                 if worker.poll() is not None:
-                    raise RuntimeError("the background reconstruction stopped early")
+                    tail = errors.read_text(errors="replace")[-1500:]
+                    raise RuntimeError(f"the background reconstruction stopped early:\n{tail}")
                 during.append(scan(app, count))
             finally:
                 worker.kill()

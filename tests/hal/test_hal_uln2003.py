@@ -30,7 +30,7 @@ def record_phases(sleeps, coils) -> list[tuple[int, ...]]:
 
 
 def test_half_step_sequence_forward(sleeps, coils):
-    t = Uln2003Turntable(settings(), sleep=sleeps)
+    t = Uln2003Turntable(settings(), sleep=sleeps, clock=sleeps.clock)
     seen = record_phases(sleeps, coils)
     t.rotate_by(10 * 360 / 4096)  # ten half steps
     assert seen == [HALF_STEP[0]] + [HALF_STEP[(i + 1) % 8] for i in range(10)]
@@ -39,7 +39,7 @@ def test_half_step_sequence_forward(sleeps, coils):
 
 
 def test_full_step_sequence_backward(sleeps, coils):
-    t = Uln2003Turntable(settings(microsteps=1), sleep=sleeps)
+    t = Uln2003Turntable(settings(microsteps=1), sleep=sleeps, clock=sleeps.clock)
     seen = record_phases(sleeps, coils)
     t.rotate_by(-6 * 360 / 2048)
     assert seen == [FULL_STEP[0]] + [FULL_STEP[-(i + 1) % 4] for i in range(6)]
@@ -47,7 +47,7 @@ def test_full_step_sequence_backward(sleeps, coils):
 
 
 def test_quarter_turn_of_a_28byj48(sleeps, coils):
-    t = Uln2003Turntable(settings(), sleep=sleeps)
+    t = Uln2003Turntable(settings(), sleep=sleeps, clock=sleeps.clock)
     for coil in coils:
         coil.clear_states()
     t.rotate_by(90)
@@ -59,7 +59,7 @@ def test_quarter_turn_of_a_28byj48(sleeps, coils):
 
 
 def test_sequence_resumes_where_it_stopped(sleeps, coils):
-    t = Uln2003Turntable(settings(), sleep=sleeps)
+    t = Uln2003Turntable(settings(), sleep=sleeps, clock=sleeps.clock)
     t.rotate_by(3 * 360 / 4096)
     seen = record_phases(sleeps, coils)
     t.rotate_by(2 * 360 / 4096)
@@ -67,7 +67,7 @@ def test_sequence_resumes_where_it_stopped(sleeps, coils):
 
 
 def test_hold_keeps_the_coils_energised(sleeps, coils):
-    t = Uln2003Turntable(settings(hold_torque=True), sleep=sleeps)
+    t = Uln2003Turntable(settings(hold_torque=True), sleep=sleeps, clock=sleeps.clock)
     t.rotate_by(5 * 360 / 4096)
     assert tuple(int(c.state) for c in coils) == HALF_STEP[5]
     t.disable()

@@ -105,7 +105,9 @@ def test_preview_and_controls_in_a_browser(chromium, station) -> None:  # noqa: 
 
         page.set_viewport_size({"width": 390, "height": 844})
         page.screenshot(path=str(SCREENS / "rig-phone.png"), full_page=True)
-        assert station.redis.get(channel.JOB_KEY) is not None  # the preview runs
+        # The preview runs (a control makes it yield; the open page brings it back).
+        wait_until(lambda: station.redis.get(channel.JOB_KEY) is not None, 30,
+                   "the preview to run while the page is open")
     finally:
         context.close()  # the tab goes away
     closed = time.monotonic()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from flask import Flask
+    from sqlalchemy import Engine
 
     from scanner_app.config import Settings
 
@@ -126,6 +127,31 @@ def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
         raise DisconnectionError(str(exc)) from exc
 
 
+def _prepare_data_dir(settings: Settings) -> None:
+    """The data dir (0700 when new), its sessions folder, and a private SQLite file; the
+    engine events every connection needs, once per process."""
+    _listen_to_engines()
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.sessions_dir.mkdir(parents=True, exist_ok=True)
+    _private_sqlite_file(settings.database_url)
+
+
+def _engine_options(settings: Settings) -> dict[str, object]:
+    if settings.database_url.startswith("sqlite"):
+        # The SQLite file is shared by web threads, workers and the button daemon.
+        return {"connect_args": {"timeout": 30}}
+    return {}
+
+
+def engine_for(settings: Settings) -> Engine:
+    """An engine on the station's database configured as the app's own is (pragmas, idle
+    pings, private SQLite file), for work done before or without an app (schema creation)."""
+    from sqlalchemy import create_engine
+
+    _prepare_data_dir(settings)
+    return create_engine(settings.database_url, **_engine_options(settings))
+
+
 def create_app(
     settings: Settings | None = None, overrides: Mapping[str, object] | None = None
 ) -> Flask:
@@ -134,25 +160,18 @@ def create_app(
     from scanner_app.config import PROJECT_ROOT, load_settings
     from scanner_app.platform.extensions import LazyMigrate, db, htmx
 
-    _listen_to_engines()
     settings = settings or load_settings()
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # 0700 when new
-    settings.sessions_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_data_dir(settings)
 
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
-    _private_sqlite_file(settings.database_url)
-    engine_options: dict[str, object] = {}
-    if settings.database_url.startswith("sqlite"):
-        # The SQLite file is shared by web threads, workers and the button daemon.
-        engine_options = {"connect_args": {"timeout": 30}}
     app.config.update(
         SCANNER_SETTINGS=settings,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
         MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
         SECRET_KEY=_secret_key(settings.data_dir),
         SESSION_COOKIE_SAMESITE="Lax",

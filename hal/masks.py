@@ -48,6 +48,65 @@ class PlatterWarp:
     region: np.ndarray  # bool (H, W): frame pixels on the platter top
 
 
+class PlatterTop:
+    """The platter top as one ring's camera sees it: for the pixels of the rectangle holding
+    it, the spot of platter (x, y on the platter plane, metres) each pixel shows.
+
+    This is the costly part of re-projecting the plate (rays, lens undistortion); it does not
+    depend on the platter's angle, so one ring computes it once and each frame only turns and
+    projects the rectangle's points (`maps`).
+    """
+
+    def __init__(self, intrinsics: Intrinsics, pose0: Pose, platter_radius_m: float) -> None:
+        self.intrinsics, self.pose0 = intrinsics, pose0
+        w, h = intrinsics.width, intrinsics.height
+        u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+        xn, yn = (u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy
+        if intrinsics.has_distortion:
+            xn, yn = undistort_normalised(xn, yn, intrinsics.distortion)
+        rt, c = pose0.R.T, pose0.centre
+        d = [rt[i, 0] * xn + rt[i, 1] * yn + rt[i, 2] for i in range(3)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(d[2] < 0, -c[2] / d[2], np.inf)
+        px, py = c[0] + t * d[0], c[1] + t * d[1]
+        self.region = np.isfinite(t) & (px * px + py * py <= platter_radius_m ** 2)
+        rows, cols = np.nonzero(self.region.any(axis=1))[0], np.nonzero(self.region.any(axis=0))[0]
+        if rows.size == 0:
+            self.box = (0, 0, 0, 0)
+        else:
+            # One pixel more on each side: the 3x3 range of the moved plate (plate_difference)
+            # reaches that far.
+            self.box = (max(rows[0] - 1, 0), min(rows[-1] + 2, h),
+                        max(cols[0] - 1, 0), min(cols[-1] + 2, w))
+        r0, r1, c0, c1 = self.box
+        inside = self.region[r0:r1, c0:c1]
+        self.px = np.where(inside, px[r0:r1, c0:c1], 0.0)
+        self.py = np.where(inside, py[r0:r1, c0:c1], 0.0)
+
+    def maps(self, plate_angle_deg: float, frame_angle_deg: float) -> tuple[np.ndarray,
+                                                                              np.ndarray]:
+        """Plate x and y (float32) for each pixel of `box`."""
+        # The plate shows this spot of platter turned by (plate − frame) angle.
+        rz = rot_z(math.radians(plate_angle_deg - frame_angle_deg))
+        px, py, r, intr = self.px, self.py, self.pose0.R, self.intrinsics
+        qx, qy = rz[0, 0] * px + rz[0, 1] * py, rz[1, 0] * px + rz[1, 1] * py
+        cam = [r[i, 0] * qx + r[i, 1] * qy + self.pose0.t[i] for i in range(3)]
+        x2, y2 = cam[0] / cam[2], cam[1] / cam[2]
+        if intr.has_distortion:
+            x2, y2 = distort_normalised(x2, y2, intr.distortion)
+        return ((intr.fx * x2 + intr.cx).astype(np.float32),
+                (intr.fy * y2 + intr.cy).astype(np.float32))
+
+    def warp(self, plate_angle_deg: float, frame_angle_deg: float) -> PlatterWarp:
+        """The whole frame's maps (0 outside `box`: no platter pixel's 3x3 range reaches
+        there)."""
+        map_x = np.zeros(self.region.shape, np.float32)
+        map_y = np.zeros(self.region.shape, np.float32)
+        r0, r1, c0, c1 = self.box
+        map_x[r0:r1, c0:c1], map_y[r0:r1, c0:c1] = self.maps(plate_angle_deg, frame_angle_deg)
+        return PlatterWarp(map_x, map_y, self.region)
+
+
 def platter_warp(intrinsics: Intrinsics, pose0: Pose, plate_angle_deg: float,
                  frame_angle_deg: float, platter_radius_m: float) -> PlatterWarp:
     """Map for re-projecting the plate's platter top to the frame's platter angle.
@@ -55,29 +114,8 @@ def platter_warp(intrinsics: Intrinsics, pose0: Pose, plate_angle_deg: float,
     `pose0` is the camera pose at platter angle 0 for this ring (hal.geometry.camera_pose or
     Calibration.pose(elevation, 0)); `intrinsics` must be those of the frame's size.
     """
-    w, h = intrinsics.width, intrinsics.height
-    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    xn, yn = (u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy
-    if intrinsics.has_distortion:
-        xn, yn = undistort_normalised(xn, yn, intrinsics.distortion)
-    rt, c = pose0.R.T, pose0.centre
-    d = [rt[i, 0] * xn + rt[i, 1] * yn + rt[i, 2] for i in range(3)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(d[2] < 0, -c[2] / d[2], np.inf)
-    px, py = c[0] + t * d[0], c[1] + t * d[1]
-    region = np.isfinite(t) & (px * px + py * py <= platter_radius_m ** 2)
-    px, py = np.where(region, px, 0.0), np.where(region, py, 0.0)
-    # The plate shows this spot of platter turned by (plate − frame) angle.
-    rz = rot_z(math.radians(plate_angle_deg - frame_angle_deg))
-    qx, qy = rz[0, 0] * px + rz[0, 1] * py, rz[1, 0] * px + rz[1, 1] * py
-    r = pose0.R
-    cam = [r[i, 0] * qx + r[i, 1] * qy + pose0.t[i] for i in range(3)]
-    x2, y2 = cam[0] / cam[2], cam[1] / cam[2]
-    if intrinsics.has_distortion:
-        x2, y2 = distort_normalised(x2, y2, intrinsics.distortion)
-    map_x = (intrinsics.fx * x2 + intrinsics.cx).astype(np.float32)
-    map_y = (intrinsics.fy * y2 + intrinsics.cy).astype(np.float32)
-    return PlatterWarp(map_x, map_y, region)
+    return PlatterTop(intrinsics, pose0, platter_radius_m).warp(plate_angle_deg,
+                                                                frame_angle_deg)
 
 
 def _blur(img: np.ndarray) -> np.ndarray:
@@ -85,7 +123,64 @@ def _blur(img: np.ndarray) -> np.ndarray:
 
 
 def _channel_max(a: np.ndarray) -> np.ndarray:
-    return a.max(axis=2) if a.ndim == 3 else a
+    # OpenCV per channel: numpy's max over a 3-long last axis is several times slower.
+    if a.ndim == 2:
+        return a
+    channels = cv2.split(a)
+    out = channels[0]
+    for c in channels[1:]:
+        out = cv2.max(out, c)
+    return out
+
+
+def _tolerant_difference(f: np.ndarray, moved: np.ndarray) -> np.ndarray:
+    """How far each pixel lies outside the 3x3 range of the moved plate: re-sampling shifts
+    sharp platter texture edges by a fraction of a pixel."""
+    kernel = np.ones((3, 3), np.uint8)
+    hi, lo = cv2.dilate(moved, kernel), cv2.erode(moved, kernel)
+    return _channel_max(cv2.max(cv2.max(cv2.subtract(f, hi), cv2.subtract(lo, f)), 0.0))
+
+
+class PlateMasker:
+    """One plate prepared for every frame of its ring: blurred once, with the platter top's
+    geometry (when the camera model and platter radius are known) computed once."""
+
+    def __init__(self, plate: np.ndarray, intrinsics: Intrinsics | None = None,
+                 pose0: Pose | None = None, plate_angle_deg: float = 0.0,
+                 platter_radius_m: float | None = None) -> None:
+        self.shape = plate.shape
+        self.blurred = _blur(plate)
+        self.plate_angle_deg = plate_angle_deg
+        self.top: PlatterTop | None = None
+        if intrinsics is not None and pose0 is not None and platter_radius_m:
+            size = (plate.shape[1], plate.shape[0])
+            if (intrinsics.width, intrinsics.height) != size:
+                intrinsics = intrinsics.scaled(*size)
+            self.top = PlatterTop(intrinsics, pose0, platter_radius_m)
+
+    def difference(self, frame: np.ndarray, frame_angle_deg: float = 0.0) -> np.ndarray:
+        """Per-pixel colour difference (0-255) between a frame and the plate."""
+        if frame.shape != self.shape:
+            raise ValueError("The background plate and the frame differ in size.")
+        f = _blur(frame)
+        diff = _channel_max(cv2.absdiff(f, self.blurred))
+        top = self.top
+        if top is not None and top.box[1] > top.box[0]:
+            r0, r1, c0, c1 = top.box
+            map_x, map_y = top.maps(self.plate_angle_deg, frame_angle_deg)
+            moved = cv2.remap(self.blurred, map_x, map_y, cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+            tolerant = _tolerant_difference(f[r0:r1, c0:c1], moved)
+            box = diff[r0:r1, c0:c1]
+            np.copyto(box, tolerant, where=top.region[r0:r1, c0:c1])
+        return diff
+
+    def mask(self, frame: np.ndarray, frame_angle_deg: float = 0.0,
+             threshold: float = PLATE_THRESHOLD) -> np.ndarray:
+        """Object mask (bool) of a frame of this ring (RGB or BGR, as the plate)."""
+        diff = self.difference(frame, frame_angle_deg)
+        return refine_mask(hysteresis(diff, threshold, threshold * PLATE_LOW_FRACTION),
+                           diff > threshold * STRONG_FACTOR)
 
 
 def plate_difference(frame: np.ndarray, plate: np.ndarray,
@@ -94,16 +189,11 @@ def plate_difference(frame: np.ndarray, plate: np.ndarray,
     if frame.shape != plate.shape:
         raise ValueError("The background plate and the frame differ in size.")
     f, p = _blur(frame), _blur(plate)
-    diff = _channel_max(np.abs(f - p))
+    diff = _channel_max(cv2.absdiff(f, p))
     if warp is not None:
         moved = cv2.remap(p, warp.map_x, warp.map_y, cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
-        # Re-sampling shifts sharp platter texture edges by a fraction of a pixel: compare
-        # against the 3x3 range of the moved plate there.
-        kernel = np.ones((3, 3), np.uint8)
-        hi, lo = cv2.dilate(moved, kernel), cv2.erode(moved, kernel)
-        tolerant = _channel_max(np.maximum(np.maximum(f - hi, lo - f), 0))
-        diff = np.where(warp.region, tolerant, diff)
+        diff = np.where(warp.region, _tolerant_difference(f, moved), diff)
     return diff
 
 
@@ -117,7 +207,7 @@ def uniform_difference(frame: np.ndarray, border: int | None = None) -> np.ndarr
     edge = np.concatenate([f[:b].reshape(-1, f.shape[2]), f[-b:].reshape(-1, f.shape[2]),
                            f[:, :b].reshape(-1, f.shape[2]), f[:, -b:].reshape(-1, f.shape[2])])
     colour = np.median(edge, axis=0)
-    return np.abs(f - colour[None, None, :]).max(axis=2)
+    return _channel_max(np.abs(f - colour[None, None, :].astype(np.float32)))
 
 
 def refine_mask(raw: np.ndarray, strong: np.ndarray | None = None) -> np.ndarray:
@@ -207,13 +297,8 @@ def object_mask(
     uniform-backdrop fallback."""
     if plate is None:
         return mask_uniform(frame)
-    warp = None
-    if intrinsics is not None and pose0 is not None and platter_radius_m:
-        if (intrinsics.width, intrinsics.height) != (frame.shape[1], frame.shape[0]):
-            intrinsics = intrinsics.scaled(frame.shape[1], frame.shape[0])
-        warp = platter_warp(intrinsics, pose0, plate_angle_deg, frame_angle_deg,
-                            platter_radius_m)
-    return mask_from_plate(frame, plate, warp)
+    return PlateMasker(plate, intrinsics, pose0, plate_angle_deg,
+                       platter_radius_m).mask(frame, frame_angle_deg)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from hal.atomic import atomic_write_bytes
-from hal.masks import object_mask, write_mask
+from hal.masks import PlateMasker, object_mask, write_mask
 from hal.mock.scene import PLATTER_RADIUS_M, scene_content
 from scanner_app.scans.poses import CameraModel
 
@@ -82,32 +82,64 @@ def mask_path(images_dir: Path, frame_file: Path) -> Path:
     return images_dir / MASKS_DIR / f"{frame_file.stem}.png"
 
 
+class FrameMasks:
+    """Writes one scan's frame masks. The last ring's plate is kept prepared (read, blurred,
+    its platter top's geometry worked out: hal.masks.PlateMasker), since that costs more than
+    masking a frame and the frames come ring by ring. One per scan run, used by one thread."""
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._masker: PlateMasker | None = None
+
+    def write(self, frame_file: Path, images_dir: Path, model: CameraModel,
+              elevation_deg: float, angle_deg: float,
+              plate: tuple[Path, float] | None) -> Path:
+        """Compute and write one frame's mask; returns its path."""
+        frame = cv2.imread(str(frame_file), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise ValueError(f"The frame {frame_file} could not be read.")
+        full = (frame.shape[1], frame.shape[0])
+        if full[0] > MASK_MAX_WIDTH:
+            small = (MASK_MAX_WIDTH, round(full[1] * MASK_MAX_WIDTH / full[0]))
+            frame = cv2.resize(frame, small, interpolation=cv2.INTER_AREA)
+        h, w = frame.shape[:2]
+        masker = None if plate is None else self._masker_for(plate, frame.shape, full, model,
+                                                             elevation_deg)
+        mask = object_mask(frame) if masker is None else masker.mask(frame, angle_deg)
+        if (w, h) != full:
+            mask = cv2.resize(mask.astype(np.uint8) * 255, full,
+                              interpolation=cv2.INTER_LINEAR) > 127
+        out = mask_path(images_dir, frame_file)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return write_mask(out, mask)
+
+    def _masker_for(self, plate: tuple[Path, float], shape: tuple[int, ...],
+                    full: tuple[int, int], model: CameraModel,
+                    elevation_deg: float) -> PlateMasker | None:
+        """The plate prepared for frames of `shape` (None: unreadable, or taken at another
+        size, so not this set-up's), kept while the plate file and camera model stay."""
+        path, plate_angle = plate
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        size = (shape[1], shape[0])
+        intrinsics, pose0 = model.intrinsics_for(size), model.pose(elevation_deg, 0.0)
+        key = (str(path), stat.st_mtime_ns, stat.st_size, plate_angle, shape, full,
+               intrinsics, pose0.R.tobytes(), pose0.t.tobytes())
+        if key != self._key:
+            self._key, self._masker = key, None  # the old one's memory goes first
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is not None and (img.shape[1], img.shape[0]) == full:
+                if full != size:
+                    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+                self._masker = PlateMasker(img, intrinsics, pose0, plate_angle,
+                                           PLATTER_RADIUS_M)
+        return self._masker
+
+
 def write_frame_mask(frame_file: Path, images_dir: Path, model: CameraModel,
                      elevation_deg: float, angle_deg: float,
                      plate: tuple[Path, float] | None) -> Path:
-    """Compute and write one frame's mask; returns its path."""
-    frame = cv2.imread(str(frame_file), cv2.IMREAD_COLOR)
-    if frame is None:
-        raise ValueError(f"The frame {frame_file} could not be read.")
-    full = (frame.shape[1], frame.shape[0])
-    plate_img = None if plate is None else cv2.imread(str(plate[0]), cv2.IMREAD_COLOR)
-    if plate_img is not None and plate_img.shape != frame.shape:
-        plate_img = None  # taken at another size: not this set-up's
-    if full[0] > MASK_MAX_WIDTH:
-        small = (MASK_MAX_WIDTH, round(full[1] * MASK_MAX_WIDTH / full[0]))
-        frame = cv2.resize(frame, small, interpolation=cv2.INTER_AREA)
-        if plate_img is not None:
-            plate_img = cv2.resize(plate_img, small, interpolation=cv2.INTER_AREA)
-    h, w = frame.shape[:2]
-    if plate_img is None:
-        mask = object_mask(frame)
-    else:
-        mask = object_mask(frame, plate_img, intrinsics=model.intrinsics_for((w, h)),
-                           pose0=model.pose(elevation_deg, 0.0), plate_angle_deg=plate[1],
-                           frame_angle_deg=angle_deg, platter_radius_m=PLATTER_RADIUS_M)
-    if (w, h) != full:
-        mask = cv2.resize(mask.astype(np.uint8) * 255, full,
-                          interpolation=cv2.INTER_LINEAR) > 127
-    out = mask_path(images_dir, frame_file)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return write_mask(out, mask)
+    """Compute and write one frame's mask; returns its path (FrameMasks for many frames)."""
+    return FrameMasks().write(frame_file, images_dir, model, elevation_deg, angle_deg, plate)

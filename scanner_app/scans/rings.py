@@ -18,7 +18,7 @@ from hal import Rig
 from scanner_app.models import SCAN_UNDER_WAY, Scan, update_while
 from scanner_app.platform.extensions import db
 from scanner_app.scans.path import PlannedFrame, Ring, ScanPath
-from scanner_app.scans.plates import Plates, write_frame_mask
+from scanner_app.scans.plates import FrameMasks, Plates
 from scanner_app.scans.poses import CameraModel, camera_model, pose_entry
 
 log = logging.getLogger("scanner.scan_job")
@@ -43,6 +43,7 @@ class RingSteps:
     path: ScanPath
     model: CameraModel
     plates: Plates | None
+    frame_masks: FrameMasks  # the recorder's (ScanRun.__init__)
 
     def _ours(self) -> list:
         """The scan is still this job's (it was queued or resumed with this job's id)."""
@@ -163,8 +164,8 @@ class RingSteps:
                     plate: tuple[Path, float] | None) -> str | None:
         """The frame's mask beside it; a mask that fails is logged, never fails the scan."""
         try:
-            written = write_frame_mask(frame_file, self.images_dir, self.model,
-                                       fields["elevation_deg"], angle, plate)
+            written = self.frame_masks.write(frame_file, self.images_dir, self.model,
+                                             fields["elevation_deg"], angle, plate)
         except Exception as exc:  # noqa: BLE001 - the frame is safe; the mask can be redone
             log.warning("Scan %s: no mask for %s: %s", self.scan_id, frame_file.name, exc)
             return None

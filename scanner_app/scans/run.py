@@ -37,6 +37,7 @@ from scanner_app.scans.frames import FrameSteps, _Cancelled, _Stopped, _Supersed
 from scanner_app.scans.kept_frames import frames_kept_sentence
 from scanner_app.scans.metadata import ScanMetadata
 from scanner_app.scans.pipeline import CapturePipeline
+from scanner_app.scans.plates import FrameMasks
 from scanner_app.scans.recovery import Heartbeat
 from scanner_app.scans.service import job_profile
 
@@ -71,6 +72,7 @@ class ScanRun(FrameSteps):
         self.index: int | None = None  # frame being taken
         self.light_wanted = False  # switched back on when a pause ends
         self.pending_file: Path | None = None  # written, not yet recorded
+        self.frame_masks = FrameMasks()  # keeps the ring's plate prepared between frames
 
     # --- lifecycle ---------------------------------------------------------------------
     def run(self) -> str:

@@ -3,6 +3,7 @@ renderer's exact masks."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -10,10 +11,12 @@ import numpy as np
 import pytest
 
 from hal.masks import (
+    PlateMasker,
     mask_from_plate,
     mask_iou,
     mask_uniform,
     object_mask,
+    plate_difference,
     platter_warp,
     read_mask,
     refine_mask,
@@ -133,3 +136,28 @@ def test_masks_are_written_as_png_atomically(tmp_path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(read_mask(path), mask)
     assert set(np.unique(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))) == {0, 255}
+
+
+def test_a_prepared_plate_masks_exactly_as_the_whole_frame_warp(scene: MockScene) -> None:
+    # PlateMasker works out the platter top once per ring and re-projects only the rectangle
+    # holding it: every frame's mask must be the one the whole-frame warp gives, bit for bit,
+    # also with a distorted lens (undistortion is the costly part it keeps).
+    lenses = {"pinhole": scene.intrinsics_for(SMALL),
+              "distorted": replace(scene.intrinsics_for(SMALL),
+                                   distortion=(-0.12, 0.05, 0.001, -0.0008, 0.0))}
+    for name, intr in lenses.items():
+        for elevation, plate_angle in ((10.0, 0.0), (50.0, 100.0)):
+            plate = _jpeg(scene.render_plate(elevation, plate_angle, SMALL))
+            pose0 = scene.pose(elevation, 0.0)
+            masker = PlateMasker(plate, intr, pose0, plate_angle, PLATTER_RADIUS_M)
+            r0, r1, c0, c1 = masker.top.box
+            region = masker.top.region
+            assert region[r0:r1, c0:c1].sum() == region.sum() > 0  # the box holds the top
+            for angle in (0.0, 95.0, 233.0):
+                frame = _jpeg(scene.render(elevation, angle, SMALL).rgb)
+                warp = platter_warp(intr, pose0, plate_angle, angle, PLATTER_RADIUS_M)
+                whole = mask_from_plate(frame, plate, warp)
+                assert np.array_equal(masker.mask(frame, angle), whole), (name, elevation,
+                                                                          angle)
+                assert np.array_equal(masker.difference(frame, angle),
+                                      plate_difference(frame, plate, warp))

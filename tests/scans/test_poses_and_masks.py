@@ -18,7 +18,7 @@ from hal.mock.rig import build_rig
 from hal.mock.scene import MockScene
 from hal.settings import HalSettings
 from scanner_app.scans.calibrations import save_rig_calibration
-from scanner_app.scans.plates import Plates, write_frame_mask
+from scanner_app.scans.plates import FrameMasks, Plates, write_frame_mask
 from scanner_app.scans.poses import camera_model, pose_entry
 
 SIZE = (480, 360)
@@ -104,3 +104,38 @@ def test_large_frames_are_masked_at_a_smaller_size_and_scaled_up(data_dir: Path,
         mask = read_mask(written)
         assert mask.shape == (size[1], size[0])
         assert mask_iou(mask, rig.camera.scene.render(20.0, 40.0, size).mask) >= 0.95
+
+
+def test_a_scans_masks_keep_the_rings_plate_prepared_until_it_changes(rig, data_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    # FrameMasks (one per scan run) keeps the last ring's plate prepared; its masks must be
+    # the one-shot ones, ring after ring, and a plate taken again must be used at once.
+    model = camera_model(data_dir, rig.describe()["camera"], SIZE)
+    plates = Plates(data_dir, model, SIZE)
+    taken = {}
+    for elevation in (10.0, 40.0):
+        rig.tilt.move_to(elevation)
+        rig.turntable.move_to(0)
+        taken[elevation] = plates.take(rig, elevation)
+    masks, alone, images = FrameMasks(), tmp_path / "alone", tmp_path / "images"
+    images.mkdir()
+    for n, (elevation, angle) in enumerate(((10.0, 30.0), (10.0, 95.0), (40.0, 95.0),
+                                            (10.0, 250.0))):
+        rig.tilt.move_to(elevation)
+        rig.turntable.move_to(angle)
+        frame = images / f"frame_{n:04d}.jpg"
+        rig.camera.capture(frame)
+        mask = read_mask(masks.write(frame, images, model, elevation, angle, taken[elevation]))
+        one_shot = write_frame_mask(frame, alone, model, elevation, angle, taken[elevation])
+        assert np.array_equal(mask, read_mask(one_shot))
+        assert mask_iou(mask, rig.camera.scene.render(elevation, angle, SIZE).mask) >= 0.95
+    # The ring-10 plate taken again, with the object on it (a frame at the plate's angle):
+    # a frame the same as its plate shows nothing.
+    rig.turntable.move_to(0)
+    frame = images / "frame_0004.jpg"
+    rig.camera.capture(frame)
+    taken[10.0][0].write_bytes(frame.read_bytes())
+    mask = read_mask(masks.write(frame, images, model, 10.0, 0.0, taken[10.0]))
+    assert np.array_equal(mask, read_mask(write_frame_mask(frame, alone, model, 10.0, 0.0,
+                                                           taken[10.0])))
+    assert not mask.any()

@@ -7,6 +7,7 @@ import hashlib
 import os
 import queue
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 
 QUEUED_CHUNKS = 4  # chunks read but not yet written, per file (memory bound: 4 x 1 MiB)
 SMALL_CHUNK = 64 * 1024  # a file's chunks below this are written in the request thread
+FILL_BUFFERS = 4  # fill_from: buffers in turn between reading, hashing and writing
+FILL_BUFFER_BYTES = 1024 * 1024  # each; large, so the threads hand over rarely
 
 
 class FileSink:
@@ -47,6 +50,60 @@ class FileSink:
         for chunks, _ in self._helpers:
             chunks.put(data)
         self.staged.size += len(data)
+
+    def fill_from(self, readinto: Callable[[memoryview], int]) -> None:
+        """Write everything `readinto` gives (it fills the start of a buffer and returns how
+        much, 0 at the end), with no copy of the data in Python: the request thread fills
+        FILL_BUFFERS reused buffers in turn, a helper thread hashes each, another writes it
+        and hands the buffer back. An exception from `readinto` stops the helpers and is
+        raised; call `finish` (or `abandon`) after, as with `write`."""
+        free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(FILL_BUFFERS):
+            free.put(bytearray(FILL_BUFFER_BYTES))
+        to_hash: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        to_write: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+
+        def hash_then_pass() -> None:
+            while (item := to_hash.get()) is not None:
+                if self.error is None:
+                    self._guarded(self._hash, memoryview(item[0])[:item[1]])
+                to_write.put(item)
+            to_write.put(None)
+
+        def write_then_free() -> None:
+            while (item := to_write.get()) is not None:
+                if self.error is None:
+                    self._guarded(self._write, memoryview(item[0])[:item[1]])
+                free.put(item[0])  # after an error too: the reader must not wait forever
+
+        helpers = [threading.Thread(target=hash_then_pass, name="upload-hash", daemon=True),
+                   threading.Thread(target=write_then_free, name="upload-write", daemon=True)]
+        for thread in helpers:
+            thread.start()
+        try:
+            while self.error is None:
+                buffer = free.get()
+                view, filled = memoryview(buffer), 0
+                # Fill the whole buffer: each hand-over costs the helpers a wake-up.
+                while filled < FILL_BUFFER_BYTES and (got := readinto(view[filled:])):
+                    filled += got
+                if filled:
+                    to_hash.put((buffer, filled))
+                    self.staged.size += filled
+                if filled < FILL_BUFFER_BYTES:
+                    break
+        finally:
+            to_hash.put(None)
+            for thread in helpers:
+                thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _guarded(self, consume: Callable[[memoryview], None], data: memoryview) -> None:
+        try:
+            consume(data)
+        except BaseException as exc:  # noqa: BLE001 - raised in the request thread
+            self.error = exc
 
     def _hash(self, data: bytes) -> None:
         self.hasher.update(data)

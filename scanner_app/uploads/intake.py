@@ -26,6 +26,7 @@ from scanner_app.platform.disk import DiskSpaceError, free_bytes
 from scanner_app.platform.errors import BadRequest, StationError
 from scanner_app.uploads.file_sink import FileSink
 from scanner_app.uploads.files.names import clean_component
+from scanner_app.uploads.socket_body import socket_body
 
 log = logging.getLogger("scanner.uploads")
 
@@ -219,24 +220,28 @@ def _body_stream(req: Request, max_bytes: int):
 
 
 def _copy_body(req: Request, filename: str, staged: StagedRequest, max_bytes: int) -> None:
-    stream = _body_stream(req, max_bytes)
     expected = req.content_length
     item = StagedFile(filename=filename, path=staged.directory / "00000")
     sink = FileSink(item)
     try:
-        while True:
-            chunk = stream.read(CHUNK_BYTES)
-            if not chunk:
-                break
-            if item.size + len(chunk) > max_bytes:
-                raise RequestEntityTooLarge()
-            sink.write(chunk)
+        direct = socket_body(req.environ)
+        if direct is not None:  # its length is Content-Length, already checked
+            sink.fill_from(direct.readinto)
+        else:
+            _copy_stream(_body_stream(req, max_bytes), sink, item, max_bytes)
         sink.finish()
         if expected is not None and item.size < expected:
             raise ClientDisconnected()
     finally:
         sink.abandon()
     staged.files.append(item)
+
+
+def _copy_stream(stream, sink: FileSink, item: StagedFile, max_bytes: int) -> None:
+    while chunk := stream.read(CHUNK_BYTES):
+        if item.size + len(chunk) > max_bytes:
+            raise RequestEntityTooLarge()
+        sink.write(chunk)
 
 
 def _decode(req: Request, boundary: bytes, staged: StagedRequest, max_bytes: int) -> None:

@@ -99,7 +99,7 @@ def prepare_database(settings: Settings) -> str:
     heads = head_revisions()
     if len(heads) != 1:
         return NEEDS_MIGRATION
-    from scanner_app import engine_for
+    from scanner_app.platform.database import engine_for
 
     engine = engine_for(settings)
     try:

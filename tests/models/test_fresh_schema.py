@@ -19,8 +19,9 @@ import pytest
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
-from scanner_app import create_app, engine_for
+from scanner_app import create_app
 from scanner_app.config import Settings, load_settings
+from scanner_app.platform.database import engine_for
 from scanner_app.platform.extensions import db
 from scanner_app.runtime import schema_state
 from scanner_app.runtime.schema_state import (

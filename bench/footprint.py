@@ -6,7 +6,8 @@
    the first 200 of GET /healthz (200 needs the database, Redis and a scan worker).
    Baseline, same run: a bare Flask app with one /healthz route on gunicorn with the same
    worker settings (one gthread worker, 8 threads), start to its first 200.
-   Target: ratio <= 4.
+   Target: ratio <= 4. Below it, the time since start of each phase of the start-up (the
+   lines `scanner run` prints as they come).
 2. Memory: once the station is idle (BENCH_FOOTPRINT_SETTLE seconds after its first 200),
    PSS from /proc/<pid>/smaps_rollup summed over `scanner run` and every process under it
    (supervisor, gunicorn master and worker, workers, button daemon, redis-server).
@@ -24,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -104,6 +106,12 @@ def pss_kb(pid: int) -> int:
 
 def command_name(pid: int) -> str:
     try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        comm = ""
+    if comm.startswith("scanner-"):  # a part forked by scanner run (runtime/zygote.py)
+        return comm
+    try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return "?"
@@ -146,36 +154,71 @@ def run_bare(tmp: Path) -> tuple[float, float]:
     return seconds, pss
 
 
-def run_station(tmp: Path) -> tuple[float, float, list[tuple[int, str, float]]]:
+# Lines of `scanner run` whose time since start is printed: where the start-up time goes.
+PHASES = (
+    ("loaded the station's modules", "modules preloaded"),
+    ("database is up to date", "database ready"),
+    ("private Redis ready", "Redis ready"),
+    ("started the web server", "web forked"),
+    ("Scanning station web UI on", "web worker ready"),
+    ("Listening on hardware", "scan worker listening"),
+    ("Listening on uploads", "uploads worker listening"),
+)
+
+
+def _timed_lines(process: subprocess.Popen, started: float, log: Path) -> list[tuple[float, str]]:
+    """Every output line with its time since start, read by a thread as it comes."""
+    lines: list[tuple[float, str]] = []
+
+    def read() -> None:
+        with open(log, "w") as out:
+            for line in process.stdout:
+                lines.append((time.monotonic() - started, line.rstrip("\n")))
+                out.write(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def phases(lines: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    found = []
+    for needle, label in PHASES:
+        at = next((t for t, line in lines if needle in line), None)
+        if at is not None:
+            found.append((at, label))
+    return sorted(found)
+
+
+def run_station(tmp: Path) -> tuple[float, float, list[tuple[int, str, float]],
+                                     list[tuple[float, str]]]:
     data_dir = tmp / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCANNER_")}
     env.update(SCANNER_DATA_DIR=str(data_dir), SCANNER_HAL="mock", SCANNER_TIMEZONE="UTC",
                PYTHONUNBUFFERED="1")
     port = free_port()
-    log = open(tmp / "station.log", "w")  # noqa: SIM115 - closed below
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "scanner_app.cli", "run", "--port", str(port)], env=env,
-        stdout=log, stderr=subprocess.STDOUT, process_group=0)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+        process_group=0)
+    lines = _timed_lines(process, started, tmp / "station.log")
     try:
         seconds = time_to_200(process, port, started)
         time.sleep(SETTLE)
         pss, rows = tree_pss(process.pid)
     except RuntimeError:
-        log.flush()
-        print((tmp / "station.log").read_text()[-3000:])
+        print("\n".join(line for _, line in lines[-40:]))
         raise
     finally:
         stop(process)
-        log.close()
-    return seconds, pss, rows
+    return seconds, pss, rows, phases(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp_name:
         tmp = Path(tmp_name)
         bare_seconds, bare_pss = run_bare(tmp)
-        seconds, pss, rows = run_station(tmp)
+        seconds, pss, rows, timeline = run_station(tmp)
     ratio = seconds / bare_seconds
     start_ok, pss_ok = ratio <= START_TARGET, pss <= PSS_TARGET_MB
     print(f"start to first 200 on /healthz: scanner run {seconds:5.2f} s   bare gunicorn+Flask "
@@ -184,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"idle memory (PSS, whole tree): station {pss:6.1f} MB   bare gunicorn+Flask "
           f"{bare_pss:6.1f} MB   ratio {pss / bare_pss:5.1f}   target <= {PSS_TARGET_MB:g} MB   "
           f"{'OK' if pss_ok else 'MISSED'}")
+    for at, label in timeline:
+        print(f"    {at:5.2f} s  {label}")
+    print(f"    {seconds:5.2f} s  first 200 on /healthz")
     for pid, name, mb in sorted(rows, key=lambda r: -r[2]):
         print(f"    {mb:6.1f} MB  {pid:>7}  {name}")
     return 0 if start_ok and pss_ok else 1

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 RESTART_LIMIT = 5
 RESTART_WINDOW = 60.0
@@ -27,17 +28,21 @@ def child_command(*args: str) -> list[str]:
 class Part:
     name: str
     description: str
-    args: list[str]
+    args: list[str]  # the command that runs it in a process of its own
+    # `scanner` arguments: set, the part is forked from the preloaded supervisor (zygote.py)
+    # and runs the command in that child, instead of exec'ing `args`.
+    cli: list[str] | None = None
+    start_delay: float = 0.0  # seconds after the station's start (supervisor.LATER_PARTS_DELAY)
     limit: int = RESTART_LIMIT
     window: float = RESTART_WINDOW
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen | Any | None = None  # or a zygote.ForkedProcess
     last_lines: list[str] = field(default_factory=list)
     failures: list[float] = field(default_factory=list)
     restart_at: float | None = None  # when a failed part is due to start again
     is_up: bool = False
     starts: int = 0
 
-    def started(self, process: subprocess.Popen | None) -> None:
+    def started(self, process: subprocess.Popen | Any | None) -> None:
         self.process, self.restart_at, self.is_up = process, None, True
         self.starts += 1
 

@@ -138,8 +138,13 @@ class PrivateRedis:
 
     # --- start -------------------------------------------------------------------------
     def start(self, timeout: float = 15.0) -> PrivateRedis:
+        self.launch()
+        return self.wait_until_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the server without waiting for it (`scanner run` preloads meanwhile)."""
         if self.running():
-            return self
+            return
         if len(os.fsencode(self.socket_path)) > MAX_SOCKET_PATH:
             raise PrivateRedisError(
                 f"The Redis socket path {self.socket_path} is longer than {MAX_SOCKET_PATH} "
@@ -152,11 +157,18 @@ class PrivateRedis:
         try:
             self._clear_stale()
             self._spawn(binary)
-            self._wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
         atexit.register(self.stop)
+
+    def wait_until_ready(self, timeout: float = 15.0) -> PrivateRedis:
+        """Return once the launched server answers PING (stopped, and raised, if it does not)."""
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         log.info("Private Redis (pid %s) is ready on %s", self.pid, self.socket_path)
         return self
 

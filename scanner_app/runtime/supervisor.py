@@ -1,7 +1,12 @@
-"""The all-in-one station behind `scanner run`: migrate the database, start a private Redis (when
-none is configured), then `scanner web`, a scan worker (`hardware` queue), an uploads worker
-(`uploads` queue: processing a big upload never delays a scan), a processing worker
-(`processing` queue: reconstructions, at low CPU priority) and `scanner button`.
+"""The all-in-one station behind `scanner run`: start a private Redis (when none is configured),
+preload the station's modules, prepare the database, then `scanner web`, a scan worker
+(`hardware` queue), an uploads worker (`uploads` queue: processing a big upload never delays a
+scan), `scanner button` and a processing worker (`processing` queue: reconstructions, at low
+CPU priority).
+
+The parts are forked from this process once it has imported what they share (zygote.py):
+they start in a fraction of the time and share those pages instead of each importing its own
+copy. Parts given as plain commands (`Part.cli` unset) are exec'd as before.
 
 Like systemd's Restart=on-failure, for each part (see parts.py): a part that dies is restarted
 after a back-off, with one line saying so; after RESTART_LIMIT failures within RESTART_WINDOW
@@ -11,7 +16,8 @@ private Redis restarts the same way, from its own files (its data survives).
 Nothing outlives the station:
 - every part runs in its own process group (a Ctrl-C in the terminal reaches only this
   process, which stops things in order), and is signalled as a group;
-- every part, the private Redis included, is started through parent_death.py: a `kill -9` of
+- every part dies with this process (parent_death.py: a forked part arms it right after the
+  fork, an exec'd one and the private Redis are started through it): a `kill -9` of
   `scanner run` sends them SIGTERM;
 - this process is a child subreaper: whatever a dead part leaves behind (an RQ work-horse is
   in a process group of its own) is re-parented here, told to stop, and killed after a grace
@@ -20,8 +26,7 @@ Nothing outlives the station:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import gc
 import os
 import signal
 import subprocess
@@ -29,64 +34,56 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TextIO
 
 from scanner_app.config import Settings
+from scanner_app.runtime.orphans import adopted_children, become_subreaper, reaped, send_signal
 from scanner_app.runtime.output import LineSink
 from scanner_app.runtime.parent_death import wrapped
 from scanner_app.runtime.parts import RESTART_LIMIT, RESTART_WINDOW, Part, child_command
 from scanner_app.runtime.redis_server import PrivateRedis, PrivateRedisError
 from scanner_app.runtime.schema_state import is_up_to_date
+from scanner_app.runtime.zygote import (
+    ForkedProcess,
+    cli_entry,
+    fork_part,
+    migrate_entry,
+    preload,
+)
 
 # Stopping order: nothing new comes in, then the workers finish or are stopped.
 STOP_ORDER = ("web", "button", "worker", "uploads", "processing")
-PR_SET_CHILD_SUBREAPER = 36
 # Workers wait this long for Redis at start instead of failing at once: while Redis is down
 # (ours restarting, or an external one) a worker restart then counts one failure a minute,
 # not one a second, and the station waits for Redis instead of giving up.
 WAIT_FOR_REDIS = ("--wait-for-redis", "60")
+# The button daemon and the processing worker start this long after the others: on two cores
+# the web server and the scan and uploads workers (all /healthz needs) get them to themselves.
+LATER_PARTS_DELAY = 1.0
+
+
+def _forked(name: str, description: str, *args: str, later: bool = False) -> Part:
+    return Part(name, description, child_command(*args), cli=list(args),
+                start_delay=LATER_PARTS_DELAY if later else 0.0)
 
 
 def default_parts(host: str, port: int) -> list[Part]:
+    # In this order: /healthz is 200 once the web server and the scan and uploads workers are
+    # up, so they get the CPU first.
     return [
-        Part("web", "the web server (scanner web)",
-             child_command("web", "--host", host, "--port", str(port))),
-        Part("worker", "the scan worker (scanner worker --queues hardware)",
-             child_command("worker", "--queues", "hardware", *WAIT_FOR_REDIS)),
-        Part("uploads", "the uploads worker (scanner worker --queues uploads)",
-             child_command("worker", "--queues", "uploads", *WAIT_FOR_REDIS)),
-        Part("button", "the start-button daemon (scanner button)", child_command("button")),
+        _forked("web", "the web server (scanner web)", "web", "--host", host, "--port", str(port)),
+        _forked("worker", "the scan worker (scanner worker --queues hardware)",
+                "worker", "--queues", "hardware", *WAIT_FOR_REDIS),
+        _forked("uploads", "the uploads worker (scanner worker --queues uploads)",
+                "worker", "--queues", "uploads", *WAIT_FOR_REDIS),
+        _forked("button", "the start-button daemon (scanner button)", "button", later=True),
         # Models are built by a worker of their own that only takes CPU time nobody else
         # wants (SCHED_IDLE, nice 10 where that is missing): a reconstruction never slows
         # the web server or a scan.
-        Part("processing", "the processing worker (scanner worker --queues processing)",
-             child_command("worker", "--queues", "processing", "--nice", "10", "--idle",
-                           *WAIT_FOR_REDIS)),
+        _forked("processing", "the processing worker (scanner worker --queues processing)",
+                "worker", "--queues", "processing", "--nice", "10", "--idle", *WAIT_FOR_REDIS,
+                later=True),
     ]
-
-
-def become_subreaper() -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-
-
-def adopted_children(known: set[int]) -> list[int]:
-    """Processes whose parent is this one but that we did not start: orphans of a dead part."""
-    me, found = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in known:
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == me:  # fields: state, ppid, ...
-            found.append(int(entry.name))
-    return found
 
 
 class Supervisor:
@@ -106,13 +103,14 @@ class Supervisor:
         self.redis: PrivateRedis | None = None
         self.redis_part = Part("redis", "the private Redis", [], limit=restart_limit,
                                window=restart_window)
+        self.preloaded = False
         self._stop = threading.Event()
 
     # --- output ------------------------------------------------------------------------
     def say(self, text: str, prefix: str = "run") -> None:
         self.sink.say(text, prefix)
 
-    def _forward(self, part: Part, process: subprocess.Popen) -> None:
+    def _forward(self, part: Part, process: subprocess.Popen | ForkedProcess) -> None:
         # Never stops reading until EOF: the sink drops lines rather than make us wait.
         for raw in process.stdout:
             line = raw.rstrip("\n")
@@ -134,29 +132,43 @@ class Supervisor:
 
         return restore
 
+    def _env_changes(self) -> dict[str, str]:
+        return {
+            "PYTHONUNBUFFERED": "1",  # children's lines show up as they are printed
+            "SCANNER_DATA_DIR": str(self.settings.data_dir),
+        }
+
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"  # children's lines show up as they are printed
-        env["SCANNER_DATA_DIR"] = str(self.settings.data_dir)
-        return env
+        return {**os.environ, **self._env_changes()}
+
+    def preload(self) -> None:
+        """Import what the forked parts share, once (zygote.py), if any part is forked."""
+        if self.preloaded or not any(p.cli is not None for p in self.parts):
+            return
+        seconds = preload()
+        self.preloaded = True
+        self.say(f"loaded the station's modules in {seconds:.2f} s")
 
     def migrate_database(self) -> bool:
-        """`scanner db upgrade` before anything starts: a fresh data dir just works. A SQLite
-        database already at the newest migration is seen as such without it (schema_state)."""
+        """Prepare the database before anything starts: a fresh data dir just works. A SQLite
+        database already at the newest migration is seen as such at once (schema_state);
+        otherwise a forked child creates a new database's schema or migrates an existing one
+        (zygote.migrate_entry), so this process never holds a database connection."""
         if is_up_to_date(self.settings.database_url):
             self.say("database is up to date")
             return True
-        done = subprocess.run(child_command("db", "upgrade"), env=self._env(),
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace")
-        if done.returncode == 0:
-            self.say("database is up to date")
+        started = time.monotonic()
+        child = fork_part("migrate", migrate_entry(self.settings), self._env_changes())
+        output = child.stdout.read()
+        child.stdout.close()
+        if child.wait() == 0:
+            self.say(f"database is up to date ({time.monotonic() - started:.2f} s)")
             return True
         # The migration's own output (a traceback, usually) goes to a file, not to people.
         where = "the output of 'scanner db upgrade'"
         details = self.settings.data_dir / "migration-error.log"
         try:
-            details.write_text(done.stdout + done.stderr)
+            details.write_text(output)
             where = str(details)
         except OSError:
             pass
@@ -168,22 +180,34 @@ class Supervisor:
     def start_part(self, part: Part) -> None:
         # Called from the main thread only: PR_SET_PDEATHSIG fires when the thread that
         # started the child ends, and the main thread lives as long as the station.
-        process = subprocess.Popen(
-            wrapped(part.args), env=self._env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-            bufsize=1, process_group=0,
-        )
+        if part.cli is not None and self.preloaded:
+            process = fork_part(part.name, cli_entry(part.cli), self._env_changes())
+        else:
+            process = subprocess.Popen(
+                wrapped(part.args), env=self._env(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                errors="replace", bufsize=1, process_group=0,
+            )
         part.started(process)
         threading.Thread(target=self._forward, args=(part, process),
                          name=f"forward-{part.name}", daemon=True).start()
         self.say(f"started {part.description}, pid {process.pid}")
 
-    def start_redis(self) -> None:
+    def launch_redis(self) -> None:
+        """Start the private Redis; wait_for_redis() waits for it (it boots meanwhile)."""
         self.redis = PrivateRedis(self.settings.data_dir, self.settings.redis_socket,
                                   wrap=wrapped)
-        self.redis.start()
+        self.redis.launch()
+
+    def wait_for_redis(self) -> None:
+        assert self.redis is not None
+        self.redis.wait_until_ready()
         self.redis_part.started(None)
         self.say(f"private Redis ready on {self.redis.socket_path}")
+
+    def start_redis(self) -> None:
+        self.launch_redis()
+        self.wait_for_redis()
 
     def _known_pids(self) -> set[int]:
         pids = {p.process.pid for p in self.parts if p.process is not None}
@@ -204,14 +228,14 @@ class Supervisor:
             return
         self.say(f"stopping {len(orphans)} process(es) left behind: {orphans}")
         for pid in orphans:
-            _signal(pid, signal.SIGTERM)
+            send_signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while orphans and time.monotonic() < deadline:
-            orphans = [pid for pid in orphans if not _reaped(pid)]
+            orphans = [pid for pid in orphans if not reaped(pid)]
             time.sleep(0.05)
         for pid in orphans:
-            _signal(pid, signal.SIGKILL)
-            _reaped(pid, block=True)
+            send_signal(pid, signal.SIGKILL)
+            reaped(pid, block=True)
 
     def stop_parts(self) -> None:
         """SIGTERM to every part's group (in STOP_ORDER), a second SIGTERM halfway through the
@@ -315,15 +339,22 @@ class Supervisor:
             become_subreaper()
         exit_code = 1
         try:
+            if not self.settings.redis_url:
+                self.launch_redis()  # it boots while the modules load
+            self.preload()
             if self.migrate and not self.migrate_database():
                 return 1
-            if not self.settings.redis_url:
-                self.start_redis()
+            if self.redis is not None:
+                self.wait_for_redis()
             else:
                 self.say("using the Redis named by SCANNER_REDIS_URL")
             if not self._stop.is_set():
                 for part in self.parts:
-                    self.start_part(part)
+                    if part.start_delay:
+                        part.restart_at = time.monotonic() + part.start_delay
+                    else:
+                        self.start_part(part)
+            gc.enable()  # off since preload(), so the parts share the most (zygote.py)
             exit_code = self.supervise()
             if exit_code == 0:
                 then = ", then the private Redis" if self.redis is not None else ""
@@ -337,19 +368,3 @@ class Supervisor:
                 self.say("stopped.")
             self.sink.close()
         return exit_code
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _reaped(pid: int, block: bool = False) -> bool:
-    """Reap `pid` (one of our adopted children); True once it is gone."""
-    try:
-        done, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return done == pid

@@ -52,6 +52,10 @@ def started_pids(proc: Proc) -> dict[str, int]:
     return pids
 
 
+def _comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
 def healthz(base: str) -> int | None:
     try:
         return http("GET", f"{base}/healthz", timeout=2)[0]
@@ -95,8 +99,10 @@ def test_fresh_station_migrates_and_a_killed_worker_takes_its_horse_along(statio
         key = made.stdout.split()[-1]
         pids = started_pids(station)
         assert set(pids) == {"web", "worker", "uploads", "button"}
-        assert b"--queues\x00hardware" in Path(f"/proc/{pids['worker']}/cmdline").read_bytes()
-        assert b"--queues\x00uploads" in Path(f"/proc/{pids['uploads']}/cmdline").read_bytes()
+        # Forked from `scanner run` (runtime/zygote.py), named for their part.
+        assert _comm(pids["worker"]) == "scanner-worker"
+        assert _comm(pids["uploads"]) == "scanner-uploads"
+        assert parent_of(pids["worker"]) == station.popen.pid
 
         status, _, body = http("POST", f"{base}/api/v1/scans", key, {"frames": FRAMES})
         assert status == 202, body

@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from flask import Flask, g, redirect, request, session, url_for
 from flask_limiter import Limiter
@@ -27,7 +29,10 @@ from scanner_app.models import ApiKey, User
 from scanner_app.platform.clock import utcnow
 from scanner_app.platform.errors import StationError, error_response
 from scanner_app.platform.extensions import db
+from scanner_app.platform.web.cookie_session import init_cookie_session
 from scanner_app.platform.web.htmx import is_htmx
+from scanner_app.platform.web.response_cache import StampedCache
+from scanner_app.sessions.service import kept_under_stamp
 
 # How stale last_used_at may get: writing it on every request would make each progress poll
 # a database write, queued behind long write transactions on SQLite.
@@ -39,8 +44,8 @@ PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static", "health.healthz"}
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address, storage_uri="memory://",
                   headers_enabled=True, default_limits=[])
-# The only endpoints with limits (accounts/views.py). Every other request is filtered out
-# before the limiter's per-request bookkeeping, which cost more than an API answer (issue 15).
+# The only endpoints with limits (accounts/views.py). The limiter's hooks run for the auth
+# blueprint alone (init_auth), and within it every other endpoint is filtered out.
 THROTTLED_ENDPOINTS = frozenset({"auth.login"})
 
 
@@ -53,17 +58,26 @@ class Forbidden(StationError):
     status, code = 403, "forbidden"
 
 
+class Login(NamedTuple):
+    """What a request needs of a User row, kept per process (see _load_user)."""
+
+    id: int
+    name: str
+    is_admin: bool
+    session_token: str
+
+
 class SignedIn(UserMixin):
     """The Flask-Login view of a User row: its id for the cookie includes the session token."""
 
-    def __init__(self, user: User) -> None:
-        self.user = user
+    def __init__(self, user: User | Login) -> None:
         self.id = user.id
         self.name = user.name
         self.is_admin = bool(user.is_admin)
+        self.session_token = user.session_token
 
     def get_id(self) -> str:
-        return f"{self.user.id}:{self.user.session_token}"
+        return f"{self.id}:{self.session_token}"
 
 
 class Anonymous(AnonymousUserMixin):
@@ -76,10 +90,26 @@ def _load_user(cookie_id: str) -> SignedIn | None:
     user_id, _, token = (cookie_id or "").partition(":")
     if not user_id.isascii() or not user_id.isdigit() or not token or len(user_id) > 10:
         return None
-    user = db.session.get(User, int(user_id))
+    user = kept_under_stamp(LOGINS, ("login", int(user_id)), lambda: _login_row(int(user_id)))
     if user is None or not hmac.compare_digest(user.session_token.encode(), token.encode()):
         return None
     return SignedIn(user)
+
+
+# Who a login cookie or an API key is, kept per process under the stamp that every commit
+# writing users or api_keys changes (sessions/totals.py): a request that finds it reads one
+# small file instead of querying, and a logout, a deleted login or a revoked key, in any
+# process, is seen by the very next request. Unknown ids and keys are never kept.
+LOGINS: StampedCache[Login] = StampedCache(size=64)
+KEYS: StampedCache[tuple[int, datetime | None]] = StampedCache(size=64)
+_LOGIN_BY_ID = select(User.id, User.name, User.is_admin, User.session_token).where(
+    User.id == bindparam("user_id"))
+
+
+def _login_row(user_id: int) -> Login | None:
+    row = db.session.connection().execute(_LOGIN_BY_ID, {"user_id": user_id}).first()
+    return None if row is None else Login(row.id, row.name, bool(row.is_admin),
+                                          row.session_token)
 
 
 def hash_key(key: str) -> str:
@@ -109,13 +139,19 @@ _KEY_BY_HASH = select(ApiKey.id, ApiKey.last_used_at).where(
     ApiKey.key_hash == bindparam("key_hash"))
 
 
+def _key_row(key_hash: str) -> tuple[int, datetime | None] | None:
+    row = db.session.connection().execute(_KEY_BY_HASH, {"key_hash": key_hash}).first()
+    return None if row is None else (row.id, row.last_used_at)
+
+
 def api_key_id(key: str) -> int | None:
     """The id of the API key `key`, or None; notes its use (at most every few minutes)."""
-    row = db.session.connection().execute(_KEY_BY_HASH, {"key_hash": hash_key(key)}).first()
+    key_hash = hash_key(key)
+    row = kept_under_stamp(KEYS, ("api-key", key_hash), lambda: _key_row(key_hash))
     if row is None:
         return None
-    _note_use(row.id, row.last_used_at)
-    return row.id
+    _note_use(*row)  # its write changes the stamp: the next request reads the new time
+    return row[0]
 
 
 def signed_in_user() -> SignedIn | None:
@@ -141,10 +177,24 @@ def _authenticate() -> bool:
     return g.user is not None
 
 
+def _only_for_blueprint(app: Flask, blueprint: str, register: Callable[[], None]) -> None:
+    """Run `register()`, and move the request hooks it adds app-wide to `blueprint` alone.
+    For Flask-Limiter: its hooks cost more per request than an API answer (issue 15) even
+    with every endpoint but the login filtered out, and only the login view is limited."""
+    hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    counts = [len(funcs.get(None, ())) for funcs in hooks]
+    register()
+    for funcs, count in zip(hooks, counts, strict=True):
+        added = funcs.get(None, [])[count:]
+        del funcs.get(None, [])[count:]
+        funcs.setdefault(blueprint, []).extend(added)
+
+
 def init_auth(app: Flask) -> None:
+    init_cookie_session(app)  # the login cookie's carrier
     login_manager.init_app(app)
     login_manager.anonymous_user = Anonymous
-    limiter.init_app(app)
+    _only_for_blueprint(app, "auth", lambda: limiter.init_app(app))
 
     @app.before_request
     def _require_login():

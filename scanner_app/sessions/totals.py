@@ -8,7 +8,9 @@ overwritten in place after every commit that wrote the sessions table through an
 of `sessions`, and any ScanSession added, changed or deleted in a flush), and after every
 commit that chose the current session (`station_state`) or changed the scan profiles or
 station settings, so that what is kept under it may show those too (the dashboard's
-current-session card and scan form). A request reads
+current-session card and scan form); likewise after commits that write the logins and API
+keys (each process keeps who a key or login cookie is under it: a revoked key or a deleted
+login is refused on the very next request). A request reads
 the stamp (one small file read) and sums again only when it changed since the last sum.
 
 Why this is exact: a writer changes the stamp only after its commit, and a reader reads the
@@ -37,7 +39,14 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from scanner_app.config import current_settings
-from scanner_app.models import ProfileRow, ScanSession, StationSetting, StationState
+from scanner_app.models import (
+    ApiKey,
+    ProfileRow,
+    ScanSession,
+    StationSetting,
+    StationState,
+    User,
+)
 from scanner_app.models.session import COUNTERS
 from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager
@@ -52,8 +61,9 @@ STAMP_BYTES = 16
 _CHANGED = "scanner.sessions_totals.changed"  # in Session.info: the transaction wrote sessions
 # Tables whose writes change the stamp: sessions; station_state (which manual session is
 # current) for the dashboard's current-session card; scan_profiles and station_settings (the
-# profiles and the default one) for its scan form, both kept under the same stamp.
-_STAMPED = (ScanSession, StationState, ProfileRow, StationSetting)
+# profiles and the default one) for its scan form, both kept under the same stamp; users
+# and api_keys for who a request is (accounts/auth.py).
+_STAMPED = (ScanSession, StationState, ProfileRow, StationSetting, User, ApiKey)
 _TABLES = frozenset(model.__tablename__ for model in _STAMPED)
 
 # Built once (building it is most of its cost); summed from the index ix_sessions_counters.

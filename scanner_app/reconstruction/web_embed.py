@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app, render_template
-from PIL import Image, ImageOps
 
 from scanner_app.models import ReconstructionStatus, ScanStatus
 from scanner_app.platform.errors import Conflict, NotFound
@@ -78,6 +77,8 @@ def _completed_scan(scan_id: int):
 
 
 def _resized(source: Path) -> bytes:
+    from PIL import Image, ImageOps  # here: the web app starts without Pillow (issue 15)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(source) as img:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from functools import cache
 
-from PIL import Image, ImageDraw
 from sqlalchemy import select
 
 from scanner_app.config import current_settings
@@ -51,6 +50,8 @@ NO_PREVIEW = ("No worker drives the rig, so there is no preview: start the stati
 @cache
 def placeholder(text: str = STARTING) -> bytes:
     """A plain JPEG (smaller than a real frame) saying why no live frame shows yet."""
+    from PIL import Image, ImageDraw  # here: the web app starts without Pillow (issue 15)
+
     image = Image.new("RGB", (320, 240), (38, 42, 46))
     lines = textwrap.wrap(text, 46)
     top = 120 - 7 * len(lines)

@@ -31,7 +31,6 @@ from typing import Any
 
 from scanner_app.platform.extensions import db
 from scanner_app.platform.queues import SCAN_JOB, job_app_context, on_horse_killed
-from scanner_app.scans.run import ScanRun
 from scanner_app.sessions import record as session_records
 
 log = logging.getLogger("scanner.scan_job")
@@ -55,6 +54,10 @@ def stop_requested() -> bool:
 
 def run_scan(scan_id: int) -> str:
     """Run (or continue) scan `scan_id`; returns its final status."""
+    # Imported here, in the work-horse: the run brings numpy and OpenCV (about 35 MB), which
+    # the scan worker (it imports this module for STOP_REQUESTED) needs only while it scans.
+    from scanner_app.scans.run import ScanRun
+
     with job_app_context():
         try:
             with session_records.batched():  # session.json once, at the end of the run

@@ -3,7 +3,8 @@ interpreter, or on a real `scanner worker` process, so a module-level import add
 that brings Pillow into the web app, the rig's factory into every process that reads the
 settings, or numpy/OpenCV into the idle scan worker fails here.
 
-- The app factory loads no Pillow: only a web embed or a preview placeholder draws images.
+- The app factory loads no Pillow (only a web embed or a preview placeholder draws images)
+  and no apispec/PyYAML (only /api/v1/openapi.json needs them).
 - `import hal` (which scanner_app.config does, so every process) loads the settings only;
   the other names load on first use and are the same objects as before.
 - The scan worker imports the scan job (for its stop request) but not the scan run: numpy
@@ -39,9 +40,9 @@ def loaded_after(code: str, data_dir: Path, modules: tuple[str, ...]) -> list[st
     return json.loads(line.removeprefix("LOADED "))
 
 
-def test_the_app_factory_loads_no_image_library(data_dir):
+def test_the_app_factory_loads_no_image_library_nor_openapi_builder(data_dir):
     code = "from scanner_app import create_app\ncreate_app()"
-    assert loaded_after(code, data_dir, IMAGE_LIBRARIES) == []
+    assert loaded_after(code, data_dir, (*IMAGE_LIBRARIES, "apispec", "yaml")) == []
 
 
 def test_reading_the_settings_loads_only_the_hal_settings(data_dir):

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from apispec import APISpec
-from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask
 
 from scanner_app.platform.web.converters import MAX_ID
@@ -106,6 +104,10 @@ def api_endpoints(app: Flask) -> list[str]:
 
 def build_spec(app: Flask) -> dict[str, Any]:
     """The whole document as a dict (JSON-ready)."""
+    # Imported here: apispec and PyYAML are needed only when the document is asked for.
+    from apispec import APISpec
+    from apispec_webframeworks.flask import FlaskPlugin
+
     spec = APISpec(
         title=TITLE, version=VERSION, openapi_version="3.1.0", plugins=[FlaskPlugin()],
         info={"description": "The JSON API of the scanning station. Send the header "

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from hal import masks
 from hal.masks import (
     PlateMasker,
     mask_from_plate,
@@ -161,3 +162,27 @@ def test_a_prepared_plate_masks_exactly_as_the_whole_frame_warp(scene: MockScene
                                                                           angle)
                 assert np.array_equal(masker.difference(frame, angle),
                                       plate_difference(frame, plate, warp))
+
+
+@pytest.mark.parametrize("shape", [(240, 320), (960, 1280)])
+def test_refinement_on_the_raw_masks_rectangle_is_the_whole_images(shape) -> None:
+    # refine_mask works on the raw mask's rectangle plus a margin: it must give what the same
+    # steps give on the whole image, for blobs with holes, notches, specks and thin parts,
+    # in the middle and against the image's edges.
+    rng = np.random.default_rng(15)
+    scale = max(1, round(min(shape) / 480))
+    for trial in range(6):
+        noise = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 3 + trial)
+        raw = noise > np.quantile(noise, 0.8)
+        h, w = shape
+        if trial % 3 == 1:
+            raw[:, : w // 2] = False  # against one edge only
+        elif trial % 3 == 2:  # in the middle, away from every edge
+            middle = np.zeros(shape, bool)
+            middle[h // 4: 3 * h // 4, w // 5: 3 * w // 5] = True
+            raw &= middle
+        strong = raw & (rng.random(shape) < 0.7)
+        whole = masks._refine(raw.astype(np.uint8), strong, scale)
+        assert np.array_equal(refine_mask(raw, strong), whole), trial
+        assert np.array_equal(refine_mask(raw), masks._refine(raw.astype(np.uint8), None,
+                                                               scale)), trial

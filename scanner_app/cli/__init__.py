@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from scanner_app.runtime.zygote import PAGELESS_COMMANDS
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -50,8 +52,9 @@ class LazyGroup(click.Group):
         return self._real().get_command(ctx, cmd_name)
 
 
-# Commands whose app serves no pages: no RQ dashboard in their processes.
-NO_PAGES = ("worker", "button")
+# Commands whose app serves no pages: no RQ dashboard in their processes (and, forked by
+# `scanner run`, the app its supervisor prepared: runtime/zygote.py).
+NO_PAGES = PAGELESS_COMMANDS
 
 
 def _create_app() -> Flask:
@@ -60,6 +63,12 @@ def _create_app() -> Flask:
 
     ctx = click.get_current_context(silent=True)
     pageless = ctx is not None and ctx.info_name in NO_PAGES
+    if pageless:
+        from scanner_app.runtime.zygote import pageless_app
+
+        prepared = pageless_app()  # a part forked by `scanner run`: its parent's app
+        if prepared is not None:
+            return prepared
     try:
         return create_app(overrides={"SCANNER_RQ_DASHBOARD": False} if pageless else None)
     except ConfigError as exc:  # a sentence for the person, not a traceback

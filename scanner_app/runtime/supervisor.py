@@ -44,11 +44,13 @@ from scanner_app.runtime.parts import RESTART_LIMIT, RESTART_WINDOW, Part, child
 from scanner_app.runtime.redis_server import PrivateRedis, PrivateRedisError
 from scanner_app.runtime.schema_state import is_up_to_date
 from scanner_app.runtime.zygote import (
+    PAGELESS_COMMANDS,
     ForkedProcess,
     cli_entry,
     fork_part,
     migrate_entry,
     preload,
+    prepare_pageless_app,
 )
 
 # Stopping order: nothing new comes in, then the workers finish or are stopped.
@@ -181,6 +183,8 @@ class Supervisor:
         # Called from the main thread only: PR_SET_PDEATHSIG fires when the thread that
         # started the child ends, and the main thread lives as long as the station.
         if part.cli is not None and self.preloaded:
+            if part.cli[0] in PAGELESS_COMMANDS:
+                prepare_pageless_app(self.settings)  # once; after the web server's fork
             process = fork_part(part.name, cli_entry(part.cli), self._env_changes())
         else:
             process = subprocess.Popen(

@@ -20,10 +20,17 @@ import gc, json, os, signal, socket, sqlite3, sys, threading, time
 from scanner_app.runtime import zygote
 
 zygote.preload()
+from scanner_app.config import load_settings
+zygote.prepare_pageless_app(load_settings())  # as scanner run does for workers and button
+import logging
 from sqlalchemy.engine import Engine
 from redis.connection import ConnectionPool
-engines_before = sum(isinstance(o, Engine) for o in gc.get_objects())
+# Connections in the parent: none in any engine's pool, no Redis pool at all, no log handler.
+pooled = sum(o.pool.checkedin() + o.pool.checkedout() for o in gc.get_objects()
+             if isinstance(o, Engine))
 pools_before = sum(isinstance(o, ConnectionPool) for o in gc.get_objects())
+parent_pools = [id(o.pool) for o in gc.get_objects() if isinstance(o, Engine)]
+handlers_before = len(logging.getLogger().handlers)
 
 stuck_r, stuck_w = os.pipe()
 sys.stdout = open(stuck_w, "w", buffering=1 << 20)
@@ -37,11 +44,11 @@ signal.signal(signal.SIGTERM, lambda *_: None)
 def part():
     fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
     print("hello from the part")
-    from scanner_app import create_app
     from scanner_app.platform.extensions import db
-    app = create_app(overrides={"SCANNER_RQ_DASHBOARD": False})
+    app = zygote.pageless_app()
+    logging.getLogger("scanner.probe").info("a log line of the part")
     with app.app_context():
-        fresh = db.engine.pool.checkedin() == 0
+        fresh = db.engine.pool.checkedin() == 0 and id(db.engine.pool) not in parent_pools
         db.session.execute(db.text("SELECT 1"))
         db.session.remove()
     report = {
@@ -61,7 +68,7 @@ out = child.stdout.read()
 code = child.wait(60)
 sys.stderr.write("PARENT " + json.dumps({
     "pid": os.getpid(), "child": child.pid, "code": code, "out": out,
-    "engines_before": engines_before, "pools_before": pools_before}) + "\n")
+    "pooled": pooled, "pools_before": pools_before, "handlers": handlers_before}) + "\n")
 os._exit(0)
 '''
 
@@ -82,7 +89,9 @@ def test_a_forked_part_starts_clean_whatever_the_parent_holds(data_dir):
     parent, child, out = run_parent(data_dir)
     assert parent["code"] == 7  # the entry's return value is the exit code
     assert "hello from the part" in out  # its own stdout: the parent's stuck one is not used
-    assert parent["engines_before"] == 0 and parent["pools_before"] == 0  # preload connects nothing
+    assert "scanner.probe: a log line of the part" in out  # the app's logging, on its stderr
+    # The parent built the workers' app but holds no connection nor log handler.
+    assert parent["pooled"] == 0 and parent["pools_before"] == 0 and parent["handlers"] == 0
     assert child["ppid"] == parent["pid"] and child["pid"] == parent["child"]
     assert child["pgid"] == child["pid"]  # a process group of its own
     assert child["threads"] == ["MainThread"]
@@ -90,7 +99,7 @@ def test_a_forked_part_starts_clean_whatever_the_parent_holds(data_dir):
     # file, socket and SQLite connection were closed in the child.
     assert len([fd for fd in child["fds"] if fd > 2]) <= 1, child["fds"]
     assert child["sigterm_default"] and child["gc"]
-    assert child["fresh_pool"]  # its engine is its own, created after the fork
+    assert child["fresh_pool"]  # the app's engine pool was made anew in the child
     assert child["name"] == "scanner-probe" and child["env"] == "given"
 
 

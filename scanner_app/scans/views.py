@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, redirect, request, send_file, url_for
+from flask import Blueprint, redirect, render_template, request, send_file, url_for
+from markupsafe import Markup
 from sqlalchemy import case, func, or_, select
 from werkzeug.wrappers import Response
 
@@ -16,10 +17,15 @@ from scanner_app.platform.extensions import db
 from scanner_app.platform.web.forms import form_answer, optional_int
 from scanner_app.platform.web.htmx import SCAN_CHANGED, is_htmx, trigger
 from scanner_app.platform.web.render import HtmlWithHeaders, render
+from scanner_app.platform.web.response_cache import (
+    StampedCache,
+    render_for_anyone,
+    with_askers_csrf,
+)
 from scanner_app.platform.web.security import FILE_CSP
 from scanner_app.scans import review
 from scanner_app.scans import service as scan_service
-from scanner_app.sessions.service import get_session
+from scanner_app.sessions.service import get_session, kept_under_stamp
 
 bp = Blueprint("scans", __name__, url_prefix="/scans")
 # The session page's scans list, which that page loads with hx-get (it imports nothing of ours).
@@ -68,6 +74,30 @@ def scan_panel() -> dict:
         if dropped is not None:
             return {**progress_context(dropped), "after": _newest_scan_id()}
     return progress_context(active)
+
+
+# The dashboard's scan card while no scan is active (idle, or the newest interrupted scan):
+# nothing in it changes with time, only with the scans table, whose writes change the stamp
+# (sessions/totals.py). So it is kept per station under that stamp (issue 15); while a scan
+# is active the card shows its heartbeat-dependent state and is built on every request (its
+# progress polls itself anyway). "" is kept for "a scan was active under this stamp".
+SCAN_CARDS: StampedCache[str] = StampedCache(size=8)
+
+
+def _idle_card() -> str:
+    panel = scan_panel()
+    if panel["live"]:
+        return ""
+    return render_for_anyone("scans/partials/_slot.html", **panel)
+
+
+@bp.app_template_global("scan_card")
+def scan_card() -> Markup:
+    """The dashboard's scan card (slot and progress), with the asker's CSRF token."""
+    kept = kept_under_stamp(SCAN_CARDS, ("scan-card",), _idle_card)
+    if kept:
+        return with_askers_csrf(kept)
+    return Markup(render_template("scans/partials/_slot.html", **scan_panel()))  # noqa: S704
 
 
 # Sent with the progress partial when a scan starts or ends, so other panels of the page

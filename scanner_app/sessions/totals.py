@@ -10,7 +10,8 @@ commit that chose the current session (`station_state`) or changed the scan prof
 station settings, so that what is kept under it may show those too (the dashboard's
 current-session card and scan form); likewise after commits that write the logins and API
 keys (each process keeps who a key or login cookie is under it: a revoked key or a deleted
-login is refused on the very next request). A request reads
+login is refused on the very next request), and the scans (the dashboard's idle scan
+card). A request reads
 the stamp (one small file read) and sums again only when it changed since the last sum.
 
 Why this is exact: a writer changes the stamp only after its commit, and a reader reads the
@@ -42,6 +43,7 @@ from scanner_app.config import current_settings
 from scanner_app.models import (
     ApiKey,
     ProfileRow,
+    Scan,
     ScanSession,
     StationSetting,
     StationState,
@@ -62,8 +64,10 @@ _CHANGED = "scanner.sessions_totals.changed"  # in Session.info: the transaction
 # Tables whose writes change the stamp: sessions; station_state (which manual session is
 # current) for the dashboard's current-session card; scan_profiles and station_settings (the
 # profiles and the default one) for its scan form, both kept under the same stamp; users
-# and api_keys for who a request is (accounts/auth.py).
-_STAMPED = (ScanSession, StationState, ProfileRow, StationSetting, User, ApiKey)
+# and api_keys for who a request is (accounts/auth.py); scans for the dashboard's idle scan
+# card (scans/views.py; the scan job's heartbeat, written outside the ORM Session, does not
+# change the stamp: that card is not kept while a scan is active).
+_STAMPED = (ScanSession, StationState, ProfileRow, StationSetting, User, ApiKey, Scan)
 _TABLES = frozenset(model.__tablename__ for model in _STAMPED)
 
 # Built once (building it is most of its cost); summed from the index ix_sessions_counters.

@@ -3,11 +3,9 @@ of whatever scan is active, however it was started; scanner_app/scans/views.py).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 
-from flask import Blueprint, redirect, render_template, url_for
-from flask_wtf.csrf import generate_csrf
+from flask import Blueprint, redirect, url_for
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
@@ -15,7 +13,11 @@ from scanner_app.platform.web.forms import form_answer, optional_int
 from scanner_app.platform.web.htmx import is_htmx
 from scanner_app.platform.web.layout import init_layout
 from scanner_app.platform.web.render import render
-from scanner_app.platform.web.response_cache import StampedCache
+from scanner_app.platform.web.response_cache import (
+    StampedCache,
+    render_for_anyone,
+    with_askers_csrf,
+)
 from scanner_app.scans import service as scans
 from scanner_app.sessions import service as sessions
 
@@ -37,20 +39,17 @@ def current_context() -> dict:
 # The current-session card shows the sessions table and which session is current
 # (station_state), both under the sessions-changed stamp, and today's date (which auto session
 # is today's): kept per (station, day) under that stamp (issue 15). It holds no one's data but
-# its forms' CSRF token, rendered as MARK and replaced per request with the asker's own.
+# its forms' CSRF token, rendered as a placeholder and replaced per request with the asker's.
 CURRENT_CARDS: StampedCache[str] = StampedCache(size=8)
-_CSRF_MARK = "csrf" + secrets.token_hex(16)
 
 
 def _render_current_card() -> str:
-    return render_template("station/partials/_current.html", csrf_token=lambda: _CSRF_MARK,
-                           **current_context())
+    return render_for_anyone("station/partials/_current.html", **current_context())
 
 
 def _kept(cache: StampedCache[str], key: tuple, build: Callable[[], str]) -> Markup:
     """`build()`'s HTML kept in `cache` under the stamp, with the asker's CSRF token."""
-    html = sessions.kept_under_stamp(cache, key, build)
-    return Markup(html.replace(_CSRF_MARK, generate_csrf()))  # noqa: S704 - our own render
+    return with_askers_csrf(sessions.kept_under_stamp(cache, key, build))
 
 
 def current_card_html() -> Markup:
@@ -64,8 +63,7 @@ START_FORMS: StampedCache[str] = StampedCache(size=8)
 
 
 def _render_start_form() -> str:
-    return render_template("scans/partials/_start_form.html", csrf_token=lambda: _CSRF_MARK,
-                           **scan_form_context())
+    return render_for_anyone("scans/partials/_start_form.html", **scan_form_context())
 
 
 def start_form_html() -> Markup:
@@ -83,8 +81,8 @@ def scan_form_context() -> dict:
 
 @bp.get("/")
 def index() -> str:
-    # The scan card is the scans slice's: its template global `scan_panel()` gives the
-    # card's context (templates/station/index.html), so this page imports none of its views.
+    # The scan card is the scans slice's: its template global `scan_card()` renders it
+    # (templates/station/index.html), so this page imports none of its views.
     card = current_card_html()  # first: it may start a fresh snapshot (see there)
     return render("station", "index", current_card=card, start_form=start_form_html())
 

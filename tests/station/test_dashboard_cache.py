@@ -11,7 +11,8 @@ import subprocess
 import sys
 import textwrap
 
-from scanner_app.station.dashboard import _CSRF_MARK, CURRENT_CARDS, START_FORMS
+from scanner_app.platform.web.response_cache import CSRF_MARK
+from scanner_app.station.dashboard import CURRENT_CARDS, START_FORMS
 from tests.support import process_env
 from tests.web.conftest import sign_in
 
@@ -23,7 +24,7 @@ def _card(client) -> str:
     answer = client.get("/", headers={"Accept": "text/html"})
     assert answer.status_code == 200
     page = answer.get_data(as_text=True)
-    assert _CSRF_MARK not in page
+    assert CSRF_MARK not in page
     found = CARD.search(page)
     assert found, page
     return found.group(0)
@@ -123,7 +124,7 @@ PROFILE = {"frames": 7, "settle_seconds": 0, "resolution": [640, 480], "jpeg_qua
 
 def _form(client) -> str:
     page = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
-    assert _CSRF_MARK not in page
+    assert CSRF_MARK not in page
     found = FORM.search(page)
     assert found, page
     assert set(TOKENS.findall(found.group(0))) == set(TOKENS.findall(page))  # asker's token

@@ -106,6 +106,7 @@ class Supervisor:
         self.redis_part = Part("redis", "the private Redis", [], limit=restart_limit,
                                window=restart_window)
         self.preloaded = False
+        self._pageless_tried = False
         self._stop = threading.Event()
 
     # --- output ------------------------------------------------------------------------
@@ -179,12 +180,22 @@ class Supervisor:
                  f"{where}.")
         return False
 
+    def _prepare_pageless_app(self) -> None:
+        """The workers' and button daemon's app, once, after the web server's fork."""
+        if self._pageless_tried:
+            return
+        self._pageless_tried = True
+        try:
+            prepare_pageless_app(self.settings)
+        except Exception:  # noqa: BLE001 - each part then builds its own and says what failed
+            pass
+
     def start_part(self, part: Part) -> None:
         # Called from the main thread only: PR_SET_PDEATHSIG fires when the thread that
         # started the child ends, and the main thread lives as long as the station.
         if part.cli is not None and self.preloaded:
             if part.cli[0] in PAGELESS_COMMANDS:
-                prepare_pageless_app(self.settings)  # once; after the web server's fork
+                self._prepare_pageless_app()
             process = fork_part(part.name, cli_entry(part.cli), self._env_changes())
         else:
             process = subprocess.Popen(

@@ -13,6 +13,11 @@ is the median of the image border, and the object is what differs from it.
 Both raw masks are refined the same way: small specks dropped, small gaps closed, holes
 smaller than a few dozen pixels filled; larger holes (a mug's handle) and thin parts stay,
 because nothing fills holes wholesale.
+
+A scan masks many frames against one plate per ring: PlateMasker prepares the plate once
+(blurred, the platter top's rays and lens undistortion worked out), so a frame costs only
+its own difference, the re-projection of the rectangle holding the platter top, and the
+refinement on the rectangle holding the raw mask.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ PRELOAD = (
     "scanner_app.cli.doctor", "scanner_app.cli.hal", "scanner_app.cli.web",
     "scanner_app.cli.worker", "scanner_app.runtime.web_server", "scanner_app.runtime.web_worker",
     "scanner_app.runtime.worker", "scanner_app.runtime.button_daemon",
-    "scanner_app.scans.service",
+    "scanner_app.scans.service", "sqlite3", "flask_sqlalchemy.cli",
 )
 
 # The streams a child inherited: referenced forever, so they are never flushed or closed in it.
@@ -97,6 +97,11 @@ def preload(modules: tuple[str, ...] = PRELOAD) -> float:
     bare = Flask("scanner_app.preload")
     bare.config["SCANNER_RQ_DASHBOARD"] = False  # the web worker's alone (see below)
     register_blueprints(bare)
+    # The ORM's mappers are configured on first use; done here, once, instead of in every part
+    # (about 2 MB of copied pages less per part).
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
     gc.freeze()
     return time.monotonic() - started
 

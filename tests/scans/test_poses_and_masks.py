@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -18,7 +19,7 @@ from hal.mock.rig import build_rig
 from hal.mock.scene import MockScene
 from hal.settings import HalSettings
 from scanner_app.scans.calibrations import save_rig_calibration
-from scanner_app.scans.plates import FrameMasks, Plates, write_frame_mask
+from scanner_app.scans.plates import FrameMasks, Plates, read_for_mask, write_frame_mask
 from scanner_app.scans.poses import camera_model, pose_entry
 
 SIZE = (480, 360)
@@ -139,3 +140,43 @@ def test_a_scans_masks_keep_the_rings_plate_prepared_until_it_changes(rig, data_
     assert np.array_equal(mask, read_mask(write_frame_mask(frame, alone, model, 10.0, 0.0,
                                                            taken[10.0])))
     assert not mask.any()
+
+
+def test_large_jpegs_are_decoded_small_for_their_masks(data_dir: Path, tmp_path: Path) -> None:
+    # A frame at least twice MASK_MAX_WIDTH wide is decoded at 1/2 (1/4, 1/8) scale straight
+    # away; its mask is still written at the frame's own size and matches the renderer.
+    size = (2600, 1950)
+    settings = HalSettings.from_mapping({
+        "data_dir": str(data_dir),
+        "mock": {"capture_seconds": 0, "seconds_per_rev": 0, "resolution": list(size)}})
+    with build_rig(settings) as rig:
+        rig.camera.lock_exposure()
+        model = camera_model(data_dir, rig.describe()["camera"], size)
+        plate = Plates(data_dir, model, size).take(rig, 20.0)
+        rig.turntable.move_to(140)
+        frame = tmp_path / "frame_0000.jpg"
+        rig.camera.capture(frame)
+        img, full = read_for_mask(frame)
+        assert full == size and img.shape == (960, 1280, 3)
+        whole = cv2.resize(cv2.imread(str(frame)), (1280, 960), interpolation=cv2.INTER_AREA)
+        assert np.abs(img.astype(int) - whole).mean() < 2.0  # the same picture
+        mask = read_mask(write_frame_mask(frame, tmp_path, model, 20.0, 140.0, plate))
+        assert mask.shape == (size[1], size[0])
+        assert mask_iou(mask, rig.camera.scene.render(20.0, 140.0, size).mask) >= 0.95
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_photo_read_for_its_mask_keeps_its_size_as_opencv_turns_it(tmp_path: Path,
+                                                                     suffix: str) -> None:
+    from PIL import Image
+
+    stored = np.zeros((1000, 2600, 3), np.uint8)
+    stored[:, :1300] = (0, 0, 255)
+    path = tmp_path / f"turned{suffix}"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned a quarter: OpenCV shows it 1000 wide, 2600 high
+    Image.fromarray(stored).save(path, exif=exif)
+    img, full = read_for_mask(path)
+    whole = cv2.imread(str(path))
+    assert full == (whole.shape[1], whole.shape[0])
+    assert img.shape[1] == min(full[0], 1280)

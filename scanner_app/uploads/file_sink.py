@@ -15,8 +15,11 @@ if TYPE_CHECKING:
 
 QUEUED_CHUNKS = 4  # chunks read but not yet written, per file (memory bound: 4 x 1 MiB)
 SMALL_CHUNK = 64 * 1024  # a file's chunks below this are written in the request thread
-FILL_BUFFERS = 4  # fill_from: buffers in turn between reading, hashing and writing
-FILL_BUFFER_BYTES = 1024 * 1024  # each; large, so the threads hand over rarely
+# fill_from: buffers in turn between reading, hashing and writing. Small enough that all of
+# them (1 MiB) stay in the CPU's caches while three threads touch each: measured on 1 GiB
+# over loopback, 8 x 128 KiB took 1.85 s of CPU, 4 x 1 MiB 2.2-3.6 s.
+FILL_BUFFERS = 8
+FILL_BUFFER_BYTES = 128 * 1024
 
 
 class FileSink:

@@ -26,13 +26,17 @@ from scanner_app.platform.disk import DiskSpaceError, free_bytes
 from scanner_app.platform.errors import BadRequest, StationError
 from scanner_app.uploads.file_sink import FileSink
 from scanner_app.uploads.files.names import clean_component
-from scanner_app.uploads.socket_body import socket_body
+from scanner_app.uploads.socket_body import SocketBody, socket_body
 
 log = logging.getLogger("scanner.uploads")
 
 FILES_FIELD = "files"
 MAX_FILES = 1000
 CHUNK_BYTES = 1024 * 1024
+# Multipart bodies go to the decoder in pieces of this size: it copies each piece a few times,
+# and pieces of 1 MiB (fresh memory each time, faulted in page by page) cost it four times
+# the CPU of pieces of 256 KiB (1.36 s against 0.32 s a GiB, measured).
+DECODE_CHUNK_BYTES = 256 * 1024
 MAX_FIELD_BYTES = 8 * 1024  # session_id and the like, held in memory
 MAX_PART_HEADER_BYTES = 4 * CHUNK_BYTES  # decoder buffer bound (headers, boundary search)
 
@@ -244,16 +248,28 @@ def _copy_stream(stream, sink: FileSink, item: StagedFile, max_bytes: int) -> No
         sink.write(chunk)
 
 
+class _SocketChunks:
+    """A SocketBody read in pieces into one reused buffer (the decoder copies each piece)."""
+
+    def __init__(self, body: SocketBody):
+        self.body = body
+        self.buffer = memoryview(bytearray(max(1, min(DECODE_CHUNK_BYTES, body.remaining))))
+
+    def read(self, size: int) -> memoryview:
+        return self.buffer[:self.body.readinto(self.buffer[:size])]
+
+
 def _decode(req: Request, boundary: bytes, staged: StagedRequest, max_bytes: int) -> None:
     decoder = MultipartDecoder(boundary, max_form_memory_size=MAX_PART_HEADER_BYTES)
-    stream = _body_stream(req, max_bytes)
+    direct = socket_body(req.environ)
+    stream = _SocketChunks(direct) if direct is not None else _body_stream(req, max_bytes)
     received = 0
     writer: _PartWriter | None = None
     part_name = ""
     finished = False
     try:
         while not finished:
-            chunk = stream.read(CHUNK_BYTES)
+            chunk = stream.read(DECODE_CHUNK_BYTES)
             received += len(chunk)
             if received > max_bytes:
                 raise RequestEntityTooLarge()

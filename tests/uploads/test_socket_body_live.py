@@ -1,8 +1,9 @@
-"""PUT /api/v1/uploads against a live gunicorn (our StationServer, with a short client idle
-timeout), where the body is read straight from the socket: byte-exact past the buffers, the
-connection kept alive (and a pipelined request behind the body served), a cut-off or stalled
-client leaves nothing, the size limit answers with the station's sentence, and a chunked body
-still goes through gunicorn's reader."""
+"""Uploads against a live gunicorn (our StationServer, with a short client idle timeout), where
+the body is read straight from the socket (uploads/socket_body.py): a raw PUT byte-exact past
+the buffers, the connection kept alive (and a pipelined request behind the body served), a
+cut-off or stalled client leaves nothing, the size limit answers with the station's sentence,
+a chunked body still goes through gunicorn's reader; a multipart POST likewise exact with a
+request pipelined behind it."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from scanner_app.uploads.file_sink import FILL_BUFFER_BYTES, FILL_BUFFERS
 from tests.conftest import build_app
 from tests.runtime.procs import upgrade_and_key
 from tests.support import Proc, free_port, process_env
+from tests.uploads.helpers import multipart_body
 
 SERVE = """
 import sys
@@ -162,3 +164,22 @@ def test_chunked_body_goes_through_the_wsgi_reader(station):
     assert response.status == 201, answer
     assert answer["uploads"][0]["sha256"] == hashlib.sha256(body).hexdigest()
     assert stored_bytes(data_dir, answer) == body
+
+
+def test_multipart_post_is_exact_and_a_pipelined_request_behind_it_is_served(station):
+    port, key, data_dir = station
+    data = os.urandom(3 * 1024 * 1024 + 333)
+    body = multipart_body([("photos.bin", data)], "liveSocketBoundary")
+    head = (f"POST /api/v1/uploads HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Api-Key: {key}\r\n"
+            "Content-Type: multipart/form-data; boundary=liveSocketBoundary\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sender = send_in_thread(sock, head + body + f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:"
+                                f"{port}\r\n\r\n".encode())
+        status, answer, _ = answer_of(sock, "POST")
+        assert status == 201, answer
+        assert answer["uploads"][0]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert stored_bytes(data_dir, answer) == data
+        status, health, _ = answer_of(sock, "GET")
+        sender.join(30)
+    assert status in (200, 503) and "checks" in health, health

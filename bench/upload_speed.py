@@ -186,11 +186,11 @@ def _big(port: int, key: str, path: Path, sha256: str, data_dir: Path, web_pid: 
     size = path.stat().st_size
     results: dict[str, list[tuple[float, float, float, float]]] = {}
     copy_before = _cp_fsync(path, data_dir / "copy.bin")
-    for _ in range(rounds):
+    for round_number in range(rounds):
         for how, send in (("PUT", _put), ("POST multipart", _post_big)):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
             try:
-                session_id = _new_session(conn, key, f"bench {how}")
+                session_id = _new_session(conn, key, f"bench {how} {round_number}")
                 os.sync()
                 server_cpu, client_cpu = _cpu_seconds(web_pid), time.process_time()
                 started = time.perf_counter()

@@ -44,12 +44,14 @@ from scanner_app.runtime.parts import RESTART_LIMIT, RESTART_WINDOW, Part, child
 from scanner_app.runtime.redis_server import PrivateRedis, PrivateRedisError
 from scanner_app.runtime.schema_state import is_up_to_date
 from scanner_app.runtime.zygote import (
+    DATABASE_MODULES,
     PAGELESS_COMMANDS,
     ForkedProcess,
     cli_entry,
     fork_part,
     migrate_entry,
     preload,
+    preload_modules,
     prepare_pageless_app,
 )
 
@@ -106,6 +108,8 @@ class Supervisor:
         self.redis_part = Part("redis", "the private Redis", [], limit=restart_limit,
                                window=restart_window)
         self.preloaded = False
+        self._preload_seconds = 0.0
+        self._migration_started = 0.0
         self._pageless_tried = False
         self._stop = threading.Event()
 
@@ -141,14 +145,14 @@ class Supervisor:
             "SCANNER_DATA_DIR": str(self.settings.data_dir),
         }
 
-    def _env(self) -> dict[str, str]:
-        return {**os.environ, **self._env_changes()}
+    def _forks_parts(self) -> bool:
+        return any(p.cli is not None for p in self.parts)
 
     def preload(self) -> None:
         """Import what the forked parts share, once (zygote.py), if any part is forked."""
-        if self.preloaded or not any(p.cli is not None for p in self.parts):
+        if self.preloaded or not self._forks_parts():
             return
-        seconds = preload()
+        seconds = self._preload_seconds + preload()
         self.preloaded = True
         self.say(f"loaded the station's modules in {seconds:.2f} s")
 
@@ -157,15 +161,27 @@ class Supervisor:
         database already at the newest migration is seen as such at once (schema_state);
         otherwise a forked child creates a new database's schema or migrates an existing one
         (zygote.migrate_entry), so this process never holds a database connection."""
+        return self.finish_migration(self.start_migration())
+
+    def start_migration(self) -> ForkedProcess | None:
+        """Fork the child that prepares the database (None: up to date already). With forked
+        parts, what it needs is loaded first, and the rest loads while it works."""
         if is_up_to_date(self.settings.database_url):
+            return None
+        if not self.preloaded and self._forks_parts():
+            self._preload_seconds += preload_modules(DATABASE_MODULES)
+        self._migration_started = time.monotonic()
+        return fork_part("migrate", migrate_entry(self.settings), self._env_changes())
+
+    def finish_migration(self, child: ForkedProcess | None) -> bool:
+        if child is None:
             self.say("database is up to date")
             return True
-        started = time.monotonic()
-        child = fork_part("migrate", migrate_entry(self.settings), self._env_changes())
         output = child.stdout.read()
         child.stdout.close()
         if child.wait() == 0:
-            self.say(f"database is up to date ({time.monotonic() - started:.2f} s)")
+            took = time.monotonic() - self._migration_started
+            self.say(f"database is up to date (prepared in {took:.2f} s)")
             return True
         # The migration's own output (a traceback, usually) goes to a file, not to people.
         where = "the output of 'scanner db upgrade'"
@@ -199,7 +215,8 @@ class Supervisor:
             process = fork_part(part.name, cli_entry(part.cli), self._env_changes())
         else:
             process = subprocess.Popen(
-                wrapped(part.args), env=self._env(), stdin=subprocess.DEVNULL,
+                wrapped(part.args), env={**os.environ, **self._env_changes()},
+                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 errors="replace", bufsize=1, process_group=0,
             )
@@ -219,10 +236,6 @@ class Supervisor:
         self.redis.wait_until_ready()
         self.redis_part.started(None)
         self.say(f"private Redis ready on {self.redis.socket_path}")
-
-    def start_redis(self) -> None:
-        self.launch_redis()
-        self.wait_for_redis()
 
     def _known_pids(self) -> set[int]:
         pids = {p.process.pid for p in self.parts if p.process is not None}
@@ -356,8 +369,9 @@ class Supervisor:
         try:
             if not self.settings.redis_url:
                 self.launch_redis()  # it boots while the modules load
+            migration = self.start_migration() if self.migrate else None
             self.preload()
-            if self.migrate and not self.migrate_database():
+            if self.migrate and not self.finish_migration(migration):
                 return 1
             if self.redis is not None:
                 self.wait_for_redis()

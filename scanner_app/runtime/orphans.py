@@ -4,11 +4,11 @@ own) are re-parented to it. These find them in /proc, signal and reap them."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import sys
 from pathlib import Path
+
+from scanner_app.runtime.parent_death import libc
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -16,8 +16,7 @@ PR_SET_CHILD_SUBREAPER = 36
 def become_subreaper() -> bool:
     if not sys.platform.startswith("linux"):
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
 def adopted_children(known: set[int]) -> list[int]:

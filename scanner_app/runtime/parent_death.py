@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import sys
@@ -24,11 +25,17 @@ import sys
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
+@functools.cache
+def libc() -> ctypes.CDLL:
+    """The C library, looked up once (find_library runs ldconfig): a preloaded parent's
+    forked children use its handle."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
 def _prctl_set_pdeathsig(sig: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    return libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
+    return libc().prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
 
 
 def die_with_parent(expected_parent: int, sig: int = signal.SIGTERM) -> bool:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import ctypes.util
 import gc
 import importlib
 import os
@@ -45,7 +44,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
-from scanner_app.runtime.parent_death import die_with_parent
+from scanner_app.runtime.parent_death import die_with_parent, libc
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -115,6 +114,8 @@ def preload(modules: tuple[str, ...] = PRELOAD) -> float:
     from sqlalchemy.orm import configure_mappers
 
     configure_mappers()
+    if sys.platform.startswith("linux"):
+        libc()  # looked up here, not in each child
     gc.freeze()
     return time.monotonic() - started
 
@@ -283,10 +284,8 @@ def _line_stream(fd: int) -> TextIO:
 
 
 def _set_name(name: str) -> None:
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    if sys.platform.startswith("linux"):
+        libc().prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
 def exit_code(exc: SystemExit) -> int:

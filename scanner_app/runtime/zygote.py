@@ -24,6 +24,8 @@ What must not cross the fork, and how each child starts clean (become_part):
   os._exit() so nothing of the parent's is flushed or run twice.
 - Process group, parent-death signal and name: as `scanner run` gave its exec'd parts
   (parent_death.py), plus a /proc/<pid>/comm of `scanner-<part>`.
+(Python 3.12 warns, hidden by default, about fork() in a process with threads: the child here
+relies on nothing another thread held.)
 
 Numpy and OpenCV are not preloaded: only the scan worker uses them, and loaded in the parent
 they would cost every part their pages' share and the parent's start time for nothing.

@@ -175,3 +175,29 @@ def test_fill_from_stops_its_helpers_when_the_reader_fails(tmp_path):
         sink.fill_from(cut)
     assert threading.active_count() == before  # hashing and writing threads joined
     sink.abandon()
+
+
+def test_writeback_of_a_large_file_is_started_as_it_is_written(tmp_path, monkeypatch):
+    """The disk is asked to write every WRITEBACK_BYTES as they come (the final fsync then
+    has little left), in ranges that follow each other from the file's start."""
+    if file_sink._start_writeback is None:
+        pytest.skip("no sync_file_range in this C library")
+    started: list[tuple[int, int]] = []
+    real = file_sink._start_writeback
+
+    def recorded(fd: int, offset: int, length: int) -> None:
+        started.append((offset, length))
+        real(fd, offset, length)
+
+    monkeypatch.setattr(file_sink, "_start_writeback", recorded)
+    data = body_of(3 * file_sink.WRITEBACK_BYTES + 5000)
+    item = staged_file(tmp_path)
+    sink = FileSink(item)
+    sink.fill_from(Pieces(data).readinto)
+    sink.finish()
+    assert len(started) == 3
+    ends = 0
+    for offset, length in started:
+        assert offset == ends and length >= file_sink.WRITEBACK_BYTES
+        ends = offset + length
+    assert item.path.read_bytes() == data

@@ -16,12 +16,13 @@ from scanner_app.platform.errors import BadRequest, NotFound
 from scanner_app.platform.extensions import db
 from scanner_app.platform.web.forms import form_answer, optional_int
 from scanner_app.platform.web.htmx import SCAN_CHANGED, is_htmx, trigger
-from scanner_app.platform.web.render import HtmlWithHeaders, render
-from scanner_app.platform.web.response_cache import (
-    StampedCache,
+from scanner_app.platform.web.kept_html import (
+    changes_with_time,
     render_for_anyone,
     with_askers_csrf,
 )
+from scanner_app.platform.web.render import HtmlWithHeaders, render
+from scanner_app.platform.web.response_cache import StampedCache
 from scanner_app.platform.web.security import FILE_CSP
 from scanner_app.scans import review
 from scanner_app.scans import service as scan_service
@@ -97,6 +98,7 @@ def scan_card() -> Markup:
     kept = kept_under_stamp(SCAN_CARDS, ("scan-card",), _idle_card)
     if kept:
         return with_askers_csrf(kept)
+    changes_with_time()  # nor may the page around it be kept
     return Markup(render_template("scans/partials/_slot.html", **scan_panel()))  # noqa: S704
 
 

@@ -6,18 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Blueprint, redirect, url_for
+from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from scanner_app.platform.web.forms import form_answer, optional_int
 from scanner_app.platform.web.htmx import is_htmx
-from scanner_app.platform.web.layout import init_layout
-from scanner_app.platform.web.render import render
-from scanner_app.platform.web.response_cache import (
-    StampedCache,
+from scanner_app.platform.web.kept_html import (
+    for_anyone,
     render_for_anyone,
+    render_page_for_anyone,
     with_askers_csrf,
 )
+from scanner_app.platform.web.layout import init_layout
+from scanner_app.platform.web.render import render
+from scanner_app.platform.web.response_cache import StampedCache
 from scanner_app.scans import service as scans
 from scanner_app.sessions import service as sessions
 
@@ -79,12 +82,30 @@ def scan_form_context() -> dict:
             "default_profile": scans.default_profile_name(profiles=effective)}
 
 
-@bp.get("/")
-def index() -> str:
+# The whole page is its kept parts (the cards above and the scans slice's scan card) in the
+# layout, which shows who asks (signed in, admin) and nothing else of theirs: kept per
+# (station, day, person) under the stamp, unless a part changes with time (a running scan).
+PAGES: StampedCache[tuple[str, bool]] = StampedCache(size=32)
+
+
+def _render_page() -> tuple[str, bool]:
     # The scan card is the scans slice's: its template global `scan_card()` renders it
     # (templates/station/index.html), so this page imports none of its views.
-    card = current_card_html()  # first: it may start a fresh snapshot (see there)
-    return render("station", "index", current_card=card, start_form=start_form_html())
+    with for_anyone():
+        return render_page_for_anyone("station/index.html", current_card=current_card_html(),
+                                      start_form=start_form_html())
+
+
+@bp.get("/")
+def index() -> str:
+    person = current_user if current_user.is_authenticated else None
+    key = (sessions.station_today(), person and person.get_id(), person and person.is_admin)
+    built: list[bool] = []
+    html, keepable = sessions.kept_under_stamp(
+        PAGES, key, lambda: built.append(True) or _render_page())
+    if not keepable and not built:  # kept as "not keepable" under this stamp: render anew
+        html, _ = _render_page()
+    return with_askers_csrf(html)
 
 
 @bp.get("/current")

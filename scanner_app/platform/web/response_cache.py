@@ -14,40 +14,18 @@ body is never served under a stamp that came after a change it does not show.
 Bounded (least recently used entries go first) so that many different query strings cannot
 fill memory; safe to use from the web server's threads.
 
-HTML kept this way is served to whoever asks next, so it must hold no one's data: its forms'
-CSRF token is rendered as a placeholder (render_for_anyone) and replaced per request with
-the asker's own (with_askers_csrf).
+HTML kept this way: platform/web/kept_html.py.
 """
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
-
-from flask import render_template
-from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
-
-# Stands for the CSRF token in kept HTML; random per process, so no page can contain it.
-CSRF_MARK = "csrf" + secrets.token_hex(16)
-
-
-def render_for_anyone(template: str, **context: Any) -> str:
-    """`template` rendered with the CSRF placeholder: HTML that may be kept and served to
-    anyone, once with_askers_csrf has put in the asker's token."""
-    return render_template(template, csrf_token=lambda: CSRF_MARK, **context)
-
-
-def with_askers_csrf(html: str) -> Markup:
-    """Kept HTML (ours, from render_for_anyone) with this request's asker's CSRF token."""
-    return Markup(html.replace(CSRF_MARK, generate_csrf()))  # noqa: S704 - our own render
-
 
 class StampedCache(Generic[T]):
     """key -> (stamp, when built, value), at most `size` keys."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, redirect, url_for
+from flask import Blueprint, redirect, request, url_for
 from flask_login import current_user
 from markupsafe import Markup
 from werkzeug.wrappers import Response
@@ -99,7 +99,8 @@ def _render_page() -> tuple[str, bool]:
 @bp.get("/")
 def index() -> str:
     person = current_user if current_user.is_authenticated else None
-    key = (sessions.station_today(), person and person.get_id(), person and person.is_admin)
+    key = (sessions.station_today(), person and person.get_id(), person and person.is_admin,
+           request.script_root)  # its links: one deployment, one root, but never mixed
     built: list[bool] = []
     html, keepable = sessions.kept_under_stamp(
         PAGES, key, lambda: built.append(True) or _render_page())

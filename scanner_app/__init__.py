@@ -67,6 +67,7 @@ def _build_app(settings: Settings | None, overrides: Mapping[str, object] | None
     from scanner_app.config import PROJECT_ROOT, load_settings
     from scanner_app.platform.database import engine_options, prepare_data_dir
     from scanner_app.platform.extensions import LazyMigrate, db, htmx
+    from scanner_app.platform.url_rules import LazyBuilderRule
 
     settings = settings or load_settings()
     prepare_data_dir(settings)
@@ -76,6 +77,7 @@ def _build_app(settings: Settings | None, overrides: Mapping[str, object] | None
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
+    app.url_rule_class = LazyBuilderRule  # before any rule is added (platform/url_rules.py)
     app.config.update(
         SCANNER_SETTINGS=settings,
         SQLALCHEMY_DATABASE_URI=settings.database_url,

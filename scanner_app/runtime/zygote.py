@@ -18,7 +18,9 @@ What must not cross the fork, and how each child starts clean (become_part):
   Redis's lock file), as exec with close_fds did.
 - Database connections and Redis connections: the parent opens none. The database is
   prepared in a forked child (migrate_entry), Redis's readiness ping closes its client. The
-  app, its engine and its pools are created in each child by its own create_app().
+  web server's app is created in gunicorn's worker; the workers and the button daemon take
+  one app built here before their fork (prepare_pageless_app: it shares about 7 MB more per
+  part than each building its own), whose engine pool each of them makes anew.
 - Signals and exit: the supervisor's handlers are reset to Python's defaults, atexit handlers
   are dropped (the parent's would stop the private Redis), and the child leaves with
   os._exit() so nothing of the parent's is flushed or run twice.
@@ -109,7 +111,7 @@ def preload(modules: tuple[str, ...] = PRELOAD) -> float:
     # Registered on a bare app that is thrown away: imports every view module the web
     # app registers, without the settings, engine or data dir of a real one.
     bare = Flask("scanner_app.preload")
-    bare.config["SCANNER_RQ_DASHBOARD"] = False  # the web worker's alone (see below)
+    bare.config["SCANNER_RQ_DASHBOARD"] = False  # rq-dashboard is the web worker's alone
     register_blueprints(bare)
     # The ORM's mappers are configured on first use; done here, once, instead of in every part
     # (about 2 MB of copied pages less per part).

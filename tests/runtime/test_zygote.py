@@ -37,7 +37,13 @@ sys.stdout = open(stuck_w, "w", buffering=1 << 20)
 writing = threading.Thread(target=lambda: (sys.stdout.write("x" * (1 << 21)), sys.stdout.flush()),
                            daemon=True)
 writing.start()
-time.sleep(0.3)  # no condition to wait on: a write blocked in the kernel shows nothing
+import fcntl, struct, termios
+def queued():  # bytes waiting in the pipe: full (64 KiB) once the writer is stuck in write()
+    return struct.unpack("i", fcntl.ioctl(stuck_r, termios.FIONREAD, b"\0" * 4))[0]
+deadline = time.monotonic() + 30
+while queued() < 65536 and time.monotonic() < deadline:
+    time.sleep(0.01)
+assert queued() >= 65536, "the writer never filled the pipe"
 kept = [open(os.devnull), socket.socket(), sqlite3.connect(os.environ["DB"])]
 signal.signal(signal.SIGTERM, lambda *_: None)
 

@@ -110,7 +110,6 @@ class Supervisor:
         self.preloaded = False
         self._preload_seconds = 0.0
         self._migration_started = 0.0
-        self._pageless_tried = False
         self._stop = threading.Event()
 
     # --- output ------------------------------------------------------------------------
@@ -196,22 +195,12 @@ class Supervisor:
                  f"{where}.")
         return False
 
-    def _prepare_pageless_app(self) -> None:
-        """The workers' and button daemon's app, once, after the web server's fork."""
-        if self._pageless_tried:
-            return
-        self._pageless_tried = True
-        try:
-            prepare_pageless_app(self.settings)
-        except Exception:  # noqa: BLE001 - each part then builds its own and says what failed
-            pass
-
     def start_part(self, part: Part) -> None:
         # Called from the main thread only: PR_SET_PDEATHSIG fires when the thread that
         # started the child ends, and the main thread lives as long as the station.
         if part.cli is not None and self.preloaded:
-            if part.cli[0] in PAGELESS_COMMANDS:
-                self._prepare_pageless_app()
+            if part.cli[0] in PAGELESS_COMMANDS:  # their app, once, after the web's fork
+                prepare_pageless_app(self.settings)
             process = fork_part(part.name, cli_entry(part.cli), self._env_changes())
         else:
             process = subprocess.Popen(

@@ -129,16 +129,21 @@ def prepare_pageless_app(settings: Settings) -> None:
     button daemon; the web server builds its own in gunicorn's worker). A child that uses it
     skips create_app() and, above all, shares the app's objects instead of copying the pages
     that building them touches: about 7 MB less per part (bench footprint). create_app()
-    opens no connection; each child disposes the engine's (empty) pool all the same."""
+    opens no connection; each child disposes the engine's (empty) pool all the same.
+    Tried once; if it fails, each part builds its own app and says what is wrong."""
     import logging
 
     from scanner_app import create_app
 
-    if "app" in _PAGELESS:
+    if "tried" in _PAGELESS:
         return
+    _PAGELESS["tried"] = True
     root = logging.getLogger()
     before = list(root.handlers)
-    _PAGELESS["app"] = create_app(settings, overrides={"SCANNER_RQ_DASHBOARD": False})
+    try:
+        _PAGELESS["app"] = create_app(settings, overrides={"SCANNER_RQ_DASHBOARD": False})
+    except Exception:  # noqa: BLE001 - a sentence from each part's own create_app instead
+        return
     # Its log handlers would write to this process's stderr: taken off here, made again in
     # each child that uses the app (pageless_app).
     _PAGELESS["handlers"] = [h for h in root.handlers if h not in before]

@@ -226,3 +226,23 @@ def test_scanner_run_forks_its_parts_and_forks_a_killed_one_again(tmp_path: Path
     finally:
         station.kill()
     assert "Traceback" not in station.output
+
+
+def test_a_pageless_app_that_cannot_be_built_is_left_to_each_part(tmp_path: Path):
+    """The supervisor's try fails quietly (tried once); each forked part then builds its own
+    app through the CLI and says what is wrong, as an exec'd part did."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    script = (
+        "from scanner_app.config import load_settings\n"
+        "from scanner_app.runtime import zygote\n"
+        "from tests.support import station_env\n"
+        f"settings = load_settings(env=station_env({str(blocker / 'data')!r}))\n"
+        "zygote.prepare_pageless_app(settings)\n"
+        "zygote.prepare_pageless_app(settings)\n"
+        "print(zygote.pageless_app() is None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=process_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"

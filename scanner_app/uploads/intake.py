@@ -26,7 +26,8 @@ from scanner_app.platform.disk import DiskSpaceError, free_bytes
 from scanner_app.platform.errors import BadRequest, StationError
 from scanner_app.uploads.file_sink import FileSink
 from scanner_app.uploads.files.names import clean_component
-from scanner_app.uploads.socket_body import SocketBody, socket_body
+from scanner_app.uploads.socket_body import socket_body
+from scanner_app.uploads.socket_multipart import SocketMultipart
 
 log = logging.getLogger("scanner.uploads")
 
@@ -248,23 +249,14 @@ def _copy_stream(stream, sink: FileSink, item: StagedFile, max_bytes: int) -> No
         sink.write(chunk)
 
 
-class _SocketChunks:
-    """A SocketBody read in pieces into one reused buffer (the decoder copies each piece)."""
-
-    def __init__(self, body: SocketBody):
-        self.body = body
-        self.buffer = memoryview(bytearray(max(1, min(DECODE_CHUNK_BYTES, body.remaining))))
-
-    def read(self, size: int) -> memoryview:
-        return self.buffer[:self.body.readinto(self.buffer[:size])]
-
-
 def _decode(req: Request, boundary: bytes, staged: StagedRequest, max_bytes: int) -> None:
     decoder = MultipartDecoder(boundary, max_form_memory_size=MAX_PART_HEADER_BYTES)
     direct = socket_body(req.environ)
-    stream = _SocketChunks(direct) if direct is not None else _body_stream(req, max_bytes)
+    multipart = SocketMultipart(direct, boundary) if direct is not None else None
+    stream = multipart or _body_stream(req, max_bytes)
     received = 0
     writer: _PartWriter | None = None
+    fast: _PartWriter | None = None  # a file part whose data may skip the decoder
     part_name = ""
     finished = False
     try:
@@ -283,15 +275,22 @@ def _decode(req: Request, boundary: bytes, staged: StagedRequest, max_bytes: int
                     part_name = event.name
                     writer = _open_file_writer(staged, event) if event.name == FILES_FIELD else (
                         _PartWriter("discard"))
+                    fast = writer if multipart and multipart.headers_just_ended else None
                 elif isinstance(event, Field):
                     part_name = event.name
                     writer = _PartWriter("field")
                 elif isinstance(event, Data):
+                    if event.data or not event.more_data:
+                        fast = None  # the decoder holds this part's data: it goes on with it
                     writer.write(event.data)
                     if not event.more_data:
                         _close_writer(staged, writer, part_name)
                         writer = None
                 event = decoder.next_event()
+            if fast is not None and fast.sink is not None and multipart.part_is_large():
+                multipart.start_part()  # its data, up to the delimiter, straight to the file
+                fast.sink.fill_from(multipart.part_data)
+            fast = None
             if not chunk and not finished:
                 raise ClientDisconnected()
     finally:

@@ -13,6 +13,9 @@ from scanner_app.platform.queues import ALL_QUEUES, KNOWN_QUEUES
 @click.option("--queues", "-q", default=",".join(ALL_QUEUES), show_default=True,
               help="Comma-separated queues to listen on, highest priority first.")
 @click.option("--burst", is_flag=True, help="Quit once the queues are empty.")
+@click.option("--max-idle", "max_idle", type=click.IntRange(1), default=None, metavar="SECONDS",
+              help="Quit (exit code 0) once no job came for this long: scanner run's "
+                   "processing worker, started when a model is queued.")
 @click.option("--name", default=None, help="Worker name shown in the RQ dashboard.")
 @click.option("--nice", "niceness", type=click.IntRange(0, 19), default=0,
               help="Lower this worker's CPU priority by N (the processing worker: 10).")
@@ -28,8 +31,8 @@ from scanner_app.platform.queues import ALL_QUEUES, KNOWN_QUEUES
 @click.option("--api-key", envvar="SCANNER_STATION_API_KEY", default=None,
               help="With --station: an API key of the station ('scanner apikey create').")
 @with_appcontext
-def worker(queues: str, burst: bool, name: str | None, niceness: int, idle: bool,
-           wait_for_redis: float, station: str | None, api_key: str | None) -> None:
+def worker(queues: str, burst: bool, max_idle: int | None, name: str | None, niceness: int,
+           idle: bool, wait_for_redis: float, station: str | None, api_key: str | None) -> None:
     import os
 
     from scanner_app.runtime.worker import WorkerCannotStart, run_worker
@@ -50,7 +53,7 @@ def worker(queues: str, burst: bool, name: str | None, niceness: int, idle: bool
         _join_station(station, api_key, names)
     try:
         run_worker(current_app._get_current_object(), names, burst=burst, name=name,
-                   wait_for_redis=wait_for_redis)
+                   wait_for_redis=wait_for_redis, max_idle=max_idle)
     except WorkerCannotStart as exc:
         raise click.ClickException(str(exc)) from None
 

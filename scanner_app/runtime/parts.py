@@ -33,6 +33,9 @@ class Part:
     # and runs the command in that child, instead of exec'ing `args`.
     cli: list[str] | None = None
     start_delay: float = 0.0  # seconds after the station's start (supervisor.LATER_PARTS_DELAY)
+    # A queue's name: the part starts when jobs wait there and may exit 0 once idle, which is
+    # no failure (on_demand.py). None: it runs all the time.
+    on_demand: str | None = None
     limit: int = RESTART_LIMIT
     window: float = RESTART_WINDOW
     process: subprocess.Popen | Any | None = None  # or a zygote.ForkedProcess

@@ -1,12 +1,11 @@
 """The all-in-one station behind `scanner run`: start a private Redis (when none is configured),
 preload the station's modules, prepare the database, then `scanner web`, a scan worker
 (`hardware` queue), an uploads worker (`uploads` queue: processing a big upload never delays a
-scan), `scanner button` and a processing worker (`processing` queue: reconstructions, at low
-CPU priority).
+scan), `scanner button` and, when a model is queued, a processing worker (`processing` queue:
+reconstructions, at low CPU priority; it exits once idle: on_demand.py).
 
 The parts are forked from this process once it has imported what they share (zygote.py):
-they start in a fraction of the time and share those pages instead of each importing its own
-copy. Parts given as plain commands (`Part.cli` unset) are exec'd as before.
+they start fast and share those pages. Parts given as plain commands (no `Part.cli`) are exec'd.
 
 Like systemd's Restart=on-failure, for each part (see parts.py): a part that dies is restarted
 after a back-off, with one line saying so; after RESTART_LIMIT failures within RESTART_WINDOW
@@ -19,9 +18,8 @@ Nothing outlives the station:
 - every part dies with this process (parent_death.py: a forked part arms it right after the
   fork, an exec'd one and the private Redis are started through it): a `kill -9` of
   `scanner run` sends them SIGTERM;
-- this process is a child subreaper: whatever a dead part leaves behind (an RQ work-horse is
-  in a process group of its own) is re-parented here, told to stop, and killed after a grace
-  time, before the part is started again.
+- this process is a child subreaper: whatever a dead part leaves behind (an RQ work-horse has
+  its own process group) is re-parented here, stopped, killed after a grace time if need be.
 """
 
 from __future__ import annotations
@@ -37,6 +35,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from scanner_app.config import Settings
+from scanner_app.runtime.on_demand import IDLE_EXIT_SECONDS, ON_DEMAND_ENV, QueueWatch
 from scanner_app.runtime.orphans import adopted_children, become_subreaper, reaped, send_signal
 from scanner_app.runtime.output import LineSink
 from scanner_app.runtime.parent_death import wrapped
@@ -61,14 +60,15 @@ STOP_ORDER = ("web", "button", "worker", "uploads", "processing")
 # (ours restarting, or an external one) a worker restart then counts one failure a minute,
 # not one a second, and the station waits for Redis instead of giving up.
 WAIT_FOR_REDIS = ("--wait-for-redis", "60")
-# The button daemon and the processing worker start this long after the others: on two cores
-# the web server and the scan and uploads workers (all /healthz needs) get them to themselves.
+# The button daemon starts this long after the others (and the processing worker's queue is
+# first looked at then): the web server and the scan and uploads workers get the two cores.
 LATER_PARTS_DELAY = 1.0
 
 
-def _forked(name: str, description: str, *args: str, later: bool = False) -> Part:
+def _forked(name: str, description: str, *args: str, later: bool = False,
+            on_demand: str | None = None) -> Part:
     return Part(name, description, child_command(*args), cli=list(args),
-                start_delay=LATER_PARTS_DELAY if later else 0.0)
+                start_delay=LATER_PARTS_DELAY if later else 0.0, on_demand=on_demand)
 
 
 def default_parts(host: str, port: int) -> list[Part]:
@@ -83,10 +83,10 @@ def default_parts(host: str, port: int) -> list[Part]:
         _forked("button", "the start-button daemon (scanner button)", "button", later=True),
         # Models are built by a worker of their own that only takes CPU time nobody else
         # wants (SCHED_IDLE, nice 10 where that is missing): a reconstruction never slows
-        # the web server or a scan.
+        # the web server or a scan. It runs only while models are queued (on_demand.py).
         _forked("processing", "the processing worker (scanner worker --queues processing)",
-                "worker", "--queues", "processing", "--nice", "10", "--idle", *WAIT_FOR_REDIS,
-                later=True),
+                "worker", "--queues", "processing", "--nice", "10", "--idle",
+                "--max-idle", str(IDLE_EXIT_SECONDS), *WAIT_FOR_REDIS, on_demand="processing"),
     ]
 
 
@@ -108,6 +108,7 @@ class Supervisor:
         self.redis_part = Part("redis", "the private Redis", [], limit=restart_limit,
                                window=restart_window)
         self.preloaded = False
+        self.watches: dict[str, QueueWatch] = {}  # per on-demand part, made at start (run)
         self._preload_seconds = 0.0
         self._migration_started = 0.0
         self._stop = threading.Event()
@@ -135,14 +136,14 @@ class Supervisor:
         def restore() -> None:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
         return restore
 
     def _env_changes(self) -> dict[str, str]:
-        return {
-            "PYTHONUNBUFFERED": "1",  # children's lines show up as they are printed
-            "SCANNER_DATA_DIR": str(self.settings.data_dir),
-        }
+        changes = {"PYTHONUNBUFFERED": "1",  # children's lines show up as they are printed
+                   "SCANNER_DATA_DIR": str(self.settings.data_dir)}
+        if any(p.on_demand for p in self.parts):  # the station page says so (health.py)
+            changes[ON_DEMAND_ENV] = "1"
+        return changes
 
     def _forks_parts(self) -> bool:
         return any(p.cli is not None for p in self.parts)
@@ -196,8 +197,7 @@ class Supervisor:
         return False
 
     def start_part(self, part: Part) -> None:
-        # Called from the main thread only: PR_SET_PDEATHSIG fires when the thread that
-        # started the child ends, and the main thread lives as long as the station.
+        # From the main thread only: PR_SET_PDEATHSIG fires when the forking thread ends.
         if part.cli is not None and self.preloaded:
             if part.cli[0] in PAGELESS_COMMANDS:  # their app, once, after the web's fork
                 prepare_pageless_app(self.settings)
@@ -296,6 +296,11 @@ class Supervisor:
         code = part.process.returncode
         part.signal_group(signal.SIGKILL)  # anything left in its group
         self.settle_orphans(grace=self.stop_grace)
+        if part.on_demand and code == 0:  # idle and done: no failure, started again on demand
+            part.is_up = False
+            self.say(f"{part.description} is idle and has stopped; it starts again when a "
+                     f"job is queued on {part.on_demand}")
+            return True
         delay = part.failed(now)
         if delay is None:
             self.say(f"{part.description} stopped {part.limit} times within "
@@ -333,6 +338,9 @@ class Supervisor:
         for part in self.parts:
             if part.due(now):
                 self.start_part(part)
+            elif (part.restart_at is None and not part.running() and part.name in self.watches
+                    and self.watches[part.name].jobs_waiting(now)):  # on demand (on_demand.py)
+                self.start_part(part)
         return True
 
     def supervise(self) -> int:
@@ -368,7 +376,10 @@ class Supervisor:
                 self.say("using the Redis named by SCANNER_REDIS_URL")
             if not self._stop.is_set():
                 for part in self.parts:
-                    if part.start_delay:
+                    if part.on_demand:  # first asked once the others are up
+                        self.watches[part.name] = QueueWatch(
+                            self.settings, part.on_demand, time.monotonic() + LATER_PARTS_DELAY)
+                    elif part.start_delay:
                         part.restart_at = time.monotonic() + part.start_delay
                     else:
                         self.start_part(part)

@@ -275,9 +275,12 @@ def run_worker(
     name: str | None = None,
     connection: Redis | None = None,
     wait_for_redis: float = 0.0,
+    max_idle: int | None = None,
 ) -> None:
-    """Run until stopped (or, with burst, until the queues are empty). Redis may take up to
-    `wait_for_redis` seconds to answer at start (`scanner run` restarting it).
+    """Run until stopped (or, with burst, until the queues are empty; with `max_idle`, until
+    no job came for that many seconds: RQ's own idle exit, a blocking wait with a deadline).
+    Redis may take up to `wait_for_redis` seconds to answer at start (`scanner run`
+    restarting it).
     Raises WorkerCannotStart (QueueUnreachable when Redis does not answer)."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -329,7 +332,7 @@ def run_worker(
         name=name or f"scanner-{socket.gethostname()}-{os.getpid()}",
     )
     try:
-        worker.work(burst=burst, logging_level="INFO")
+        worker.work(burst=burst, logging_level="INFO", max_idle_time=max_idle)
     finally:
         if worker.runs is not None:
             worker.runs.close()

@@ -33,6 +33,9 @@ REDIS_TIMEOUT_SECONDS = 0.5
 # worker_ttl = 35 s while idle, more often while working).
 WORKER_HEARTBEAT_SECONDS = 60
 BANNER_CACHE_SECONDS = 3.0
+# Set by `scanner run` (runtime/on_demand.py): its processing worker starts when a model is
+# queued, so none running is the normal idle state, not something to fix.
+PROCESSING_ON_DEMAND_ENV = "SCANNER_PROCESSING_ON_DEMAND"
 
 Check = dict[str, Any]
 
@@ -74,7 +77,8 @@ def check_redis(connection: Redis) -> Check:
 
 def check_workers(connection: Redis, now: datetime | None = None) -> Check:
     """A live worker (fresh heartbeat) for the hardware and uploads queues. Processing
-    workers are counted but not required: reconstruction may run on another computer."""
+    workers are counted but not required: reconstruction may run on another computer, and
+    `scanner run` starts its own only when a model is queued (fact processing_on_demand)."""
     from rq import Worker
 
     now = now or datetime.now(UTC)
@@ -101,7 +105,8 @@ def check_workers(connection: Redis, now: datetime | None = None) -> Check:
     if not live[UPLOADS_QUEUE]:
         return _fail("No worker processes uploads, so they stay 'processing'. Start the station "
                      "with 'scanner run' (or 'scanner worker --queues uploads').", live=live)
-    return _ok(live=live)
+    return _ok(live=live,
+               processing_on_demand=os.environ.get(PROCESSING_ON_DEMAND_ENV) == "1")
 
 
 def check_disk(settings: Settings) -> Check:

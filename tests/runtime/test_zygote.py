@@ -189,7 +189,6 @@ def test_scanner_run_forks_its_parts_and_forks_a_killed_one_again(tmp_path: Path
     try:
         wait_until(lambda: healthz(f"http://127.0.0.1:{port}") == 200, 90, "/healthz 200")
         station.wait_line("Button daemon ready", 30)
-        station.wait_line("Listening on processing", 30)
         supervisor = station.popen.pid
         own_cmdline = Path(f"/proc/{supervisor}/cmdline").read_bytes()
         pids = started_pids(station)

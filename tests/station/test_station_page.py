@@ -169,3 +169,35 @@ def test_the_rig_as_the_last_job_left_it(station, redis_url, off_pi):
     state = _field(_text(sign_in(station).get("/station")), "data-rig-state")
     assert state.startswith("90.0° (position not certain: The position is assumed")
     assert "light on, camera at 30.0°" in state and "(as of 2026-11-30T20:00:00Z)" in state
+
+
+@pytest.mark.parametrize("on_demand", [True, False])
+def test_an_idle_on_demand_processing_worker_reads_as_starting_when_a_model_is_queued(
+        station, redis_url, off_pi, monkeypatch, on_demand):
+    """Under `scanner run` (which sets the variable) no processing worker is the idle state."""
+    import redis
+    from rq import Worker
+
+    from scanner_app.station.health import PROCESSING_ON_DEMAND_ENV
+
+    if on_demand:
+        monkeypatch.setenv(PROCESSING_ON_DEMAND_ENV, "1")
+    else:
+        monkeypatch.delenv(PROCESSING_ON_DEMAND_ENV, raising=False)
+    connection = redis.Redis.from_url(redis_url)
+    workers = [Worker([queue], connection=connection, name=f"page-{queue}")
+               for queue in ("hardware", "uploads")]
+    for worker in workers:
+        worker.register_birth()
+        worker.heartbeat()
+    try:
+        page = _text(sign_in(station).get("/station"))
+    finally:
+        for worker in workers:
+            worker.register_death()
+        connection.close()
+    worker_row = re.search(r'data-check="worker" data-status="(\w+)">(.*?)</li>', page, re.S)
+    assert worker_row[1] == "ok"
+    said = "the processing worker starts when a model is queued" in worker_row[2]
+    assert said is on_demand
+    assert "0 processing worker(s) running" in worker_row[2]

@@ -230,7 +230,9 @@ def _copy_body(req: Request, filename: str, staged: StagedRequest, max_bytes: in
     sink = FileSink(item)
     try:
         direct = socket_body(req.environ)
-        if direct is not None:  # its length is Content-Length, already checked
+        # Its length is Content-Length, already checked. Spliced on Linux, else read into
+        # reused buffers.
+        if direct is not None and not sink.splice_from(direct):
             sink.fill_from(direct.readinto)
         else:
             _copy_stream(_body_stream(req, max_bytes), sink, item, max_bytes)

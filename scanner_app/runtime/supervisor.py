@@ -72,10 +72,10 @@ def _forked(name: str, description: str, *args: str, later: bool = False,
 
 
 def default_parts(host: str, port: int) -> list[Part]:
-    # In this order: /healthz is 200 once the web server and the scan and uploads workers are
-    # up, so they get the CPU first.
+    # In this order: /healthz needs the web server and the scan and uploads workers first.
     return [
-        _forked("web", "the web server (scanner web)", "web", "--host", host, "--port", str(port)),
+        _forked("web", "the web server (scanner web)", "web", "--host", host, "--port", str(port),
+                "--no-master"),  # no gunicorn master: restarted from here (web_server.serve)
         _forked("worker", "the scan worker (scanner worker --queues hardware)",
                 "worker", "--queues", "hardware", *WAIT_FOR_REDIS),
         _forked("uploads", "the uploads worker (scanner worker --queues uploads)",

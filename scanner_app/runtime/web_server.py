@@ -21,8 +21,11 @@ error body (the server has no body limit of its own that would answer first in p
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -138,10 +141,55 @@ class StationServer(BaseApplication):
             print(self.ready_message, flush=True)
 
 
+    def run_without_master(self) -> None:
+        """gunicorn's worker in this very process, as the arbiter runs it in the child it
+        forks (Arbiter.spawn_worker), but with no arbiter: returns once the worker has
+        stopped (SIGTERM: after finishing what is in flight, within graceful_timeout)."""
+        from gunicorn import sock
+
+        log = self.cfg.logger_class(self.cfg)
+        listeners = sock.create_sockets(self.cfg, log)
+        worker = self.cfg.worker_class(1, os.getppid(), listeners, self,
+                                       self.cfg.timeout / 2.0, self.cfg, log)
+        worker.pid = os.getpid()
+        threading.Thread(target=_watchdog, args=(worker, self.cfg.timeout), daemon=True,
+                         name="web-watchdog").start()
+        try:
+            worker.init_process()
+        finally:
+            worker.tmp.close()
+
+
+def _watchdog(worker: Any, timeout: float) -> None:
+    """The master's WORKER TIMEOUT without a master: the worker's loop beats (notify) every
+    second whatever its request threads do; when it has not for `timeout` seconds, the loop
+    is stuck and the process is killed, for its supervisor to start a new one."""
+    while True:
+        time.sleep(1.0)
+        try:
+            silent = time.monotonic() - worker.tmp.last_update()
+        except (OSError, ValueError):
+            return  # the worker has stopped and closed its heartbeat file
+        if silent > timeout:
+            worker.log.critical("WORKER TIMEOUT (pid:%s): no heartbeat for %.0f s; killing it",
+                                worker.pid, silent)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def serve(listener: socket.socket, threads: int = DEFAULT_THREADS,
-          ready_message: str | None = None, **options: Any) -> NoReturn:
+          ready_message: str | None = None, master: bool = True, **options: Any) -> NoReturn:
     """Serve the station on an already bound `listener` until stopped; exits the process with
-    gunicorn's exit code (non-zero when the worker fails to boot)."""
+    gunicorn's exit code (non-zero when the worker fails to boot).
+
+    master=False (`scanner web --no-master`, what `scanner run` runs): no gunicorn master
+    process, the worker runs here. A master restarts a worker that dies or stops beating for
+    WORKER_TIMEOUT_SECONDS; here a thread kills the process when its loop stops beating
+    (_watchdog) and `scanner run`'s supervisor restarts a web part that dies, and the
+    master's ~25 MB of a 512 MB Pi are saved (issue 15)."""
     fd = listener.detach()  # gunicorn takes over the descriptor (and closes it when done)
-    StationServer(fd, threads=threads, ready_message=ready_message, **options).run()
+    server = StationServer(fd, threads=threads, ready_message=ready_message, **options)
+    if not master:
+        server.run_without_master()
+        sys.exit(0)
+    server.run()
     sys.exit(0)  # run() itself ends in sys.exit; this is for the type checker's sake

@@ -97,6 +97,8 @@ def test_fresh_station_migrates_and_a_killed_worker_takes_its_horse_along(statio
         made = run_cli(station_dir, "apikey", "create", "supervision")
         assert made.returncode == 0, made.stderr
         key = made.stdout.split()[-1]
+        # The button daemon starts a second after the others (supervisor.LATER_PARTS_DELAY).
+        station.wait_line("started the start-button daemon", 30)
         pids = started_pids(station)
         assert set(pids) == {"web", "worker", "uploads", "button"}
         # Forked from `scanner run` (runtime/zygote.py), named for their part.

@@ -177,3 +177,59 @@ def _database_check(port: int) -> str:
     status, _, body = http("GET", f"http://127.0.0.1:{port}/healthz")
     assert status in (200, 503), body
     return json.loads(body)["checks"]["database"]["status"]
+
+
+def test_no_master_serves_from_the_one_process_and_stops_on_sigterm(data_dir):
+    """`scanner web --no-master` (scanner run's web part): gunicorn's worker in the process
+    itself, no child; the app is loaded there and SIGTERM ends it with exit code 0."""
+    import signal
+
+    from tests.runtime.procs import descendants
+
+    upgrade_and_key(data_dir)
+    port = free_port()
+    web = Proc(cli("web", "--port", str(port), "--threads", "2", "--no-master"),
+               process_env(data_dir))
+    try:
+        web.wait_line(f"Scanning station web UI on http://127.0.0.1:{port}/")
+        assert _database_check(port) == "ok"
+        assert descendants(web.popen.pid) == set()
+        assert str(data_dir / "scanner.db") in _open_files(web.popen.pid)
+        assert _worker_pids(web) == []  # no arbiter booting workers
+        web.signal(signal.SIGTERM)
+        assert web.wait(30) == 0, web.output
+    finally:
+        web.kill()
+    assert "Traceback" not in web.output
+
+
+SERVE_WITHOUT_MASTER = """
+import sys
+from gunicorn.workers.workertmp import WorkerTmp
+if sys.argv[2] == "stuck":  # the loop beats once, then never again
+    beat, beats = WorkerTmp.notify, []
+    def notify(self):
+        if not beats:
+            beats.append(1)
+            beat(self)
+    WorkerTmp.notify = notify
+from scanner_app.runtime.web_server import bind_listener, serve
+serve(bind_listener("127.0.0.1", int(sys.argv[1])), threads=2, ready_message="ready to serve",
+      timeout=2, master=False)
+"""
+
+
+def test_no_master_kills_a_worker_whose_loop_stops_beating(data_dir):
+    """The master's WORKER TIMEOUT, kept without a master: a stuck loop is killed (scanner
+    run then starts a new web part); a beating one is left alone."""
+    servers = {kind: Proc([sys.executable, "-c", SERVE_WITHOUT_MASTER, str(free_port()), kind],
+                          process_env(data_dir)) for kind in ("stuck", "beating")}
+    try:
+        for server in servers.values():
+            server.wait_line("ready to serve")
+        assert servers["stuck"].wait(30) == -9, servers["stuck"].output
+        assert "WORKER TIMEOUT" in servers["stuck"].output
+        assert servers["beating"].popen.poll() is None, servers["beating"].output
+    finally:
+        for server in servers.values():
+            server.kill()

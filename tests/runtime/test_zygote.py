@@ -201,7 +201,9 @@ def test_scanner_run_forks_its_parts_and_forks_a_killed_one_again(tmp_path: Path
         # Which process holds what: the supervisor has the shared stack mapped (SQLAlchemy's
         # compiled parts) and no image library; the web server neither.
         assert "sqlalchemy" in _maps(supervisor)
-        web_tree = {pids["web"], *descendants(pids["web"])}
+        # The web part serves itself: no gunicorn master and worker below it (--no-master).
+        assert descendants(pids["web"]) == set()
+        web_tree = {pids["web"]}
         for pid in (supervisor, *web_tree):
             assert "numpy" not in _maps(pid) and "cv2" not in _maps(pid), pid
 

@@ -86,7 +86,16 @@ def _build_cli() -> click.Group:
     from scanner_app.cli.web import web
     from scanner_app.cli.worker import worker
 
-    group = FlaskGroup(
+    class StationGroup(FlaskGroup):
+        """FlaskGroup, except that the station's own commands are found without loading
+        the `flask.commands` plugins first: Flask-Limiter's imports rich, about 65 ms and
+        a few MB in every worker and the button daemon (bench footprint). Any other name
+        (a plugin's, the app's) is looked up as FlaskGroup does."""
+
+        def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+            return self.commands.get(name) or super().get_command(ctx, name)
+
+    group = StationGroup(
         name="cli", create_app=_create_app, add_default_commands=False,
         help="Scanning station: web UI, scan worker, start button and maintenance.")
     db_cli = LazyGroup("db", "flask_migrate.cli:db", "Perform database migrations.")

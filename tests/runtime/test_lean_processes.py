@@ -217,3 +217,28 @@ def test_the_button_daemon_loads_no_image_libraries_nor_job_dashboard(data_dir):
     assert result["led"] == "idle"
     for module in ("numpy", "cv2", "trimesh", "skimage", "pycolmap", "rq_dashboard", "alembic"):
         assert module not in result["heavy"], f"the button daemon imported {module}"
+
+
+def test_a_worker_command_loads_no_flask_cli_plugins(data_dir):
+    """`scanner worker` up to run_worker (replaced by one that reports): the station's own
+    command is found without loading the flask.commands plugins (Flask-Limiter's imports
+    rich: ~65 ms and a few MB in every worker); a plugin's command is still there."""
+    code = (
+        "import scanner_app.runtime.worker as station_worker\n"
+        "result = {}\n"
+        "def report(*args, **kwargs):\n"
+        "    result['loaded'] = sorted(m for m in ('rich', 'flask_limiter.commands')\n"
+        "                              if m in sys.modules)\n"
+        "station_worker.run_worker = report\n"
+        "from scanner_app.cli import __getattr__ as cli_of\n"
+        "try:\n"
+        "    cli_of('cli')(['worker', '--queues', 'uploads'], prog_name='scanner')\n"
+        "except SystemExit as exc:\n"
+        "    result['exit'] = exc.code\n"
+    )
+    result = imported_in_subprocess(code, data_dir)
+    assert result["loaded"] == [] and result["exit"] == 0, result
+    done = subprocess.run([sys.executable, "-m", "scanner_app.cli", "limiter", "--help"],
+                          env=process_env(data_dir), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "Flask-Limiter" in done.stdout, done.stdout + done.stderr

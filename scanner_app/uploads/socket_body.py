@@ -57,6 +57,7 @@ class SocketBody:
         self._pending = memoryview(held + buffered[:take])
         self.remaining = len(self._pending) + reader.length
         self._spliced = 0
+        self._poll = None  # select.poll(), made on the first wait and kept for the next
 
     def can_splice(self) -> bool:
         """Whether splice_into may work here: Linux, and a plain TCP or Unix socket (a TLS
@@ -99,9 +100,10 @@ class SocketBody:
             except BlockingIOError:
                 # A socket with a timeout is non-blocking underneath: wait for data here, with
                 # the same timeout recv_into would have used.
-                poll = select.poll()
-                poll.register(fd, select.POLLIN)
-                if not poll.poll(None if timeout is None else timeout * 1000):
+                if self._poll is None:
+                    self._poll = select.poll()
+                    self._poll.register(fd, select.POLLIN)
+                if not self._poll.poll(None if timeout is None else timeout * 1000):
                     raise TimeoutError() from None
             except OSError as exc:
                 if exc.errno in _CANNOT_SPLICE and not self._spliced:

@@ -196,8 +196,10 @@ class FrameSteps(RingSteps):
                     rig.light.off()
                     # Paused means every frame taken is recorded and in the metadata file.
                     self.pipeline.drain()
+                    # The file first, already saying paused, then the status: whoever sees
+                    # the scan paused finds every frame in the file.
+                    self._consolidate_metadata(status=ScanStatus.PAUSED)
                     self._move(ScanStatus.RUNNING, ScanStatus.PAUSED)
-                    self._consolidate_metadata()
                     log.info("Scan %s paused before frame %s", self.scan_id,
                              len(self.recorded) + 1)
                 time.sleep(PAUSE_POLL_SECONDS)
@@ -215,12 +217,16 @@ class FrameSteps(RingSteps):
                    heartbeat_at=utcnow())
         db.session.commit()
 
-    def _consolidate_metadata(self) -> None:
-        """metadata/scans/<id>.json with every recorded frame (the frames log folded in)."""
+    def _consolidate_metadata(self, status: ScanStatus | None = None) -> None:
+        """metadata/scans/<id>.json with every recorded frame (the frames log folded in);
+        `status`: what the scan is about to read, when the file must be there first."""
         db.session.refresh(self.scan)
         db.session.commit()
+        scan = self.scan.to_dict()
+        if status is not None:
+            scan["status"] = status.value
         try:
-            self.meta.write(self.scan.to_dict(), recorded=self.recorded)
+            self.meta.write(scan, recorded=self.recorded)
         except OSError as exc:  # the log still holds the frames; the end consolidates again
             log.warning("Scan %s: could not consolidate its metadata: %s", self.scan_id, exc)
 

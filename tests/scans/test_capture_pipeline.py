@@ -62,7 +62,10 @@ def test_frames_recorded_in_order_and_metadata_appended_not_rewritten(make_stati
         before = station.scan(scan["id"])["frames_captured"]
         try:
             log_stat, json_stat = log_path.stat(), json_path.stat()
-            lines = log_path.read_bytes().splitlines()
+            raw = log_path.read_bytes()
+            # A line being appended can show torn (it crossed a page), as to any reader of
+            # a running scan's log: only whole lines count, as in read_frames_log.
+            lines = raw[:raw.rfind(b"\n") + 1].splitlines()
         except FileNotFoundError:
             log_stat = None
         now = station.scan(scan["id"])
@@ -254,3 +257,51 @@ def test_frames_log_readers_skip_a_torn_line_and_consolidation_keeps_recorded_fr
     assert data["scan"]["status"] == "interrupted" and CONTRACT_KEYS <= set(data)
     assert not log_path.exists()
     assert not consolidate(tmp_path / "8.json", tmp_path / "8.frames.jsonl", {}, set())
+
+
+def test_a_paused_scan_has_its_metadata_file_before_it_reads_paused(make_station, monkeypatch):
+    """Whoever sees a scan paused finds the metadata file folded and saying so: the file is
+    written before the status changes (it used to be written just after, and a reader in
+    between found a file without the frames)."""
+    from sqlalchemy import update
+
+    from scanner_app.models import Scan
+    from scanner_app.platform.extensions import db
+
+    station = make_station()
+    scan = station.start_scan(profile="quick", frames=6)
+    json_path, log_path = metadata_paths(station, scan)
+    recorded = scan_frames.FrameSteps._record
+    moved = scan_frames.FrameSteps._move
+    seen_at_pause: list[dict] = []
+
+    def pause_after_frame_2(self, frame):
+        result = recorded(self, frame)
+        if frame.index == 1:
+            with station.app.app_context():
+                db.session.execute(update(Scan).where(Scan.id == scan["id"]).values(
+                    control="pause"))
+                db.session.commit()
+        return result
+
+    def look_then_move(self, old, new):
+        if new.value == "paused":
+            seen_at_pause.append(json.loads(json_path.read_text()))
+        moved(self, old, new)
+        if new.value == "paused":  # seen: now end the scan
+            db.session.execute(update(Scan).where(Scan.id == scan["id"]).values(
+                control="cancel"))
+            db.session.commit()
+
+    monkeypatch.setattr(scan_frames.FrameSteps, "_record", pause_after_frame_2)
+    monkeypatch.setattr(scan_frames.FrameSteps, "_move", look_then_move)
+    with station.app.app_context():
+        assert scan_job.run_scan(scan["id"]) == "cancelled"
+    monkeypatch.undo()
+
+    assert len(seen_at_pause) == 1
+    meta = seen_at_pause[0]
+    assert meta["scan"]["status"] == "paused"
+    taken = meta["scan"]["frames_captured"]
+    assert taken >= 2 and [f["index"] for f in meta["frames"]] == list(range(taken))
+    assert not log_path.exists() or read_frames_log(log_path) == []

@@ -104,9 +104,9 @@ def test_a_created_database_is_up_to_date_next_time(settings: Settings):
     assert prepare_database(settings) == expected
 
 
-def test_sqlite_file_is_private_and_in_wal_mode(settings: Settings):
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("SQLite only")
+def test_sqlite_file_is_private_and_in_wal_mode(data_dir: Path):
+    settings = load_settings(env=station_env(
+        data_dir, SCANNER_DATABASE_URL=f"sqlite:///{data_dir / 'scanner.db'}"))
     assert prepare_database(settings) == CREATED
     path = schema_state.sqlite_path(settings.database_url)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -58,7 +58,8 @@ from scanner_app.uploads import job as _upload_job  # noqa: F401 - registers its
 
 log = logging.getLogger("scanner.worker")
 
-# The scan job: imported before any fork by a worker on the hardware queue only (numpy, OpenCV).
+# The scan job: imported before any fork by a worker on the hardware queue only. It is light:
+# numpy and OpenCV load inside run_scan, in the work-horse that scans (issue 15).
 SCAN_JOB_MODULE = "scanner_app.scans.job"
 
 WORKER_TTL_SECONDS = 35  # also bounds how long the idle worker blocks on Redis
@@ -135,8 +136,8 @@ class StationWorker(Worker):
         # Only a worker on the hardware queue ever drives (or switches off) the rig.
         self.drives_rig = HARDWARE_QUEUE in self.queue_names()
         if self.drives_rig:
-            # Loaded before any fork, so a scan's work-horse sets up at once; only here: it
-            # brings numpy and OpenCV (about 15 MB) that the other workers do without.
+            # Loaded before any fork, so each work-horse has the job's stop flag and signal
+            # set-up at once; the image libraries it needs load in the horse (run_scan).
             importlib.import_module(SCAN_JOB_MODULE)
         self.rig_off = not self.drives_rig
         # The uploads worker runs its jobs itself, in runs (runtime/in_process.py).

@@ -1,6 +1,11 @@
-"""The capture pipeline of a scan: while the platter moves and settles for frame n+1, frame n
-is recorded (mask, metadata line, Capture row, session counters, progress, thumbnail) by one
-recorder thread behind a bounded queue, in the order the frames were taken.
+"""The capture pipeline of a scan: while the rig turns to frame n+1, settles and exposes it,
+frame n is recorded (mask, metadata line, Capture row, session counters, progress, thumbnail)
+by one recorder thread behind a bounded queue, in the order the frames were taken.
+
+The recorder starts on a frame once the platter stands at the next pose (`rig_still()`), so its
+disk syncs and CPU fall into the settle and exposure time and not into the move, whose position
+saves are the rig thread's own syncs (sharing the disk's flushes made every move about 2 ms
+slower). When frames pile up (a recorder slower than the rig) it does not wait.
 
 Crash-safe: a frame counts (frames_captured, the resume point) only once its commit is done.
 The job's thread submits each frame right after the camera wrote its file; `close()` lets the
@@ -58,6 +63,9 @@ _STOP = object()
 # Pi Zero a mask costs more than a frame's move), so frame timing stays the rig's.
 RECORDER_NICE = 10
 SWITCH_INTERVAL = 0.001  # seconds; see CapturePipeline.submit
+# The longest the recorder waits for the rig to stand still: a rig thread that never says so
+# (a long tilt, a stuck move) delays recording, never stops it.
+STILL_WAIT_SECONDS = 2.0
 
 
 def _lower_priority() -> None:
@@ -85,6 +93,8 @@ class CapturePipeline:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._switch_interval = sys.getswitchinterval()
+        self._rig_still = threading.Event()
+        self._rig_still.set()
         self.pending: dict[int, Path] = {}  # submitted, not recorded: index -> file
         self.failed_at: int | None = None  # the frame the recorder failed to record
         self.submitted = 0
@@ -106,7 +116,12 @@ class CapturePipeline:
         with self._lock:
             self.pending[frame.index] = frame.path
             self.submitted += 1
+        self._rig_still.clear()  # the rig moves on now; recorded once it stands again
         self._queue.put(frame)
+
+    def rig_still(self) -> None:
+        """The platter stands at its next pose: the recorder may write now."""
+        self._rig_still.set()
 
     def check(self) -> None:
         """Raise the error the recorder failed with, if it did."""
@@ -117,6 +132,7 @@ class CapturePipeline:
         """Wait until every submitted frame is recorded (or dropped after a failure); then
         raise the recorder's error, if any."""
         if self._thread is not None:
+            self._rig_still.set()
             self._queue.join()
         self.check()
 
@@ -125,6 +141,7 @@ class CapturePipeline:
         recorder's error, if it failed (the files of the frames it did not record stay in
         `pending`)."""
         if self._thread is not None:
+            self._rig_still.set()
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
@@ -154,6 +171,8 @@ class CapturePipeline:
                 if frame is _STOP:
                     return
                 if self._error is None:
+                    if self._queue.empty():  # not behind: wait for the rig to stand
+                        self._rig_still.wait(STILL_WAIT_SECONDS)
                     self._record_one(frame)
             finally:
                 self._queue.task_done()

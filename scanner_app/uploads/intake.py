@@ -291,7 +291,8 @@ def _decode(req: Request, boundary: bytes, staged: StagedRequest, max_bytes: int
                 event = decoder.next_event()
             if fast is not None and fast.sink is not None and multipart.part_is_large():
                 multipart.start_part()  # its data, up to the delimiter, straight to the file
-                fast.sink.fill_from(multipart.part_data)
+                if not multipart.splice_part(fast.sink):  # spliced on Linux, else read
+                    fast.sink.fill_from(multipart.part_data)
             fast = None
             if not chunk and not finished:
                 raise ClientDisconnected()

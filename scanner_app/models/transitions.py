@@ -2,7 +2,7 @@
 allow. The database decides races: of two processes changing the same row, the one whose
 UPDATE still finds the row in an allowed status wins, the other gets False.
 
-Neither function commits: the caller owns its transaction (and commits, or batches several).
+No function here commits: the caller owns its transaction (and commits, or batches several).
 """
 
 from __future__ import annotations
@@ -52,6 +52,28 @@ def transition(model: type, row_id: int, to: StrEnum, *,
         raise ValueError(f"{model.__name__}: no allowed transition to {to.value!r}"
                          + (f" from {sorted(s.value for s in wanted)}" if from_ else ""))
     return _update(model, row_id, allowed, where, {**values, "status": to})
+
+
+def transition_where(model: type, to: StrEnum, *, from_: StrEnum | Iterable[StrEnum],
+                     where: Iterable[ColumnElement[bool]], **values: Any) -> list[int]:
+    """`transition` for every row matching `where` at once, in one statement (e.g. every
+    idle auto session of an earlier day); the ids of the rows that changed. The same table
+    decides: only rows in an allowed source status change."""
+    enum = _status_enum(model)
+    to = enum(to)
+    wanted = {enum(from_)} if isinstance(from_, str) else {enum(s) for s in from_}
+    allowed = sources_of(to) & wanted
+    if not allowed:
+        raise ValueError(f"{model.__name__}: no allowed transition to {to.value!r} from "
+                         f"{sorted(s.value for s in wanted)}")
+    result = db.session.execute(
+        update(model)
+        .where(model.status.in_(sorted(allowed)), *where)
+        .values(**values, status=to)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(result.scalars())
 
 
 def update_while(model: type, row_id: int, statuses: StrEnum | Iterable[StrEnum], *,

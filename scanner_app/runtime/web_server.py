@@ -130,9 +130,11 @@ class StationServer(BaseApplication):
         """Runs in the worker process, after the fork."""
         from scanner_app import create_app
         from scanner_app.scans.service import reconcile_at_startup
+        from scanner_app.sessions.day_end import complete_past_days_at_startup
 
         app = create_app()
         reconcile_at_startup(app)  # scans left 'running' by a worker that died
+        complete_past_days_at_startup(app)  # days that ended while the station was off
         return with_client_idle_timeout(app, self.client_idle_seconds)
 
     def _worker_ready(self, _worker: object) -> None:

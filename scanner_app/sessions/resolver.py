@@ -12,6 +12,10 @@ completed session, a directory this process has not seen yet) takes the slow pat
 where the upsert and the row lock decide as before, so racing processes still get exactly
 one auto session per day. Session ids are never reused (sqlite_autoincrement, sequences), so
 a remembered directory can only disappear with its row, which the SELECT would not find.
+
+The request that inserts a new day's auto session (once a day) then completes the idle auto
+sessions of earlier days (sessions/day_end.py), in a transaction of its own after its commit;
+no other resolution pays for that.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from scanner_app.platform.errors import NotFound
 from scanner_app.platform.extensions import db, dialect_insert
 from scanner_app.platform.storage import current_storage
 from scanner_app.sessions import hooks
+from scanner_app.sessions.day_end import complete_past_days_quietly
 from scanner_app.sessions.record import mark_dirty
 
 log = logging.getLogger("scanner.sessions")
@@ -216,6 +221,8 @@ def resolve_session(session_id: int | None = None, *, now: datetime | None = Non
     db.session.commit()
     if not (created or reactivated or record_missing):
         _known_dirs_here().add(resolved)  # folder and record seen: next time, the fast path
+    if created:
+        complete_past_days_quietly(day)  # a new day began: the ones before it are over
     if created or reactivated:
         verb = "created new" if created else "reactivated"
         log.info("Session resolver: %s %s session %s", verb, how, resolved)

@@ -25,6 +25,10 @@ from scanner_app.platform.extensions import db, dialect_insert
 from scanner_app.platform.storage import current_storage, fsync_dir
 from scanner_app.platform.web.converters import MAX_ID
 from scanner_app.sessions import hooks, names
+from scanner_app.sessions.day_end import (  # re-exported: the doctor completes past days
+    complete_past_days as complete_past_days,
+)
+from scanner_app.sessions.day_end import idle_past_days as idle_past_days
 from scanner_app.sessions.listing import (  # re-exported: other slices list sessions here
     PICKER_LIMIT as PICKER_LIMIT,
 )

@@ -38,6 +38,7 @@ from scanner_app.platform.extensions import db
 from scanner_app.platform.storage import StorageManager
 from scanner_app.sessions import record as session_records
 from scanner_app.station.doctor_guard import guarded, path_is_file
+from scanner_app.station.doctor_sessions import check_past_auto_sessions
 from scanner_app.station.doctor_space import check_free_space
 from scanner_app.station.doctor_space import mb_text as _mb
 from scanner_app.station.doctor_uploads import check_stuck_uploads
@@ -366,6 +367,7 @@ def run_doctor(repair: bool = False) -> Report:
         ("checking the totals", check_counters, (sessions,)),
         ("looking for stale scans", check_stale_scans, ()),
         ("looking for stuck uploads", check_stuck_uploads, (settings,)),
+        ("checking the automatic sessions of past days", check_past_auto_sessions, ()),
         ("checking free space", check_free_space, (settings,)),
     ):
         guarded(report, what, check, *args)

@@ -23,8 +23,10 @@ at most LOOKAHEAD_BYTES past what the helper has searched; once the delimiter is
 bytes spliced past it are read back into `pending` for the decoder and the file is cut at the
 delimiter. Why: reading the part into Python buffers took a copy into them, a write out of
 them and three threads handing each 128 KiB on; spliced, the request thread does no Python
-work per byte and one helper searches and hashes each cached piece in one pass (1 GiB over
-loopback: 1.5-1.7 CPU s instead of 2.2-2.6, see docs/performance.md).
+work per byte and one helper searches and hashes each cached piece in one pass: about 0.5 CPU
+s a GiB less in make bench. As for the raw PUT, a client on the same machine that writes the
+body from its own memory is the exception: there splice costs more than recv_into (see
+docs/performance.md).
 """
 
 from __future__ import annotations

@@ -30,6 +30,18 @@ from tests.support import Proc, cli, free_port, process_env, run_cli, wait_until
 from tests.uploads.helpers import image_bytes, multipart_body
 
 FRAMES = 40
+# The scan's profile: 320x240 frames and a 0.1 s settle instead of the shipped default's
+# 2028x1520 and 0.3 s, which made the scan (and its resume) most of the test's time; nothing
+# here checks a picture. 40 frames still last about 6 s: the scan runs while an upload is
+# processed and its worker is killed (3 to 5 frames were in at the kill).
+PROFILE = {"frames": FRAMES, "settle_seconds": 0.1, "resolution": [320, 240],
+           "jpeg_quality": 80}
+
+
+def small_profile(base: str, key: str) -> str:
+    status, _, body = http("PUT", f"{base}/api/v1/profiles/supervision", key, PROFILE)
+    assert status in (200, 201), body
+    return "supervision"
 
 
 @pytest.fixture
@@ -106,7 +118,8 @@ def test_fresh_station_migrates_and_a_killed_worker_takes_its_horse_along(statio
         assert _comm(pids["uploads"]) == "scanner-uploads"
         assert parent_of(pids["worker"]) == station.popen.pid
 
-        status, _, body = http("POST", f"{base}/api/v1/scans", key, {"frames": FRAMES})
+        status, _, body = http("POST", f"{base}/api/v1/scans", key,
+                               {"frames": FRAMES, "profile": small_profile(base, key)})
         assert status == 202, body
         scan_id = json.loads(body)["scan"]["id"]
         wait_until(lambda: scan_of(base, key, scan_id)["frames_captured"] >= 3, 60,

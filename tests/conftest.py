@@ -5,6 +5,9 @@ a private real Redis server. Plain helpers are in tests/support.py.
 PostgreSQL: SCANNER_TEST_PG_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test).
 Each test gets a database of its own, created and dropped here. Outside CI an unreachable
 server skips those tests with the reason printed; in CI (CI=true) it fails them.
+
+Migrations run once per pytest process; each test's database is a copy of that migrated one
+(tests/databases.py). Tests of migrating itself ask for `empty_database_url`.
 """
 
 from __future__ import annotations
@@ -12,18 +15,28 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
-import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
 
 from scanner_app import create_app
 from scanner_app.config import load_settings
+from scanner_app.platform.database import prepare_data_dir
+from scanner_app.runtime import schema_state
 from tests.csrf_client import CsrfClient
+from tests.databases import PostgresTemplates, SqliteTemplate
 from tests.support import api_client, dispose, free_port, station_env
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from scanner_app.config import Settings
 
 PG_ADMIN_URL = os.environ.get(
     "SCANNER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -46,27 +59,37 @@ def require_postgres() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture
-def pg_database_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test."""
+@pytest.fixture(scope="session")
+def pg_templates() -> Iterator[PostgresTemplates]:
+    """This pytest process's migrated PostgreSQL template and the drops of its clones."""
     require_postgres()
-    name = f"scanner_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name)
-    yield url.render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    templates = PostgresTemplates(PG_ADMIN_URL, _migrate_database)
+    yield templates
+    templates.close()
+    for error in templates.errors:
+        warnings.warn(error, stacklevel=1)
 
 
-def build_app(data_dir: Path, database_url: str | None = None, **env: str):
-    """A migrated station app for tests."""
+@pytest.fixture
+def pg_database_url(pg_templates: PostgresTemplates) -> Iterator[str]:
+    """A migrated PostgreSQL database of this test's own (a clone of the template)."""
+    name = pg_templates.migrated()
+    yield pg_templates.url_of(name)
+    pg_templates.drop_later(name)
+
+
+@pytest.fixture
+def empty_pg_database_url(pg_templates: PostgresTemplates) -> Iterator[str]:
+    """A new, empty PostgreSQL database of this test's own (for tests of migrating)."""
+    name = pg_templates.empty()
+    yield pg_templates.url_of(name)
+    pg_templates.drop_later(name)
+
+
+def _alembic_app(settings: Settings) -> Flask:
+    """A station app whose database alembic has migrated, as `scanner db upgrade` does."""
     from flask_migrate import upgrade
 
-    extra = {"SCANNER_DATABASE_URL": database_url} if database_url else {}
-    settings = load_settings(env=station_env(data_dir, **extra, **env))
     app = create_app(settings, overrides={"TESTING": True})
     app.test_client_class = CsrfClient  # forms carry the page's CSRF token, as in a browser
     with app.app_context():
@@ -74,11 +97,74 @@ def build_app(data_dir: Path, database_url: str | None = None, **env: str):
     return app
 
 
+def _migrate_database(database_url: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="scanner-test-pg-template-"))
+    try:
+        dispose(_alembic_app(load_settings(env=station_env(
+            folder, SCANNER_DATABASE_URL=database_url))))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _migrate_sqlite(data_dir: Path) -> Path:
+    settings = load_settings(env=station_env(data_dir))
+    dispose(_alembic_app(settings))
+    return schema_state.sqlite_path(settings.database_url)
+
+
+SQLITE_TEMPLATE = SqliteTemplate(_migrate_sqlite)
+
+
+def _at_head(app: Flask) -> bool:
+    """The database is at the newest migration (alembic's upgrade would do nothing)."""
+    from scanner_app.platform.extensions import db
+
+    with app.app_context():
+        try:
+            with db.engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+                versions = set(rows.scalars())
+        except sa.exc.DBAPIError:
+            return False  # no alembic_version table: alembic decides
+    return versions == schema_state.head_revisions()
+
+
+def build_app(data_dir: Path, database_url: str | None = None, **env: str) -> Flask:
+    """A migrated station app for tests. A SQLite file that does not exist yet (or is empty)
+    becomes a copy of this process's migrated template; a database already at the newest
+    migration is used as it is; any other is migrated by alembic."""
+    extra = {"SCANNER_DATABASE_URL": database_url} if database_url else {}
+    settings = load_settings(env=station_env(data_dir, **extra, **env))
+    path = schema_state.sqlite_path(settings.database_url)
+    if path is not None and (not path.exists() or path.stat().st_size == 0):
+        prepare_data_dir(settings)  # the data dir 0700 and the file 0600, as a station's
+        if path.is_file():
+            SQLITE_TEMPLATE.copy_to(path)
+    app = create_app(settings, overrides={"TESTING": True})
+    app.test_client_class = CsrfClient  # forms carry the page's CSRF token, as in a browser
+    if not _at_head(app):
+        from flask_migrate import upgrade
+
+        with app.app_context():
+            upgrade()
+    return app
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path: Path) -> str:
+    """The test's own database: SQLite (a file build_app fills from the migrated template)
+    or PostgreSQL (already migrated)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'data' / 'scanner.db'}"
     return request.getfixturevalue("pg_database_url")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request, tmp_path: Path) -> str:
+    """The test's own database, empty (no file yet on SQLite), for tests of migrating."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'scanner.db'}"
+    return request.getfixturevalue("empty_pg_database_url")
 
 
 @pytest.fixture

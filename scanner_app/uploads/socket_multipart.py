@@ -98,6 +98,10 @@ class SocketMultipart:
 
     def start_part(self) -> None:
         self._part_done = False
+        # The decoder holds nothing now (the part's data skip it), so the next piece cannot
+        # make a blank line with the last byte it was given: a large file part right after
+        # this one (its delimiter starts with CR, that byte was LF) may take the fast path.
+        self._last_byte = b""
 
     def part_data(self, view: memoryview) -> int:
         """FileSink.fill_from's reader: the current part's data up to its delimiter, 0 once

@@ -86,6 +86,14 @@ def test_what_was_spliced_past_a_part_goes_back_to_the_decoder(tmp_path, monkeyp
     is spliced into the first file, and everything after its data (megabytes, more than the
     decoder takes at once) is read back and parsed."""
     monkeypatch.setattr(socket_multipart, "LOOKAHEAD_BYTES", lookahead)
+    scans: list[object] = []
+    real_init = socket_multipart._PartScan.__init__
+
+    def counted(self, *args) -> None:
+        real_init(self, *args)
+        scans.append(self)
+
+    monkeypatch.setattr(socket_multipart._PartScan, "__init__", counted)
     if lookahead > MB:
         real_wait = socket_multipart._PartScan._wait_for
 
@@ -112,6 +120,9 @@ def test_what_was_spliced_past_a_part_goes_back_to_the_decoder(tmp_path, monkeyp
     assert staged.fields == {"session_id": "7"}
     assert next(parser).path == "/next"
     assert not hash_threads()
+    # 64 KiB: a.bin, b.bin (its start among the read-back bytes) and d.bin spliced; 64 MiB:
+    # only a.bin, the rest held whole in `pending` and parsed by the decoder.
+    assert len(scans) == (3 if lookahead < MB else 1)
 
 
 def test_a_full_disk_mid_part_raises_without_hanging(tmp_path, monkeypatch):

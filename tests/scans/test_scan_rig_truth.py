@@ -23,11 +23,11 @@ from tests.scans.test_scan_worker import assert_frames_consistent, assert_rig_re
 FRAMES = 12
 CAMERA_FRAMES = 6
 WORKER = "rig-truth"
-# Slow enough turns that a stop asked for right after frame k lands before frame k+1's
-# photo (the move to it, a sixth of a second, then the 0.2 s settle); fast enough that the
-# eleven resumes, each homing and turning back, stay short (at 4 s a turn they were most of
-# the test's time).
-SLOW_TURN = {"SCANNER_MOCK_SECONDS_PER_REV": "2"}
+# A stop asked for right after frame k must land before frame k+1's photo: it has the move
+# to it (a twelfth of a second at this speed) and the 0.2 s settle. The eleven resumes each
+# home and turn back, about a turn: at 4 s a turn they were most of the test's time. (A
+# stop that still lands a frame late leaves that count to the next scan.)
+TURN = {"SCANNER_MOCK_SECONDS_PER_REV": "1"}
 # The quick profile's timing with small frames: every check here is about angles, exposure
 # and the motor, none about the picture, and 1280x960 frames cost rendering and recording.
 TRUTH = {"frames": FRAMES, "settle_seconds": 0.2, "resolution": [320, 240], "jpeg_quality": 80}
@@ -93,7 +93,7 @@ def assert_belief_is_the_truth(station: Station, platter: MockPlatter) -> None:
 
 def test_a_resume_after_an_interruption_at_any_frame_takes_every_frame_at_its_true_angle(
         make_station):
-    station = make_station(**SLOW_TURN)
+    station = make_station(**TURN)
     station.start_worker("--name", WORKER)
     flag = station.data_dir / "worker-stop" / WORKER
     flag.parent.mkdir(exist_ok=True)

@@ -55,6 +55,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _remove_in(pid: int, folder: Path) -> None:
+    # A forked child that exits normally runs atexit too: only the maker removes the folder.
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class SqliteTemplate:
     """One migrated SQLite file per pytest process, copied into each test's data dir."""
 
@@ -66,7 +72,7 @@ class SqliteTemplate:
     def file(self) -> Path:
         if self._file is None:
             folder = Path(tempfile.mkdtemp(prefix="scanner-test-template-"))
-            atexit.register(shutil.rmtree, folder, True)
+            atexit.register(_remove_in, os.getpid(), folder)
             path = Path(self._migrate(folder / "data"))
             # Fold the WAL into the file, so the one file is the whole database.
             conn = sqlite3.connect(path)

@@ -134,7 +134,10 @@ class StationServer(BaseApplication):
 
         app = create_app()
         reconcile_at_startup(app)  # scans left 'running' by a worker that died
-        complete_past_days_at_startup(app)  # days that ended while the station was off
+        # Days that ended while the station was off; in a thread, off the way to the first
+        # answer (the start-up time is one of issue 15's figures).
+        threading.Thread(target=complete_past_days_at_startup, args=(app,),
+                         name="day-end", daemon=True).start()
         return with_client_idle_timeout(app, self.client_idle_seconds)
 
     def _worker_ready(self, _worker: object) -> None:
